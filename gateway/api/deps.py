@@ -1,0 +1,33 @@
+"""FastAPI dependencies shared by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.audience import Audience
+from gateway.resources import Resources
+from gateway.settings import Settings
+
+
+def get_resources(request: Request) -> Resources:
+    """The process's shared resources, attached to every app at build time."""
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_audience(request: Request) -> Audience:
+    """The audience of the port serving this request."""
+    audience: Audience = request.app.state.audience
+    return audience
+
+
+def get_settings(request: Request) -> Settings:
+    """The process settings."""
+    return get_resources(request).settings
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+AudienceDep = Annotated[Audience, Depends(get_audience)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

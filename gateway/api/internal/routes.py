@@ -1,0 +1,17 @@
+"""Routers served on the internal (worker) ports."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.api.info import info_router
+
+
+def parcel_routers() -> list[APIRouter]:
+    """Routers of the parcel-internal port."""
+    return [info_router("/internal")]
+
+
+def party_routers() -> list[APIRouter]:
+    """Routers of the party-internal port."""
+    return [info_router("/internal")]

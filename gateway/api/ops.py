@@ -1,0 +1,62 @@
+"""Ops endpoints served on every port: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from gateway.api.deps import AudienceDep, ResourcesDep
+from gateway.api.problems import PROBLEM_CONTENT_TYPE, problem_document
+from gateway.errors import DependencyUnavailable
+from gateway.observability.metrics import CONTENT_TYPE
+from gateway.services.readiness import check_readiness
+
+router = APIRouter(tags=["ops"])
+
+_HEALTH_BODY = b'{"status":"ok"}'
+
+
+@router.get("/health", summary="Liveness: 200 while the process runs")
+async def health() -> Response:
+    """Liveness probe; touches no dependency."""
+    return Response(_HEALTH_BODY, media_type="application/json")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: Redis and PostgreSQL reachable",
+    responses={503: {"description": "A dependency is not reachable"}},
+)
+async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+    """Readiness probe with per-dependency status; 503 names what failed."""
+    results = await check_readiness(resources)
+    checks: dict[str, Any] = {
+        r.name: {"status": "ok" if r.ok else "fail", "latency_ms": r.latency_ms}
+        | ({"error": r.error} if r.error else {})
+        for r in results
+    }
+    failing = [r.name for r in results if not r.ok]
+    if failing:
+        error = DependencyUnavailable(failing[0], f"Not ready: {', '.join(failing)} unavailable")
+        body = problem_document(
+            type_uri=error.type_uri,
+            title=error.title,
+            status=error.status,
+            detail=error.detail,
+            instance=request.url.path,
+            request_id=getattr(request.state, "request_id", None),
+            extra={"failing": failing, "checks": checks},
+        )
+        return JSONResponse(
+            body, status_code=503, headers=error.headers, media_type=PROBLEM_CONTENT_TYPE
+        )
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(resources: ResourcesDep, audience: AudienceDep) -> Response:
+    """Prometheus text exposition for this port's audience."""
+    return Response(resources.metrics.render(audience), media_type=CONTENT_TYPE)

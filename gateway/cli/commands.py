@@ -1,0 +1,12 @@
+"""The registry of subcommands; each module adds its parser with a `register` function."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from gateway.cli import migrate, serve
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+REGISTRY: list[Register] = [serve.register, migrate.register]

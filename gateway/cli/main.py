@@ -1,0 +1,43 @@
+"""The `gateway` command line: one subcommand module per concern.
+
+Exit codes: 0 success, 1 runtime failure (a port in use, a server died, a backend down),
+2 invalid configuration or usage. Configuration errors print one line per bad setting,
+named by its environment variable, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from gateway.cli import commands
+from gateway.cli.errors import CliError, describe_validation_error
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in commands.REGISTRY:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the chosen command, map failures to exit codes."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ValidationError as exc:
+        for line in describe_validation_error(exc):
+            print(f"gateway: configuration error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CliError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return code

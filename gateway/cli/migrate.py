@@ -1,0 +1,25 @@
+"""`gateway migrate`: apply Alembic migrations to the configured database."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.logs import configure_logging
+from gateway.settings import load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `migrate` subcommand."""
+    parser = sub.add_parser("migrate", help="apply database migrations")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level.value, settings.log_format)
+    from gateway.migrations.runner import upgrade_to_head
+    from gateway.serve import backends
+
+    with backends(settings) as urls:
+        upgrade_to_head(urls.database_url)
+    return 0

@@ -1,0 +1,150 @@
+"""Request id, body limit, access log and last-resort error handling, as pure ASGI.
+
+`BaseHTTPMiddleware` would run the app in another task (breaking context variables) and
+buffer streaming bodies, so this is a plain ASGI callable. It is the outermost layer of
+every app, which gives it three jobs no inner layer can do:
+
+* bind `request_id` and `audience` to structlog's context for every line of the request,
+  and echo the id in `X-Request-ID`;
+* enforce the body size limit on `Content-Length` up front and on streamed bodies as
+  they arrive (the latter raises `PayloadTooLarge` inside the app, rendered as 413);
+* turn an exception nothing else handled into a 500 problem document with the request
+  id, and log it once with its stack trace (Starlette's own fallback would re-raise and
+  let uvicorn print a second, context-free traceback).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.problems import problem_bytes
+from gateway.audience import Audience
+from gateway.errors import GatewayError, PayloadTooLarge
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+# Probes and scrapes arrive every few seconds from every replica; logging each at info
+# would drown real traffic, so successful ones are logged at debug.
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+log = structlog.get_logger("gateway.request")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.match(value):
+                return bytes(value).decode("ascii")
+            break
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class RequestContextMiddleware:
+    """Outermost middleware of every app; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, audience: Audience, max_body_bytes: int) -> None:
+        self.app = app
+        self.audience = audience.value
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id, audience=self.audience)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        header_value = request_id.encode("ascii")
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, header_value),
+                ]
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > self.max_body_bytes:
+                await self._send_problem(
+                    send_with_id, scope, request_id, PayloadTooLarge(self._too_large_detail())
+                )
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            if not response_started:
+                await self._send_problem(send_with_id, scope, request_id, GatewayError())
+        finally:
+            self._log(scope, status, started)
+            structlog.contextvars.unbind_contextvars("request_id", "audience")
+
+    def _too_large_detail(self) -> str:
+        return f"Request body exceeds {self.max_body_bytes} bytes"
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(self._too_large_detail())
+            return message
+
+        return receive_limited
+
+    async def _send_problem(
+        self, send: Send, scope: Scope, request_id: str, error: GatewayError
+    ) -> None:
+        body = problem_bytes(error, instance=scope["path"], request_id=request_id)
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _log(self, scope: Scope, status: int, started: float) -> None:
+        route: Any = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        fields = {
+            "method": scope["method"],
+            "route": template,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if status >= 500:
+            log.error("request", **fields)
+        elif scope["path"] in _QUIET_PATHS and status < 400:
+            log.debug("request", **fields)
+        else:
+            log.info("request", **fields)
