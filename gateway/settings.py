@@ -160,7 +160,12 @@ class CoreSettings(BaseSettings):
 
 
 class Settings(CoreSettings):
-    """The one settings object of the process."""
+    """The one settings object of the process.
+
+    Each plane adds its settings as a `BaseSettings` mixin defined next to its services
+    and listed in this class's bases, so environment variable names stay flat
+    (`LEASE_TIMEOUT_S`, `TIERS_FILE`) while the code stays grouped by plane.
+    """
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,7 +6,8 @@ app factory should need to know how the stack is assembled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -29,9 +30,15 @@ def build_app(
     title: str,
     routers: Sequence[APIRouter],
     docs_enabled: bool = True,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """Assemble one audience's ASGI app around the shared resources."""
+    """Assemble one audience's ASGI app around the shared resources.
+
+    `lifespan` runs the audience's background jobs (e.g. a lease reaper); it must not
+    open pools of its own: the shared ones are on `app.state.resources`.
+    """
     app = FastAPI(
+        lifespan=lifespan,
         title=title,
         version=gateway.__version__,
         openapi_url="/openapi.json" if docs_enabled else None,

@@ -17,4 +17,5 @@ def create_redis(url: str, *, max_connections: int) -> Redis:
         health_check_interval=15,
         decode_responses=False,
     )
-    return Redis(connection_pool=pool)
+    # from_pool hands ownership to the client, so `aclose()` also disconnects the pool.
+    return Redis.from_pool(pool)

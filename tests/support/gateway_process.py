@@ -1,0 +1,103 @@
+"""Start the real `gateway serve` as a subprocess on free ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+
+
+@dataclass
+class GatewayProcess:
+    """A running gateway with its three ports and captured output."""
+
+    proc: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def url(self, audience: str, path: str) -> str:
+        """Full URL of `path` on one audience's port."""
+        return f"http://127.0.0.1:{self.ports[audience]}{path}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until `/ready` answers 200 on every port, or fail with the log."""
+        deadline = time.monotonic() + timeout
+        pending = set(self.ports)
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"gateway exited with {self.proc.returncode}:\n{self.output()}"
+                )
+            for audience in list(pending):
+                try:
+                    if httpx.get(self.url(audience, "/ready"), timeout=1).status_code == 200:
+                        pending.discard(audience)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        if pending:
+            raise AssertionError(f"not ready on {sorted(pending)}:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send a signal and wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gateway(log_dir: Path, env: dict[str, str], *, cwd: Path | None = None) -> GatewayProcess:
+    """Start `python -m gateway serve` with the given environment on free ports."""
+    ports = {"public": free_port(), "parcel": free_port(), "party": free_port()}
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        "PUBLIC_PORT": str(ports["public"]),
+        "PARCEL_INTERNAL_PORT": str(ports["parcel"]),
+        "PARTY_INTERNAL_PORT": str(ports["party"]),
+        "GATEWAY_HOST": "127.0.0.1",
+        "ENVIRONMENT": "test",
+        "LOG_FORMAT": "json",
+        "GRACEFUL_TIMEOUT_S": "5",
+        **env,
+    }
+    log_path = log_dir / f"gateway-{ports['public']}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd or log_dir,
+        )
+    return GatewayProcess(proc, ports, log_path, full_env)
+
+
+def run_gateway(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a short-lived `gateway` command and capture its output."""
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
