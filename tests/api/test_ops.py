@@ -50,26 +50,27 @@ async def test_ready_follows_a_redis_outage_and_recovers(settings: Settings) -> 
     await proxy.start()
     db_index = redis.path or "/0"
     proxied = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}{db_index}"})
-    assert proxied.redis_url and proxied.database_url
+    assert proxied.redis_url
+    assert proxied.database_url
     try:
-        async with open_resources(
-            proxied, BackendUrls(proxied.redis_url, proxied.database_url)
-        ) as res:
-            async with app_client(FACTORIES[Audience.PUBLIC](res)) as client:
-                assert (await client.get("/ready")).status_code == 200
+        async with (
+            open_resources(proxied, BackendUrls(proxied.redis_url, proxied.database_url)) as res,
+            app_client(FACTORIES[Audience.PUBLIC](res)) as client,
+        ):
+            assert (await client.get("/ready")).status_code == 200
 
-                await proxy.cut()
-                took = await _wait_for_status(client, 503, within_s=5)
-                down = await client.get("/ready")
-                assert down.headers["content-type"] == "application/problem+json"
-                assert down.json()["failing"] == ["redis"]
-                assert down.json()["checks"]["database"]["status"] == "ok"
-                assert took < 5
-                # Liveness is unaffected by a dependency outage.
-                assert (await client.get("/health")).status_code == 200
+            await proxy.cut()
+            took = await _wait_for_status(client, 503, within_s=5)
+            down = await client.get("/ready")
+            assert down.headers["content-type"] == "application/problem+json"
+            assert down.json()["failing"] == ["redis"]
+            assert down.json()["checks"]["database"]["status"] == "ok"
+            assert took < 5
+            # Liveness is unaffected by a dependency outage.
+            assert (await client.get("/health")).status_code == 200
 
-                await proxy.restore()
-                await _wait_for_status(client, 200, within_s=10)
+            await proxy.restore()
+            await _wait_for_status(client, 200, within_s=10)
     finally:
         await proxy.close()
 
