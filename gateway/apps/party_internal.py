@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from gateway.api.internal.routes import party_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
 from gateway.resources import Resources
+from gateway.services.proxy_pool.upkeep import proxy_upkeep
 
 
 def create_party_internal_app(resources: Resources) -> FastAPI:
     """The party worker API (`/internal/...`)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with proxy_upkeep(resources, Audience.PARTY):
+            yield
+
     return build_app(
         audience=Audience.PARTY,
         resources=resources,
         title="Tax-lien gateway: party workers",
         routers=party_routers(),
         docs_enabled=resources.settings.internal_docs_enabled,
+        lifespan=lifespan,
     )

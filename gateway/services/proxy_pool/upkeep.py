@@ -1,0 +1,49 @@
+"""Background upkeep of the proxy pool, run by each internal app while it serves.
+
+Correctness never depends on it (every lease call reclaims expired leases and ends due
+cool-downs itself); it keeps the `gateway_proxies` gauge fresh, returns proxies of
+crashed workers even when nobody is leasing, and re-syncs the inventory on schedule.
+Several replicas running it at once is harmless: each step is one atomic script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+
+from gateway.audience import Audience
+from gateway.errors import GatewayError
+from gateway.resources import Resources
+from gateway.services.proxy_pool.service import ProxyPool
+
+log = structlog.get_logger("gateway.proxy_pool")
+
+
+async def run_upkeep(pool: ProxyPool, stopping: asyncio.Event, interval_s: float) -> None:
+    """Tick every `interval_s` until `stopping` is set; failures are logged, not raised."""
+    while not stopping.is_set():
+        try:
+            await pool.tick()
+        except (GatewayError, OSError) as exc:
+            log.warning("proxy_upkeep_failed", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval_s)
+
+
+@contextlib.asynccontextmanager
+async def proxy_upkeep(resources: Resources, audience: Audience) -> AsyncIterator[None]:
+    """Run the upkeep loop for one audience's gauges while the block runs."""
+    pool = ProxyPool.for_resources(resources, audience)
+    task = asyncio.create_task(
+        run_upkeep(pool, resources.stopping, resources.settings.proxy_maintenance_interval_s),
+        name=f"proxy-upkeep-{audience.value}",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
