@@ -166,7 +166,8 @@ class ProxyPool:
         return int(self._clock() * 1000)
 
     async def _run(self, name: str, *args: str | int) -> Any:
-        argv: list[str | int] = [self._base, self._now_ms(), self._settings.proxy_max_error_tier, *args]
+        tier = self._settings.proxy_max_error_tier
+        argv: list[str | int] = [self._base, self._now_ms(), tier, *args]
         try:
             return await self._scripts[name](args=argv)
         except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -22,28 +22,44 @@ from gateway.services.proxy_pool.service import ProxyPool
 log = structlog.get_logger("gateway.proxy_pool")
 
 
-async def run_upkeep(pool: ProxyPool, stopping: asyncio.Event, interval_s: float) -> None:
-    """Tick every `interval_s` until `stopping` is set; failures are logged, not raised."""
-    while not stopping.is_set():
+async def _sleep_unless(events: list[asyncio.Event], timeout_s: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def run_upkeep(pool: ProxyPool, stop: list[asyncio.Event], interval_s: float) -> None:
+    """Tick every `interval_s` until one of `stop` is set; failures are logged, not raised."""
+    while not any(event.is_set() for event in stop):
         try:
             await pool.tick()
         except (GatewayError, OSError) as exc:
             log.warning("proxy_upkeep_failed", error=type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), interval_s)
+        await _sleep_unless(stop, interval_s)
 
 
 @contextlib.asynccontextmanager
 async def proxy_upkeep(resources: Resources, audience: Audience) -> AsyncIterator[None]:
     """Run the upkeep loop for one audience's gauges while the block runs."""
     pool = ProxyPool.for_resources(resources, audience)
+    done = asyncio.Event()
     task = asyncio.create_task(
-        run_upkeep(pool, resources.stopping, resources.settings.proxy_maintenance_interval_s),
+        run_upkeep(
+            pool, [resources.stopping, done], resources.settings.proxy_maintenance_interval_s
+        ),
         name=f"proxy-upkeep-{audience.value}",
     )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Stop by event rather than cancellation: on Python 3.11 a cancel that lands
+        # while `asyncio.wait_for` times out can be swallowed, leaving the loop running.
+        done.set()
+        finished, _ = await asyncio.wait([task], timeout=10)
+        if not finished:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
