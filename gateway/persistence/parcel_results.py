@@ -66,7 +66,9 @@ parcel_history = sa.Table(
 )
 
 
-async def save_parcels(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+async def save_parcels(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> set[tuple[str, str]]:
     """Append history and upsert current rows; returns the (task_id, lease_id) written.
 
     A (task, lease) already in history is skipped, and so is its current-row upsert: a
@@ -74,13 +76,12 @@ async def save_parcels(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     """
     if not rows:
         return set()
-    history = insert(parcel_history).on_conflict_do_nothing(
-        constraint="uq_parcel_history_task_lease"
-    ).returning(parcel_history.c.task_id, parcel_history.c.lease_id)
-    written = {
-        (r.task_id, r.lease_id)
-        for r in (await session.execute(history, list(rows))).all()
-    }
+    history = (
+        insert(parcel_history)
+        .on_conflict_do_nothing(constraint="uq_parcel_history_task_lease")
+        .returning(parcel_history.c.task_id, parcel_history.c.lease_id)
+    )
+    written = {(r.task_id, r.lease_id) for r in (await session.execute(history, list(rows))).all()}
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         if (row["task_id"], row["lease_id"]) not in written:

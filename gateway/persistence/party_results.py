@@ -92,7 +92,17 @@ async def save_parties(
             await session.execute(
                 history,
                 [
-                    {k: row[k] for k in ("party_id", "platform", "scraped_at", "data", "task_id", "lease_id")}
+                    {
+                        k: row[k]
+                        for k in (
+                            "party_id",
+                            "platform",
+                            "scraped_at",
+                            "data",
+                            "task_id",
+                            "lease_id",
+                        )
+                    }
                     for row in rows
                 ],
             )
@@ -105,16 +115,20 @@ async def save_parties(
             if seen is None or row["scraped_at"] >= seen["scraped_at"]:
                 latest[row["party_id"]] = row
     for row in latest.values():
-        stmt = insert(parties).values(party_id=row["party_id"], **{f: row[f] for f in _PARTY_FIELDS})
-        stmt = stmt.on_conflict_do_update(
+        upsert = insert(parties).values(
+            party_id=row["party_id"], **{f: row[f] for f in _PARTY_FIELDS}
+        )
+        stmt = upsert.on_conflict_do_update(
             index_elements=[parties.c.party_id],
-            set_={**{f: stmt.excluded[f] for f in _PARTY_FIELDS}, "updated_at": sa.func.now()},
-            where=parties.c.scraped_at <= stmt.excluded.scraped_at,
+            set_={**{f: upsert.excluded[f] for f in _PARTY_FIELDS}, "updated_at": sa.func.now()},
+            where=parties.c.scraped_at <= upsert.excluded.scraped_at,
         ).returning(parties.c.party_id)
         if (await session.execute(stmt)).first() is None:
             continue  # an older result than the stored one: history only
         party_id = row["party_id"]
-        await session.execute(sa.delete(party_documents).where(party_documents.c.party_id == party_id))
+        await session.execute(
+            sa.delete(party_documents).where(party_documents.c.party_id == party_id)
+        )
         await session.execute(sa.delete(party_parcels).where(party_parcels.c.party_id == party_id))
         if row["documents"]:
             await session.execute(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 metadata = sa.MetaData()
@@ -57,7 +58,7 @@ async def insert_token(
 ) -> bool:
     """Store a new token; False when a live token already has this name."""
     stmt = (
-        sa.dialects.postgresql.insert(worker_tokens)
+        insert(worker_tokens)
         .values(name=name, audience=audience, role=role, token_hash=token_hash)
         .on_conflict_do_nothing(
             index_elements=["name"], index_where=worker_tokens.c.revoked_at.is_(None)

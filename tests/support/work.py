@@ -50,10 +50,17 @@ def party_data(party_id: str, **overrides: Any) -> dict[str, Any]:
         "name": "Acme Holdings LLC",
         "kind": "organization",
         "platform": "alpha",
-        "addresses": [{"line1": "2 Side St", "city": "Miami", "state": "FL", "postal_code": "33101"}],
+        "addresses": [
+            {"line1": "2 Side St", "city": "Miami", "state": "FL", "postal_code": "33101"}
+        ],
         "parcel_ids": ["p-1", "p-2"],
         "documents": [
-            {"document_id": "d-1", "type": "deed", "recorded_date": "2020-05-01", "url": "https://records.example/d-1"}
+            {
+                "document_id": "d-1",
+                "type": "deed",
+                "recorded_date": "2020-05-01",
+                "url": "https://records.example/d-1",
+            }
         ],
         "scraped_at": datetime.now(UTC).isoformat(),
     }
@@ -65,7 +72,9 @@ async def enqueue(
     client: httpx.AsyncClient, token: str, tasks: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """POST /internal/tasks and return the JSON answer (asserting 200)."""
-    response = await client.post("/internal/tasks", json={"tasks": tasks}, headers={"X-Worker-Token": token})
+    response = await client.post(
+        "/internal/tasks", json={"tasks": tasks}, headers={"X-Worker-Token": token}
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -104,7 +113,12 @@ async def post_results(
 
 def succeeded(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """A succeeded result item for a leased task."""
-    return {"task_id": task["task_id"], "lease_id": task["lease_id"], "status": "succeeded", "data": data}
+    return {
+        "task_id": task["task_id"],
+        "lease_id": task["lease_id"],
+        "status": "succeeded",
+        "data": data,
+    }
 
 
 def failed(task: dict[str, Any], message: str = "boom", retryable: bool = True) -> dict[str, Any]:

@@ -6,7 +6,7 @@ guarantees are described in `gateway.services.work.queue` and `...results`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -27,7 +27,7 @@ from gateway.services.work.models import (
 
 router = APIRouter(prefix="/internal", tags=["work"])
 
-_AUTH_ERRORS = {
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, unknown, revoked or other-audience token"},
     503: {"description": "Redis or PostgreSQL unavailable; retry after `Retry-After`"},
 }
@@ -38,11 +38,19 @@ async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -
     """Enqueue a batch; a (platform, key) already queued or leased counts as a duplicate."""
     if len(body.tasks) > plane.settings.enqueue_max_batch:
         raise InvalidInput(
-            [{"loc": ["body", "tasks"], "msg": f"at most {plane.settings.enqueue_max_batch} tasks per request", "type": "too_long"}]
+            [
+                {
+                    "loc": ["body", "tasks"],
+                    "msg": f"at most {plane.settings.enqueue_max_batch} tasks per request",
+                    "type": "too_long",
+                }
+            ]
         )
     outcome = await plane.enqueue(body.tasks)
     new = sum(outcome.new)
-    return EnqueueResponse(enqueued=new, duplicates=len(outcome.new) - new, task_ids=outcome.task_ids)
+    return EnqueueResponse(
+        enqueued=new, duplicates=len(outcome.new) - new, task_ids=outcome.task_ids
+    )
 
 
 def _platforms(raw: str) -> list[str]:
@@ -53,11 +61,23 @@ def _platforms(raw: str) -> list[str]:
         platforms = TypeAdapter(list[Platform]).validate_python(names)
     except ValidationError as exc:
         raise InvalidInput(
-            [{"loc": ["query", "platforms"], "msg": "comma-separated platform names ([a-z0-9_-], up to 64 chars)", "type": "value_error"}]
+            [
+                {
+                    "loc": ["query", "platforms"],
+                    "msg": "comma-separated platform names ([a-z0-9_-], up to 64 chars)",
+                    "type": "value_error",
+                }
+            ]
         ) from exc
     if not platforms or len(platforms) > 100:
         raise InvalidInput(
-            [{"loc": ["query", "platforms"], "msg": "name 1 to 100 platforms", "type": "value_error"}]
+            [
+                {
+                    "loc": ["query", "platforms"],
+                    "msg": "name 1 to 100 platforms",
+                    "type": "value_error",
+                }
+            ]
         )
     return list(dict.fromkeys(platforms))
 
@@ -93,7 +113,13 @@ async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> 
     """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes."""
     if len(body.results) > plane.settings.results_max_batch:
         raise InvalidInput(
-            [{"loc": ["body", "results"], "msg": f"at most {plane.settings.results_max_batch} results per request", "type": "too_long"}]
+            [
+                {
+                    "loc": ["body", "results"],
+                    "msg": f"at most {plane.settings.results_max_batch} results per request",
+                    "type": "too_long",
+                }
+            ]
         )
     outcomes = await plane.results.submit(body.worker_id, body.results)
     return ResultsResponse(
@@ -104,7 +130,9 @@ async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> 
     )
 
 
-@router.post("/heartbeat", summary="Register the worker and extend its leases", responses=_AUTH_ERRORS)
+@router.post(
+    "/heartbeat", summary="Register the worker and extend its leases", responses=_AUTH_ERRORS
+)
 async def heartbeat(
     body: HeartbeatRequest, plane: WorkerPlaneDep, principal: WorkerDep
 ) -> HeartbeatResponse:

@@ -43,7 +43,7 @@ class DeadLetters:
         with redis_guard():
             for p in await self._platforms(platform):
                 members = await self.redis.zrange(self.queue.key("dead", p), 0, -1)
-                out += [m.decode() for m in members]
+                out += [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         return out if limit is None else out[:limit]
 
     async def list(self, platform: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -27,8 +27,7 @@ class WorkerMetrics:
         self.leased = Counter("gateway_tasks_leased", "Tasks leased.", ["platform"], registry=r)
         self.completed = Counter(
             "gateway_tasks_completed",
-            "Results received, by outcome "
-            "(succeeded|failed_retry|dead_lettered|duplicate|stale).",
+            "Results received, by outcome (succeeded|failed_retry|dead_lettered|duplicate|stale).",
             ["platform", "outcome"],
             registry=r,
         )

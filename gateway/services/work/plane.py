@@ -23,7 +23,7 @@ from gateway.services.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.services.work.registry import WorkerRegistry
 from gateway.services.work.results import ResultService
 from gateway.services.work.scripts import load_scripts
-from gateway.services.work.stats import STATES, queue_stats
+from gateway.services.work.stats import queue_stats
 from gateway.services.work.tokens import TokenStore, TokenVerifier
 
 log = structlog.get_logger("gateway.work")
@@ -31,7 +31,9 @@ log = structlog.get_logger("gateway.work")
 
 def token_store(resources: Resources) -> TokenStore:
     """The token store of the deployment (shared by both worker ports)."""
-    return TokenStore(resources.sessionmaker, resources.redis, resources.key("worker_tokens", "epoch"))
+    return TokenStore(
+        resources.sessionmaker, resources.redis, resources.key("worker_tokens", "epoch")
+    )
 
 
 class WorkerPlane:
@@ -43,7 +45,10 @@ class WorkerPlane:
         self.audience = audience
         self.settings = settings
         self.queue = WorkQueue(
-            resources.redis, load_scripts(resources.redis), resources.key("wq", audience, ""), settings
+            resources.redis,
+            load_scripts(resources.redis),
+            resources.key("wq", audience, ""),
+            settings,
         )
         self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(audience))  # type: ignore[arg-type]
         self.notifier = Notifier(resources.redis, self.queue.wake_channel)
@@ -128,13 +133,10 @@ class WorkerPlane:
         await self.tokens.close()
 
 
-async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, timeout: float) -> None:
+async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, within_s: float) -> None:
     waits = [asyncio.create_task(event.wait()), asyncio.create_task(stopping.wait())]
     try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waits:
             w.cancel()
-
-
-__all__ = ["STATES", "WorkerPlane", "token_store"]

@@ -117,17 +117,15 @@ class WorkQueue:
 
     def lease_args(self) -> list[str]:
         """Default lease timeout (ms) and per-platform overrides, as script arguments."""
-        overrides = {
-            p: int(s * 1000) for p, s in self.settings.lease_timeout_overrides_s.items()
-        }
+        overrides = {p: int(s * 1000) for p, s in self.settings.lease_timeout_overrides_s.items()}
         return [str(int(self.settings.lease_timeout_s * 1000)), json.dumps(overrides)]
 
     async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
         """Add tasks; a (platform, key) already ready, delayed or leased is a duplicate."""
         args: list[str] = [self.base, str(len(tasks))]
         for task in tasks:
-            not_before = "" if task.not_before is None else str(
-                int(task.not_before.timestamp() * 1000)
+            not_before = (
+                "" if task.not_before is None else str(int(task.not_before.timestamp() * 1000))
             )
             args += [
                 uuid.uuid4().hex,
@@ -232,13 +230,13 @@ class WorkQueue:
     async def platforms(self) -> list[str]:
         """Every platform this audience has ever queued."""
         with redis_guard():
-            members = await self.redis.smembers(self.key("platforms"))  # type: ignore[misc]
+            members = await self.redis.smembers(self.key("platforms"))
         return sorted(_s(m) for m in members)
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
         """A task's stored fields (for operators and tests), or None."""
         with redis_guard():
-            fields = await self.redis.hgetall(self.key("t", task_id))  # type: ignore[misc]
+            fields = await self.redis.hgetall(self.key("t", task_id))
         if not fields:
             return None
         task: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}

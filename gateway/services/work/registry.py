@@ -73,14 +73,16 @@ class WorkerRegistry:
         """Registered workers with last-seen time and effective command."""
         q = self.queue
         with redis_guard():
-            seen = await self.redis.zrange(q.key("seen"), 0, -1, withscores=True)
-            infos = await self.redis.hgetall(q.key("workers"))  # type: ignore[misc]
-            commands = await self.redis.hgetall(q.key("commands"))  # type: ignore[misc]
+            seen: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
+                q.key("seen"), 0, -1, withscores=True
+            )
+            infos = await self.redis.hgetall(q.key("workers"))
+            commands = await self.redis.hgetall(q.key("commands"))
         cmds = {_s(k): _s(v) for k, v in commands.items()}
         out = []
         for member, score in seen:
             worker_id = _s(member)
-            raw = infos.get(member) or infos.get(worker_id.encode())
+            raw = infos.get(member)
             info = json.loads(raw) if raw else {}
             out.append(
                 {
@@ -103,7 +105,7 @@ class WorkerRegistry:
                         pipe.hset(key, ALL_WORKERS, command)
                     await pipe.execute()
             else:
-                await self.redis.hset(key, mapping=dict.fromkeys(worker_ids, command))  # type: ignore[misc]
+                await self.redis.hset(key, mapping=dict.fromkeys(worker_ids, command))
 
     async def expire(self, older_than_s: float, now_ms: int) -> int:
         """Drop workers not seen for `older_than_s`; returns how many."""

@@ -69,14 +69,26 @@ class ResultService:
             ParcelResult if audience == "parcel" else PartyResult
         )
 
-    def _validate(self, raw: Any) -> tuple[ResultItem | None, list[dict[str, Any]], BaseModel | None]:
+    def _validate(
+        self, raw: Any
+    ) -> tuple[ResultItem | None, list[dict[str, Any]], BaseModel | None]:
         try:
             item = _ITEM.validate_python(raw)
         except ValidationError as exc:
             return None, _errors(exc), None
         if item.status == "failed":
             if item.error is None:
-                return item, [{"loc": ["error"], "msg": "required when status is failed", "type": "missing"}], None
+                return (
+                    item,
+                    [
+                        {
+                            "loc": ["error"],
+                            "msg": "required when status is failed",
+                            "type": "missing",
+                        }
+                    ],
+                    None,
+                )
             return item, [], None
         try:
             record = self.record_type.model_validate(item.data)
@@ -84,7 +96,17 @@ class ResultService:
             return item, _errors(exc, ("data",)), None
         limit = self.queue.settings.result_extra_max_bytes
         if (size := json_size(record.extra)) > limit:
-            return item, [{"loc": ["data", "extra"], "msg": f"is {size} bytes serialised; the limit is {limit}", "type": "too_long"}], None
+            return (
+                item,
+                [
+                    {
+                        "loc": ["data", "extra"],
+                        "msg": f"is {size} bytes serialised; the limit is {limit}",
+                        "type": "too_long",
+                    }
+                ],
+                None,
+            )
         return item, [], record
 
     async def submit(self, worker_id: str, raw_items: Sequence[Any]) -> list[ResultOutcome]:
@@ -115,7 +137,9 @@ class ResultService:
         await self._record_failures(worker_id, failed, out)
         return [o for o in out if o is not None]
 
-    async def _commit_succeeded(self, pending: list[_Pending], out: list[ResultOutcome | None]) -> None:
+    async def _commit_succeeded(
+        self, pending: list[_Pending], out: list[ResultOutcome | None]
+    ) -> None:
         if not pending:
             return
         checks = await self.queue.check([(p.item.task_id, p.item.lease_id) for p in pending])
@@ -152,7 +176,12 @@ class ResultService:
             if isinstance(p.record, PartyResult):
                 row["addresses"] = [a.model_dump(mode="json") for a in p.record.addresses]
                 row["documents"] = [
-                    {"document_id": d.document_id, "doc_type": d.type, "recorded_date": d.recorded_date, "url": d.url}
+                    {
+                        "document_id": d.document_id,
+                        "doc_type": d.type,
+                        "recorded_date": d.recorded_date,
+                        "url": d.url,
+                    }
                     for d in p.record.documents
                 ]
                 row["data"] = p.record.model_dump(mode="json")
@@ -171,7 +200,13 @@ class ResultService:
         for p in pending:
             assert p.item.error is not None
             failures.append(
-                FailureIn(p.item.task_id, p.item.lease_id, p.item.error.message, p.item.error.retryable, worker_id)
+                FailureIn(
+                    p.item.task_id,
+                    p.item.lease_id,
+                    p.item.error.message,
+                    p.item.error.retryable,
+                    worker_id,
+                )
             )
         settled = await self.queue.fail(failures)
         for p, s in zip(pending, settled, strict=True):

@@ -34,7 +34,7 @@ from gateway.services.work.backend import database_guard, is_database_down, redi
 
 log = structlog.get_logger("gateway.work.tokens")
 
-TOKEN_PREFIX = "gwt_"
+TOKEN_PREFIX = "gwt_"  # noqa: S105 - a public prefix, not a secret
 _TOUCH_EVERY_S = 60.0
 
 
@@ -73,7 +73,9 @@ def new_token(audience: str) -> str:
 class TokenStore:
     """Operator actions on tokens (the CLI)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, epoch_key: str):
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, epoch_key: str
+    ):
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.epoch_key = epoch_key
@@ -84,7 +86,11 @@ class TokenStore:
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 created = await repo.insert_token(
-                    session, name=name, audience=audience, role=role.value, token_hash=hash_token(token)
+                    session,
+                    name=name,
+                    audience=audience,
+                    role=role.value,
+                    token_hash=hash_token(token),
                 )
         if not created:
             raise Conflict(f"a live token named {name!r} already exists")
@@ -123,7 +129,7 @@ class TokenVerifier:
         self.audience = audience
         self.cache_s = cache_s
         self._cache: dict[str, _Cached] = {}
-        self._epoch: bytes | None = None
+        self._epoch: bytes | str | None = None
         self._touched: dict[int, float] = {}
         self._background: set[asyncio.Task[None]] = set()
 
