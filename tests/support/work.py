@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from gateway.resources import Resources
+from gateway.audience import Audience
+from gateway.resources import BackendUrls, Resources, open_resources
+from gateway.settings import Settings
 from gateway.services.work.plane import token_store
 from gateway.services.work.tokens import Role
 
@@ -129,3 +133,20 @@ def failed(task: dict[str, Any], message: str = "boom", retryable: bool = True) 
         "status": "failed",
         "error": {"message": message, "retryable": retryable},
     }
+
+
+@contextlib.asynccontextmanager
+async def work_app(
+    settings: Settings, audience: Audience = Audience.PARCEL, **overrides: Any
+) -> AsyncIterator[tuple[Resources, httpx.AsyncClient]]:
+    """Resources and an in-process client of a worker port, with settings overrides."""
+    from tests.conftest import FACTORIES, app_client
+
+    tuned = settings.model_copy(update=overrides)
+    assert tuned.redis_url is not None
+    assert tuned.database_url is not None
+    async with (
+        open_resources(tuned, BackendUrls(tuned.redis_url, tuned.database_url)) as resources,
+        app_client(FACTORIES[audience](resources)) as client,
+    ):
+        yield resources, client

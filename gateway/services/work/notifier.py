@@ -25,6 +25,8 @@ log = structlog.get_logger("gateway.work.notifier")
 
 SAFETY_RECHECK_S = 5.0
 _RECONNECT_DELAY_S = 0.5
+# How long one pub/sub read waits; bounds how quickly the subscriber notices `stop()`.
+_POLL_S = 0.5
 
 
 class _Waiter:
@@ -43,6 +45,7 @@ class Notifier:
         self._channel = channel
         self._waiters: set[_Waiter] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.subscribed = asyncio.Event()
 
     @contextlib.contextmanager
@@ -67,15 +70,20 @@ class Notifier:
 
     async def stop(self) -> None:
         """Stop the subscriber and wake everyone so long-polls answer now."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let the loop notice the flag and unsubscribe cleanly; cancelling redis-py's
+            # pub/sub mid-read can leave its close waiting forever.
+            done, _ = await asyncio.wait({self._task}, timeout=_POLL_S * 3)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         self.wake(None)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._listen()
             except asyncio.CancelledError:
@@ -93,11 +101,12 @@ class Notifier:
             self.subscribed.set()
             # Messages may have been missed while (re)subscribing.
             self.wake(None)
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
+            while not self._closing:
+                message = await pubsub.get_message(timeout=_POLL_S)
                 if message is not None and message.get("type") == "message":
                     data = message["data"]
                     self.wake(data.decode() if isinstance(data, bytes) else str(data))
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                async with asyncio.timeout(2):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
