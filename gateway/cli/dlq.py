@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from gateway.cli.runtime import add_audience, run_with_resources
-from gateway.resources import Resources
-from gateway.services.work.plane import WorkerPlane
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
+    from gateway.services.work.plane import WorkerPlane
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         rows = await WorkerPlane(resources, args.audience).dead_letters.list(
             args.platform, args.limit
         )
@@ -68,6 +73,8 @@ async def _ids(plane: WorkerPlane, args: argparse.Namespace) -> list[str]:
 
 def _requeue(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         plane = WorkerPlane(resources, args.audience)
         result = await plane.dead_letters.requeue(await _ids(plane, args))
         print(f"requeued={result.requeued} dropped_as_duplicate={result.dropped}")
@@ -78,6 +85,8 @@ def _requeue(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         plane = WorkerPlane(resources, args.audience)
         purged = await plane.dead_letters.purge(await _ids(plane, args))
         print(f"purged={purged}")

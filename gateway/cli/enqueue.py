@@ -10,15 +10,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from gateway.cli.errors import CliError
 from gateway.cli.runtime import add_audience, run_with_resources
-from gateway.resources import Resources
-from gateway.services.work.models import TaskIn
-from gateway.services.work.plane import WorkerPlane
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
+    from gateway.services.work.models import TaskIn
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _read(path: str) -> list[TaskIn]:
+    from gateway.services.work.models import TaskIn
+
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     tasks: list[TaskIn] = []
     problems: list[str] = []
@@ -61,6 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
 
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         plane = WorkerPlane(resources, args.audience)
         batch = resources.settings.enqueue_max_batch
         enqueued = duplicates = 0

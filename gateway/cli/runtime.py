@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from gateway.cli.errors import CliError
 from gateway.errors import GatewayError
-from gateway.resources import Resources, open_resources
 from gateway.settings import LogLevel, load_settings
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
 
 AUDIENCES = ("parcel", "party")
 
@@ -21,7 +24,9 @@ def add_audience(parser: argparse.ArgumentParser) -> None:
 
 def run_with_resources(command: Callable[[Resources], Awaitable[int]]) -> int:
     """Open the shared resources, run `command`, map gateway errors to CLI errors."""
+    # Imported here so `gateway --help` and `gateway serve` do not pay for them.
     from gateway.logs import configure_logging
+    from gateway.resources import open_resources
     from gateway.serve import backends
 
     settings = load_settings()

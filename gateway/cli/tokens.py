@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from gateway.cli.runtime import AUDIENCES, run_with_resources
-from gateway.resources import Resources
-from gateway.services.work.plane import token_store
-from gateway.services.work.tokens import Role
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     create.add_argument("--audience", required=True, choices=AUDIENCES)
     create.add_argument("--name", required=True, help="unique among live tokens")
-    create.add_argument("--role", choices=[r.value for r in Role], default=Role.WORKER.value)
+    create.add_argument("--role", choices=["worker", "producer"], default="worker")
     create.set_defaults(handler=_create)
 
     listing = actions.add_parser("list", help="list tokens (never the secrets)")
@@ -34,6 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import token_store
+        from gateway.services.work.tokens import Role
+
         token = await token_store(resources).create(
             audience=args.audience, name=args.name, role=Role(args.role)
         )
@@ -51,6 +55,8 @@ def _fmt(value: object) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import token_store
+
         rows = await token_store(resources).list(include_revoked=args.all)
         print(f"{'NAME':<32} {'AUDIENCE':<8} {'ROLE':<9} {'CREATED':<25} {'LAST USED':<25} REVOKED")
         for r in rows:
@@ -65,6 +71,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import token_store
+
         await token_store(resources).revoke(args.name)
         print(f"Revoked token {args.name!r}.")
         return 0

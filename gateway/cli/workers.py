@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from gateway.cli.runtime import add_audience, run_with_resources
-from gateway.resources import Resources
-from gateway.services.work.plane import WorkerPlane
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         workers = await WorkerPlane(resources, args.audience).registry.workers()
         if args.json:
             for w in workers:
@@ -52,6 +56,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
+        from gateway.services.work.plane import WorkerPlane
+
         registry = WorkerPlane(resources, args.audience).registry
         await registry.set_command(args.command, None if args.all else args.workers)
         target = "all workers" if args.all else ", ".join(args.workers)

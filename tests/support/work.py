@@ -12,9 +12,9 @@ import httpx
 
 from gateway.audience import Audience
 from gateway.resources import BackendUrls, Resources, open_resources
-from gateway.settings import Settings
 from gateway.services.work.plane import token_store
 from gateway.services.work.tokens import Role
+from gateway.settings import Settings
 
 _names = itertools.count()
 

@@ -72,6 +72,9 @@ class Notifier:
         """Stop the subscriber and wake everyone so long-polls answer now."""
         self._closing = True
         if self._task is not None:
+            # An empty message matches no waiter anywhere; it only ends our pending read.
+            with contextlib.suppress(Exception):
+                await self._redis.publish(self._channel, b"")
             # Let the loop notice the flag and unsubscribe cleanly; cancelling redis-py's
             # pub/sub mid-read can leave its close waiting forever.
             done, _ = await asyncio.wait({self._task}, timeout=_POLL_S * 3)

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from gateway.resources import Resources
-from gateway.settings import Settings
 from gateway.services.work.plane import WorkerPlane
+from gateway.settings import Settings
 from tests.support.work import enqueue, lease, make_token, work_app
 
 pytestmark = pytest.mark.integration
