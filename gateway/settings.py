@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.services.proxy_pool.settings import ProxyPoolSettings
+from gateway.services.work.settings import WorkerPlaneSettings
 
 
 class Environment(enum.StrEnum):
@@ -161,7 +162,7 @@ class CoreSettings(BaseSettings):
         return self.environment is not Environment.PRODUCTION
 
 
-class Settings(CoreSettings, ProxyPoolSettings):
+class Settings(WorkerPlaneSettings, ProxyPoolSettings, CoreSettings):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from gateway.api.internal.plane import worker_plane_lifespan
 from gateway.api.internal.routes import party_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
@@ -17,9 +18,11 @@ from gateway.services.proxy_pool.upkeep import proxy_upkeep
 def create_party_internal_app(resources: Resources) -> FastAPI:
     """The party worker API (`/internal/...`)."""
 
+    worker_plane = worker_plane_lifespan(Audience.PARTY)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with proxy_upkeep(resources, Audience.PARTY):
+        async with worker_plane(app), proxy_upkeep(resources, Audience.PARTY):
             yield
 
     return build_app(

@@ -11,9 +11,9 @@ from gateway.resources import BackendUrls, open_resources
 from gateway.services.proxy_pool.inventory import add_proxies
 from gateway.settings import Settings
 from tests.support.gateway_process import start_gateway
+from tests.support.work import make_token
 
 SECRET = "pa55-word-never-logged"
-TOKEN = {"X-Worker-Token": "test-worker-token"}
 
 
 def test_credentials_never_appear_in_the_gateway_log(settings: Settings, tmp_path: Path) -> None:
@@ -21,12 +21,13 @@ def test_credentials_never_appear_in_the_gateway_log(settings: Settings, tmp_pat
     assert settings.database_url is not None
     proxy_url = f"http://carol:{SECRET}@127.0.0.2:3128"
 
-    async def seed() -> None:
+    async def seed() -> tuple[str, str]:
         urls = BackendUrls(settings.redis_url or "", settings.database_url or "")
         async with open_resources(settings, urls) as resources:
             await add_proxies(resources, [proxy_url])
+            return await make_token(resources, "parcel"), await make_token(resources, "party")
 
-    asyncio.run(seed())
+    parcel_token, party_token = asyncio.run(seed())
     gateway = start_gateway(
         tmp_path,
         {
@@ -42,7 +43,7 @@ def test_credentials_never_appear_in_the_gateway_log(settings: Settings, tmp_pat
             lease = client.post(
                 gateway.url("parcel", "/internal/proxy/lease"),
                 json={"worker_id": "w", "platform": "county-a"},
-                headers=TOKEN,
+                headers={"X-Worker-Token": parcel_token},
             )
             assert lease.status_code == 200, lease.text
             assert lease.json()["proxy_url"] == proxy_url
@@ -53,13 +54,13 @@ def test_credentials_never_appear_in_the_gateway_log(settings: Settings, tmp_pat
                     "outcome": "banned",
                     "status_code": 403,
                 },
-                headers=TOKEN,
+                headers={"X-Worker-Token": party_token},
             )
             assert banned.status_code == 200
             refused = client.post(
                 gateway.url("parcel", "/internal/proxy/lease"),
                 json={"worker_id": "w", "platform": "county-a"},
-                headers=TOKEN,
+                headers={"X-Worker-Token": parcel_token},
             )
             assert refused.status_code == 503
     finally:

@@ -9,13 +9,13 @@ worker, and the access log records only the route and status, never bodies.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import AudienceDep, ResourcesDep
-from gateway.errors import Unauthorized
+from gateway.api.internal.auth import authenticate_worker
 from gateway.services.proxy_pool.service import (
     LEASE_ID_PATTERN,
     PLATFORM_PATTERN,
@@ -27,15 +27,8 @@ from gateway.services.proxy_pool.service import (
 WORKER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 
 
-async def _require_worker_token(
-    x_worker_token: Annotated[str | None, Header()] = None,
-) -> None:
-    if not x_worker_token:
-        raise Unauthorized("X-Worker-Token is required", reason="missing_token")
-
-
-# The worker plane's token check; one line to swap when its dependency lands.
-WORKER_AUTH = Depends(_require_worker_token)
+# Every proxy endpoint needs a worker token of this port's audience (any role).
+WORKER_AUTH = Depends(authenticate_worker)
 
 router = APIRouter(prefix="/internal/proxy", tags=["proxy pool"], dependencies=[WORKER_AUTH])
 
