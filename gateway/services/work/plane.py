@@ -79,7 +79,12 @@ class WorkerPlane:
             with self.notifier.waiter(platforms) as woken:
                 batch = await self.queue.lease(worker_id, platforms, limit)
                 remaining = deadline - loop.time()
-                if batch.tasks or batch.command != "run" or remaining <= 0 or stopping.is_set():
+                if batch.command != "run":
+                    # Hold a quiet/terminated worker's poll for its `wait`, so one that
+                    # ignores its heartbeat command cannot spin on /internal/work.
+                    await _wait_any(stopping, stopping, max(0.0, remaining))
+                    break
+                if batch.tasks or remaining <= 0 or stopping.is_set():
                     break
                 timeout = min(remaining, SAFETY_RECHECK_S)
                 if batch.next_due_in_s is not None:

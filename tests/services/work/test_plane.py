@@ -15,13 +15,22 @@ pytestmark = pytest.mark.integration
 
 async def test_reaper_pass_exports_queue_gauges_and_expires_workers(settings: Settings) -> None:
     # A long reaper interval: this test drives the passes itself.
-    async with work_app(settings, reaper_interval_s=3600, worker_expiry_s=0.3) as (resources, client):
+    async with work_app(settings, reaper_interval_s=3600, worker_expiry_s=0.3) as (
+        resources,
+        client,
+    ):
         token = await make_token(resources)
         await enqueue(client, token, [{"platform": "alpha", "key": f"k{i}"} for i in range(5)])
-        await enqueue(client, token, [{"platform": "alpha", "key": "later", "not_before": "2999-01-01T00:00:00Z"}])
+        await enqueue(
+            client,
+            token,
+            [{"platform": "alpha", "key": "later", "not_before": "2999-01-01T00:00:00Z"}],
+        )
         leased = await lease(client, token, limit=2)
         await post_results(client, token, [failed(leased[0], "gone", retryable=False)])
-        await client.post("/internal/heartbeat", json={"worker_id": "w1"}, headers={"X-Worker-Token": token})
+        await client.post(
+            "/internal/heartbeat", json={"worker_id": "w1"}, headers={"X-Worker-Token": token}
+        )
         plane: WorkerPlane = client._transport.app.state.worker_plane  # type: ignore[attr-defined]
         await plane.reap_once()
         text = (await client.get("/metrics")).text
@@ -33,8 +42,8 @@ async def test_reaper_pass_exports_queue_gauges_and_expires_workers(settings: Se
         assert f"gateway_queue_oldest_ready_age_seconds{{{a}}}" in text
         assert 'gateway_workers_active{audience="parcel"} 1.0' in text
         assert 'gateway_worker_heartbeat_age_max_seconds{audience="parcel"}' in text
-        assert f'gateway_tasks_enqueued_total{{{a}}} 6.0' in text
-        assert f'gateway_tasks_leased_total{{{a}}} 2.0' in text
+        assert f"gateway_tasks_enqueued_total{{{a}}} 6.0" in text
+        assert f"gateway_tasks_leased_total{{{a}}} 2.0" in text
 
         await asyncio.sleep(0.4)  # past WORKER_EXPIRY_S without a heartbeat
         await plane.reap_once()
@@ -53,4 +62,3 @@ async def test_party_port_has_its_own_queue(settings: Settings) -> None:
         async with work_app(settings) as (_, parcel):
             assert await lease(parcel, parcel_token) == []
         assert len(await lease(party, party_token)) == 1
-
