@@ -98,3 +98,15 @@ async def save_parcels(
         )
         await session.execute(stmt, list(latest.values()))
     return written
+
+
+async def committed_parcel_leases(
+    session: AsyncSession, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (task_id, lease_id) pairs already have a committed result."""
+    if not pairs:
+        return set()
+    stmt = sa.select(parcel_history.c.task_id, parcel_history.c.lease_id).where(
+        sa.tuple_(parcel_history.c.task_id, parcel_history.c.lease_id).in_(list(pairs))
+    )
+    return {(r.task_id, r.lease_id) for r in (await session.execute(stmt)).all()}

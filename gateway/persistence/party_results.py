@@ -141,3 +141,15 @@ async def save_parties(
                 [{"party_id": party_id, "parcel_id": p} for p in sorted(set(row["parcel_ids"]))],
             )
     return written
+
+
+async def committed_party_leases(
+    session: AsyncSession, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (task_id, lease_id) pairs already have a committed result."""
+    if not pairs:
+        return set()
+    stmt = sa.select(party_history.c.task_id, party_history.c.lease_id).where(
+        sa.tuple_(party_history.c.task_id, party_history.c.lease_id).in_(list(pairs))
+    )
+    return {(r.task_id, r.lease_id) for r in (await session.execute(stmt)).all()}

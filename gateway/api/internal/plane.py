@@ -31,8 +31,8 @@ def worker_plane_lifespan(
     return lifespan
 
 
-def get_worker_plane(request: Request) -> WorkerPlane:
-    """The worker plane of the app serving this request."""
+async def get_worker_plane(request: Request) -> WorkerPlane:
+    """The worker plane of the app serving this request (async: no threadpool hop)."""
     plane: WorkerPlane = request.app.state.worker_plane
     return plane
 

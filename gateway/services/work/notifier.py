@@ -79,9 +79,8 @@ class Notifier:
             # pub/sub mid-read can leave its close waiting forever.
             done, _ = await asyncio.wait({self._task}, timeout=_POLL_S * 3)
             if not done:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                self._task.cancel()  # not awaited: see above; it must not hold up shutdown
+                log.warning("wake_subscriber_stop_timeout", channel=self._channel)
             self._task = None
         self.wake(None)
 

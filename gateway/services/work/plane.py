@@ -8,7 +8,6 @@ reclaim the same lease twice, and running it everywhere means there is no leader
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 
@@ -27,6 +26,8 @@ from gateway.services.work.stats import queue_stats
 from gateway.services.work.tokens import TokenStore, TokenVerifier
 
 log = structlog.get_logger("gateway.work")
+
+_STOP_GRACE_S = 10.0
 
 
 def token_store(resources: Resources) -> TokenStore:
@@ -57,6 +58,7 @@ class WorkerPlane:
         self.results = ResultService(audience, self.queue, resources.sessionmaker, self.metrics)
         self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
         self._reaper: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
         """Enqueue tasks and count the new ones."""
@@ -77,7 +79,12 @@ class WorkerPlane:
             with self.notifier.waiter(platforms) as woken:
                 batch = await self.queue.lease(worker_id, platforms, limit)
                 remaining = deadline - loop.time()
-                if batch.tasks or batch.command != "run" or remaining <= 0 or stopping.is_set():
+                if batch.command != "run":
+                    # Hold a quiet/terminated worker's poll for its `wait`, so one that
+                    # ignores its heartbeat command cannot spin on /internal/work.
+                    await _wait_any(stopping, stopping, max(0.0, remaining))
+                    break
+                if batch.tasks or remaining <= 0 or stopping.is_set():
                     break
                 timeout = min(remaining, SAFETY_RECHECK_S)
                 if batch.next_due_in_s is not None:
@@ -108,15 +115,14 @@ class WorkerPlane:
     async def _reaper_loop(self) -> None:
         interval = self.settings.reaper_interval_s
         stopping = self.resources.stopping
-        while not stopping.is_set():
+        while not (stopping.is_set() or self._closing.is_set()):
             started = time.monotonic()
             try:
                 await self.reap_once()
             except Exception as exc:  # an outage must not kill the reaper; it retries
                 log.warning("reaper_pass_failed", audience=self.audience, error=type(exc).__name__)
             delay = max(0.0, interval - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            await _wait_any(self._closing, stopping, delay)
 
     async def start(self) -> None:
         """Start the wake subscriber and the reaper."""
@@ -125,10 +131,14 @@ class WorkerPlane:
 
     async def stop(self) -> None:
         """Stop background tasks; pending long-polls answer at once."""
+        self._closing.set()
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            # Let an in-flight pass finish: cancelling redis-py mid-command can leave the
+            # task waiting forever on its connection's teardown.
+            done, _ = await asyncio.wait({self._reaper}, timeout=_STOP_GRACE_S)
+            if not done:
+                self._reaper.cancel()
+                log.warning("reaper_stop_timeout", audience=self.audience)
         await self.notifier.stop()
         await self.tokens.close()
 

@@ -2,7 +2,7 @@
 
 Design (Faktory/BullMQ/SQS ideas, one Lua script per state change, see `scripts.py`)::
 
-    enqueue ──▶ ready:<p> ──lease──▶ leased:<p> ──result ok──▶ (gone; done:<lease> kept)
+    enqueue ──▶ ready:<p> ──lease──▶ leased:<p> ──result ok──▶ (deleted: history in PG)
        │          ▲  ▲                   │  │
        │          │  └──promote─ delayed:<p> ◀── failed retryable / lease expired (reaper)
        └─not_before─┘                    └────▶ dead:<p> (max attempts / not retryable)
@@ -13,7 +13,7 @@ Design (Faktory/BullMQ/SQS ideas, one Lua script per state change, see `scripts.
 * Every lease gets a fresh random `lease_id`. Only the current lease of a task can
   complete or fail it, so a worker that lost its lease (expired, reaped, re-leased) gets
   `stale_lease` and changes nothing; a lease that already completed answers `duplicate`
-  for `COMPLETED_LEASE_TTL_S`.
+  (from PostgreSQL history for succeeded results, from the task hash for failures).
 * `dedupe` maps `<platform>:<key>` to the live task while it is ready, delayed or leased,
   so a unit of work is never queued twice; completion and dead-lettering free the key.
 * Times are Redis' clock (`TIME` inside the scripts), so several gateway replicas agree.
@@ -182,7 +182,7 @@ class WorkQueue:
 
     async def complete(self, pairs: Sequence[tuple[str, str]]) -> list[Settled]:
         """Release committed leases: each task is done (`ok`), or `duplicate`/`stale`."""
-        args = [self.base, str(self.settings.completed_lease_ttl_s), str(len(pairs))]
+        args = [self.base, str(len(pairs))]
         for task_id, lease_id in pairs:
             args += [task_id, lease_id]
         with redis_guard():
@@ -198,12 +198,7 @@ class WorkQueue:
 
     async def fail(self, failures: Sequence[FailureIn]) -> list[Settled]:
         """Record failures: requeue with backoff (`retry`) or dead-letter (`dead`)."""
-        args = [
-            self.base,
-            *self._backoff_args(),
-            str(self.settings.completed_lease_ttl_s),
-            str(len(failures)),
-        ]
+        args = [self.base, *self._backoff_args(), str(len(failures))]
         for f in failures:
             error = {
                 "message": f.message,

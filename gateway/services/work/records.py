@@ -8,11 +8,11 @@ free-form `extra` object is bounded in serialised size and depth.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -52,7 +52,7 @@ def _clean_json(value: Any) -> Any:
 
 def json_size(value: Any) -> int:
     """Size in bytes of `value` serialised as compact JSON."""
-    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+    return len(pydantic_core.to_json(value, fallback=str))
 
 
 def bounded_json(max_bytes: int) -> AfterValidator:

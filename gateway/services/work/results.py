@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.persistence.parcel_results import save_parcels
-from gateway.persistence.party_results import save_parties
+from gateway.persistence.parcel_results import committed_parcel_leases, save_parcels
+from gateway.persistence.party_results import committed_party_leases, save_parties
 from gateway.services.work.backend import database_guard
 from gateway.services.work.metrics import WorkerMetrics
 from gateway.services.work.models import ResultItem, ResultOutcome
@@ -144,11 +144,19 @@ class ResultService:
             return
         checks = await self.queue.check([(p.item.task_id, p.item.lease_id) for p in pending])
         current = []
+        gone = []
         for p, c in zip(pending, checks, strict=True):
             if c.status == "current":
                 current.append((p, c.platform))
             else:
-                out[p.index] = self._settled_outcome(p.item, c.status, c.platform)
+                gone.append(p)
+        if gone:
+            # A lease Redis no longer knows either completed (its result is in history:
+            # `duplicate`) or was lost before completing (`stale_lease`).
+            committed = await self._committed([(p.item.task_id, p.item.lease_id) for p in gone])
+            for p in gone:
+                status = "duplicate" if (p.item.task_id, p.item.lease_id) in committed else "stale"
+                out[p.index] = self._settled_outcome(p.item, status, "")
         if not current:
             return
         with database_guard():
@@ -166,6 +174,14 @@ class ResultService:
             out[p.index] = ResultOutcome(
                 task_id=p.item.task_id, lease_id=p.item.lease_id, outcome="accepted"
             )
+
+    async def _committed(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        lookup = (
+            committed_parcel_leases if self.record_type is ParcelResult else committed_party_leases
+        )
+        with database_guard():
+            async with self.sessionmaker() as session:
+                return await lookup(session, pairs)
 
     async def _save(self, session: AsyncSession, pending: list[_Pending]) -> None:
         rows = []

@@ -30,9 +30,6 @@ class WorkerPlaneSettings(BaseSettings):
     enqueue_max_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
     results_max_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
     result_extra_max_bytes: Annotated[int, Field(ge=0, le=1_048_576)] = 16_384
-    # How long a completed lease id is remembered, so a re-posted result answers
-    # `duplicate` rather than `stale_lease`.
-    completed_lease_ttl_s: Annotated[int, Field(ge=60)] = 86_400
     # Verified tokens are cached in-process (revocation is broadcast through Redis and
     # clears every cache at once); entries older than this are re-read from PostgreSQL.
     worker_token_cache_s: Annotated[float, Field(ge=0, le=3600)] = 60.0

@@ -250,6 +250,21 @@ async def test_retryable_failures_back_off_then_dead_letter(settings: Settings) 
         )
 
 
+async def test_a_repeated_failure_report_is_a_duplicate(
+    resources: Resources, parcel_client: httpx.AsyncClient
+) -> None:
+    token = await make_token(resources)
+    task = await _one_task(parcel_client, token)
+    first = await post_results(parcel_client, token, [failed(task, "timeout")])
+    again = await post_results(parcel_client, token, [failed(task, "timeout")])
+    assert first.json()["results"][0]["outcome"] == "accepted"
+    assert again.json()["results"][0]["outcome"] == "duplicate"
+    stored = await WorkerPlane(resources, "parcel").queue.task(task["task_id"])
+    assert stored is not None
+    assert len(stored["errors"]) == 1  # recorded once
+    assert stored["attempt"] == 2
+
+
 async def test_a_non_retryable_failure_dead_letters_at_once(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from gateway.resources import Resources
 from gateway.services.work.plane import WorkerPlane
 from gateway.settings import Settings
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.work import enqueue, lease, make_token, work_app
 
 pytestmark = pytest.mark.integration
@@ -204,3 +207,48 @@ async def test_an_empty_batch_is_422(
         "/internal/tasks", json={"tasks": []}, headers={"X-Worker-Token": token}
     )
     assert response.status_code == 422
+
+
+async def test_lease_timeout_can_be_overridden_per_platform(settings: Settings) -> None:
+    async with work_app(settings, lease_timeout_s=60, lease_timeout_overrides_s={"slow": 3600}) as (
+        resources,
+        client,
+    ):
+        token = await make_token(resources)
+        await enqueue(
+            client, token, [{"platform": "fast", "key": "a"}, {"platform": "slow", "key": "b"}]
+        )
+        tasks = {
+            t["platform"]: t for t in await lease(client, token, platforms="fast,slow", limit=2)
+        }
+        fast = datetime.fromisoformat(tasks["fast"]["lease_expires_at"])
+        slow = datetime.fromisoformat(tasks["slow"]["lease_expires_at"])
+        assert timedelta(minutes=50) < slow - fast < timedelta(minutes=70)
+        beat = await client.post(
+            "/internal/heartbeat",
+            json={"worker_id": "w1", "platforms": ["fast", "slow"]},
+            headers={"X-Worker-Token": token},
+        )
+        assert beat.json()["heartbeat_interval_s"] == 20  # a third of the shortest lease
+
+
+async def test_redis_outage_is_503_not_500(settings: Settings) -> None:
+    redis = urlsplit(settings.redis_url)
+    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    await proxy.start()
+    proxied = f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}"
+    try:
+        async with work_app(settings, redis_url=proxied) as (resources, client):
+            token = await make_token(resources)
+            assert await lease(client, token) == []
+            await proxy.cut()
+            response = await client.get(
+                "/internal/work",
+                params={"worker_id": "w1", "platforms": "alpha"},
+                headers={"X-Worker-Token": token},
+            )
+            assert response.status_code == 503
+            assert response.json()["dependency"] == "redis"
+            await proxy.restore()
+    finally:
+        await proxy.close()

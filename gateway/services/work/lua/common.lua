@@ -35,9 +35,13 @@ local function current(tid, lid)
   return f[1] == 'leased' and f[2] == lid
 end
 
+-- Not current: 'duplicate' when this lease already reported a failure (remembered in the
+-- task hash, bounded by MAX_ATTEMPTS); else 'stale'. Completed succeeded leases are
+-- recognised from PostgreSQL history by the caller, so Redis keeps nothing per
+-- completed task.
 local function settled(tid, lid)
   if current(tid, lid) then return 'current' end
-  if redis.call('EXISTS', base .. 'done:' .. lid) == 1 then return 'duplicate' end
+  if redis.call('HEXISTS', task_key(tid), 'fl:' .. lid) == 1 then return 'duplicate' end
   return 'stale'
 end
 

@@ -1,11 +1,10 @@
 -- Release leases whose succeeded results are committed: the task is done.
--- ARGV: base, done_ttl_s, n, then pairs task_id, lease_id.
+-- ARGV: base, n, then pairs task_id, lease_id.
 -- Returns per item: 'ok' | 'duplicate' | 'stale', then the platform ('' if unknown).
-local ttl = ARGV[2]
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[2])
 local out = {}
 for j = 0, n - 1 do
-  local tid, lid = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
+  local tid, lid = ARGV[3 + 2 * j], ARGV[4 + 2 * j]
   local s = settled(tid, lid)
   local p = ''
   if s == 'current' then
@@ -17,7 +16,6 @@ for j = 0, n - 1 do
     local dk = p .. ':' .. f[2]
     if redis.call('HGET', base .. 'dedupe', dk) == tid then redis.call('HDEL', base .. 'dedupe', dk) end
     redis.call('DEL', k)
-    redis.call('SET', base .. 'done:' .. lid, tid, 'EX', ttl)
     s = 'ok'
   end
   out[#out + 1] = s
