@@ -16,16 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import AudienceDep, ResourcesDep
 from gateway.api.internal.auth import authenticate_worker
-from gateway.services.proxy_pool.service import (
-    LEASE_ID_PATTERN,
-    PLATFORM_PATTERN,
-    ProxyLease,
-    ProxyPool,
-    Release,
-)
-
-WORKER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-
+from gateway.services.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, ProxyPool, Release
+from gateway.services.work.models import Platform, WorkerId
 
 # Every proxy endpoint needs a worker token of this port's audience (any role).
 WORKER_AUTH = Depends(authenticate_worker)
@@ -46,8 +38,8 @@ class _Strict(BaseModel):
 class LeaseRequest(_Strict):
     """Ask for a proxy to scrape one platform with."""
 
-    worker_id: str = Field(pattern=WORKER_ID_PATTERN)
-    platform: str = Field(pattern=PLATFORM_PATTERN)
+    worker_id: WorkerId
+    platform: Platform
 
 
 class ReleaseRequest(_Strict):

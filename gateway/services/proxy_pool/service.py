@@ -52,7 +52,6 @@ from gateway.services.proxy_pool.settings import ProxyPoolSettings
 
 Outcome = Literal["ok", "banned", "error"]
 ReleaseStatus = Literal["released", "expired", "already_released"]
-PLATFORM_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 LEASE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 STATES = ("available", "leased", "cooling")
 
