@@ -10,7 +10,7 @@ from tests.conftest import FACTORIES, ClientFactory, app_client
 
 pytestmark = pytest.mark.integration
 
-OPS = {"/health", "/ready"}
+OPS = {"/ready"}
 
 
 async def test_public_port_does_not_serve_internal_routes(client_for: ClientFactory) -> None:

@@ -72,7 +72,7 @@ async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None
 
 
 async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
-    _assert_problem(await client.delete("/health"), 405)
+    _assert_problem(await client.delete("/ready"), 405)
 
 
 async def test_validation_errors_list_fields_without_values(client: httpx.AsyncClient) -> None:
