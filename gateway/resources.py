@@ -80,6 +80,7 @@ async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator
         http=http,
         metrics=MetricsHub(),
     )
+    resources.metrics.watch_pools(redis, engine)
     try:
         yield resources
     finally:
