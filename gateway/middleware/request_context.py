@@ -7,7 +7,7 @@ every app, which gives it three jobs no inner layer can do:
 * bind `request_id` and `audience` to structlog's context for every line of the request,
   and echo the id in `X-Request-ID`;
 * enforce the body size limit on `Content-Length` up front and on streamed bodies as
-  they arrive (the latter raises `PayloadTooLarge` inside the app, rendered as 413);
+  they arrive (the latter raises a 413 inside the app, rendered as a problem);
 * turn an exception nothing else handled into a 500 problem document with the request
   id, and log it once with its stack trace (Starlette's own fallback would re-raise and
   let uvicorn print a second, context-free traceback).
@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import problem_bytes
@@ -116,7 +117,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(self._too_large_detail())
+                    # An HTTPException, not our PayloadTooLarge: FastAPI re-raises only
+                    # HTTPException from body parsing and turns anything else into a 400.
+                    raise HTTPException(413, self._too_large_detail())
             return message
 
         return receive_limited
