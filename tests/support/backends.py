@@ -33,6 +33,8 @@ class BackendUnavailable(Exception):
 class TestBackends:
     """Where the session's Redis and PostgreSQL are."""
 
+    __test__ = False  # a data class, not a test class, despite its name
+
     redis_url: str
     database_url: str
 
