@@ -15,10 +15,9 @@ from gateway.audience import Audience
 from gateway.observability.runtime import ProcessMonitor
 from gateway.resources import Resources
 from tests.conftest import ClientFactory
-from tests.monitoring.conftest import MONITORING, ROOT
+from tests.monitoring.conftest import MONITORING
 
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "gateway_command_center.json"
-PROVISIONING = MONITORING / "grafana" / "provisioning"
 CONTRACT = yaml.safe_load((MONITORING / "metrics.yml").read_text())["metrics"]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
@@ -135,17 +134,3 @@ async def test_foundation_metrics_of_the_dashboard_are_exported(
         if line and not line.startswith("#")
     }
     assert expected - exported == set()
-
-
-def test_grafana_provisioning_matches_compose_mounts() -> None:
-    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
-    (source,) = datasources["datasources"]
-    assert source["type"] == "prometheus"
-    assert source["url"] == "http://prometheus:9090"
-    providers = yaml.safe_load((PROVISIONING / "dashboards" / "gateway.yml").read_text())
-    (provider,) = providers["providers"]
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    # "source:target[:mode]" entries; sources are relative paths without colons.
-    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
-    assert mounts["./monitoring/grafana/dashboards"] == provider["options"]["path"]
-    assert mounts["./monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"

@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
+import gateway
 from gateway.audience import Audience
 from gateway.observability.runtime import ProcessMonitor
-from gateway.resources import Resources
+from gateway.resources import BackendUrls, Resources, open_resources
+from gateway.settings import Settings
 from tests.conftest import ClientFactory
 
 pytestmark = pytest.mark.integration
@@ -146,3 +149,17 @@ async def test_metrics_answer_while_a_backend_hangs(
     text = render(resources)
     assert value(text, "gateway_dependency_up", dependency="redis") == 0
     assert value(text, "gateway_dependency_up", dependency="database") == 1
+
+
+async def test_build_commit_setting_reaches_build_info(settings: Settings) -> None:
+    custom = settings.model_copy(update={"build_commit": "0a1b2c3"})
+    assert custom.redis_url
+    assert custom.database_url
+    async with open_resources(custom, BackendUrls(custom.redis_url, custom.database_url)) as res:
+        text = res.metrics.render(Audience.PUBLIC).decode()
+    assert value(text, "gateway_build_info", version=gateway.__version__, commit="0a1b2c3") == 1
+
+
+def test_build_commit_rejects_free_text() -> None:
+    with pytest.raises(ValidationError, match="build_commit"):
+        Settings(_env_file=None, build_commit="abc; rm -rf /")  # type: ignore[call-arg]
