@@ -98,6 +98,8 @@ class CoreSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     internal_docs_enabled: bool = True
     ready_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    # Set by the image build (Dockerfile ARG BUILD_COMMIT); exported in gateway_build_info.
+    build_commit: str = Field(default="unknown", pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     redis_pool_size: int = Field(default=100, ge=1)
     database_pool_size: int = Field(default=10, ge=1)

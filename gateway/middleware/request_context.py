@@ -134,7 +134,9 @@ class RequestContextMiddleware:
                 await self._send_problem(send_with_id, scope, request_id, GatewayError())
         finally:
             self._finish(scope, status, started)
-            structlog.contextvars.unbind_contextvars("request_id", "audience")
+            # Clear everything, not just our two keys: the planes bind worker, task and
+            # principal ids for the rest of the request (gateway.observability.log_context).
+            structlog.contextvars.clear_contextvars()
 
     def _too_large_detail(self) -> str:
         return f"Request body exceeds {self.max_body_bytes} bytes"
