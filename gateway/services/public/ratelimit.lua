@@ -2,17 +2,19 @@
 -- KEYS[1]  bucket hash {tokens, ts}
 -- KEYS[2]  quota counter prefix; the UTC day number (from the Redis clock) is appended,
 --          so every gateway process agrees on the day without trusting its own clock.
--- ARGV     rate per second, burst, daily quota (0 = unlimited), cost
+-- ARGV     rate per second, burst, daily quota (0 = unlimited), cost, quota window (s;
+--          86400 in production: a UTC day)
 -- Returns  {allowed, kind, tokens, used, retry_after_s, day_reset_s}
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local quota = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local day = math.floor(tonumber(t[1]) / 86400)
-local day_reset = (day + 1) * 86400 - now
+local day = math.floor(tonumber(t[1]) / window)
+local day_reset = (day + 1) * window - now
 local qkey = KEYS[2] .. day
 
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -42,7 +44,7 @@ else
   tokens = tokens - cost
   used = redis.call('INCRBY', qkey, cost)
   if used == cost then
-    redis.call('EXPIRE', qkey, math.ceil(day_reset) + 3600)
+    redis.call('EXPIRE', qkey, math.ceil(day_reset) + 60)
   end
 end
 

@@ -46,6 +46,7 @@ class Decision:
     retry_after_s: float
     day_reset_s: float
     fallback: bool = False
+    window_s: int = 86_400
 
     def headers(self) -> dict[str, str]:
         """IETF draft `RateLimit-Policy` / `RateLimit` (and `Retry-After` when denied)."""
@@ -55,7 +56,7 @@ class Decision:
         states = [f'"burst";r={math.floor(self.tokens)};t={bucket_reset}']
         if tier.daily_quota:
             remaining = max(0, tier.daily_quota - self.quota_used)
-            policies.append(f'"daily";q={tier.daily_quota};w=86400')
+            policies.append(f'"daily";q={tier.daily_quota};w={self.window_s}')
             states.append(f'"daily";r={remaining};t={math.ceil(self.day_reset_s)}')
         headers = {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
         if not self.allowed:
@@ -94,17 +95,18 @@ class QuotaExceeded(TooManyRequests):
 class _LocalBucket:
     __slots__ = ("day", "tokens", "ts", "used")
 
-    def __init__(self, burst: int, now: float) -> None:
+    def __init__(self, burst: int, now: float, window: int) -> None:
         self.tokens = float(burst)
         self.ts = now
-        self.day = int(now // 86400)
+        self.day = int(now // window)
         self.used = 0
 
 
 class FallbackLimiter:
     """The same token bucket and quota, in this process's memory."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, window_s: int = 86_400, max_entries: int = 100_000) -> None:
+        self._window = window_s
         self._buckets: dict[str, _LocalBucket] = {}
         self._max_entries = max_entries
 
@@ -115,13 +117,13 @@ class FallbackLimiter:
         if bucket is None:
             if len(self._buckets) >= self._max_entries:
                 self._buckets.clear()  # crude bound: an outage must not grow memory forever
-            bucket = self._buckets[key] = _LocalBucket(tier.burst, now)
-        day = int(now // 86400)
+            bucket = self._buckets[key] = _LocalBucket(tier.burst, now, self._window)
+        day = int(now // self._window)
         if day != bucket.day:
             bucket.day, bucket.used = day, 0
         bucket.tokens = min(tier.burst, bucket.tokens + max(0.0, now - bucket.ts) * tier.rate_per_s)
         bucket.ts = now
-        day_reset = (day + 1) * 86400 - now
+        day_reset = (day + 1) * self._window - now
         kind: str | None = None
         retry = 0.0
         if tier.daily_quota and bucket.used + cost > tier.daily_quota:
@@ -132,7 +134,15 @@ class FallbackLimiter:
             bucket.tokens -= cost
             bucket.used += cost
         return Decision(
-            kind is None, kind, tier, bucket.tokens, bucket.used, retry, day_reset, fallback=True
+            kind is None,
+            kind,
+            tier,
+            bucket.tokens,
+            bucket.used,
+            retry,
+            day_reset,
+            fallback=True,
+            window_s=self._window,
         )
 
 
@@ -144,7 +154,8 @@ class RateLimiter:
         self._metrics = metrics
         self._script = resources.redis.register_script(_SCRIPT)
         self._timeout = resources.settings.ratelimit_redis_timeout_s
-        self.fallback = FallbackLimiter()
+        self._window = resources.settings.quota_window_s
+        self.fallback = FallbackLimiter(self._window)
         self._last_fallback_log = 0.0
 
     def _keys(self, limit_key: str) -> list[str]:
@@ -160,7 +171,7 @@ class RateLimiter:
             async with asyncio.timeout(self._timeout):
                 raw = await self._script(
                     keys=self._keys(limit_key),
-                    args=[tier.rate_per_s, tier.burst, tier.daily_quota, cost],
+                    args=[tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window],
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._fallback(limit_key, tier, cost, exc)
@@ -173,6 +184,7 @@ class RateLimiter:
             quota_used=int(used),
             retry_after_s=float(retry),
             day_reset_s=float(day_reset),
+            window_s=self._window,
         )
 
     def _fallback(self, key: str, tier: Tier, cost: int, exc: BaseException) -> Decision:
@@ -193,7 +205,8 @@ class RateLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 seconds, _micros = await redis.time()
-                value = await redis.get(self._keys(limit_key)[1] + str(int(seconds) // 86400))
+                day = int(seconds) // self._window
+                value = await redis.get(self._keys(limit_key)[1] + str(day))
         except (RedisError, OSError, TimeoutError):
             return 0
         return int(value or 0)

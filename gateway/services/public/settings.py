@@ -41,6 +41,8 @@ class PublicPlaneSettings(BaseSettings):
 
     # Limiter
     ratelimit_redis_timeout_s: float = Field(default=0.25, gt=0, le=10)
+    # The quota period: a UTC day. Shorter only for tests and load experiments.
+    quota_window_s: int = Field(default=86_400, ge=1, le=86_400)
 
     # Response cache
     cache_enabled: bool = True

@@ -50,8 +50,8 @@ class RetryBudget:
         now = time.monotonic()
         self._tokens = min(self._cap, self._tokens + (now - self._at) * self._min_per_s)
         self._at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if self._tokens >= 1 - 1e-9:  # ten requests at ratio 0.1 earn one whole retry
+            self._tokens = max(0.0, self._tokens - 1)
             return True
         return False
 
