@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.firebase_emulator import AuthEmulator, run_emulator
 from tests.support.upstream import LocalUpstream
 
 
@@ -16,3 +17,9 @@ def upstream() -> Iterator[LocalUpstream]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmulator]:
+    """The real Firebase Auth emulator, started once per session."""
+    yield from run_emulator(tmp_path_factory.mktemp("firebase"))
