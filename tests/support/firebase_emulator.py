@@ -26,6 +26,7 @@ from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "demo-gateway"
+PASSWORD = "emulator-only-password"
 _START_TIMEOUT_S = 90
 
 
@@ -65,7 +66,7 @@ class AuthEmulator:
     def _url(self, path: str) -> str:
         return f"http://{self.host}/identitytoolkit.googleapis.com/v1/{path}"
 
-    def sign_up(self, email: str, password: str = "secret-123") -> dict[str, Any]:
+    def sign_up(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
         """Create a user; returns idToken and localId."""
         response = httpx.post(
             self._url("accounts:signUp?key=fake-api-key"),
@@ -75,7 +76,7 @@ class AuthEmulator:
         response.raise_for_status()
         return dict(response.json())
 
-    def sign_in(self, email: str, password: str = "secret-123") -> str:
+    def sign_in(self, email: str, password: str = PASSWORD) -> str:
         """A fresh ID token for the user (carries current custom claims)."""
         response = httpx.post(
             self._url("accounts:signInWithPassword?key=fake-api-key"),
@@ -133,8 +134,16 @@ def run_emulator(workdir: Path) -> Iterator[AuthEmulator]:
     env.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [binary, "emulators:start", "--only", "auth", "--project", PROJECT,
-             "--config", str(workdir / "firebase.json")],
+            [
+                binary,
+                "emulators:start",
+                "--only",
+                "auth",
+                "--project",
+                PROJECT,
+                "--config",
+                str(workdir / "firebase.json"),
+            ],
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -40,7 +40,7 @@ class PublicPlaneSettings(BaseSettings):
     trust_forwarded_for: bool = False
 
     # Limiter
-    ratelimit_redis_timeout_s: float = Field(default=0.25, gt=0, le=10)
+    ratelimit_redis_timeout_s: float = Field(default=0.5, gt=0, le=10)
     # The quota period: a UTC day. Shorter only for tests and load experiments.
     quota_window_s: int = Field(default=86_400, ge=1, le=86_400)
 

@@ -40,7 +40,8 @@ async def test_property_history_and_404(settings: Settings, tmp_path: Path) -> N
     assert body["parcel_id"] == "12-345"
     assert body["tax_amount_due"] == "999.10"
     assert body["state"] == "FL"
-    assert "task_id" not in body and "lease_id" not in body
+    assert "task_id" not in body
+    assert "lease_id" not in body
     assert one.headers["x-cache"] == "MISS"
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

@@ -52,8 +52,12 @@ async def test_key_lifecycle_and_isolation(settings: Settings, tmp_path: Path) -
         assert {k["user_uid"] for k in bob_list} == {"bob"}
 
         # Bob can neither rotate nor revoke Alice's key: it does not exist for him.
-        assert (await app.client.post(f"/v1/api-keys/{new['id']}/rotate", headers=bob)).status_code == 404
-        assert (await app.client.delete(f"/v1/api-keys/{new['id']}", headers=bob)).status_code == 404
+        assert (
+            await app.client.post(f"/v1/api-keys/{new['id']}/rotate", headers=bob)
+        ).status_code == 404
+        assert (
+            await app.client.delete(f"/v1/api-keys/{new['id']}", headers=bob)
+        ).status_code == 404
 
         rotated = await app.client.post(f"/v1/api-keys/{new['id']}/rotate", headers=alice)
         assert rotated.status_code == 200
@@ -118,9 +122,7 @@ async def test_auth_failures_are_401_problems_with_reason(
 async def test_failed_auth_is_rate_limited_per_client_ip(settings: Settings) -> None:
     async with public_app(settings, auth_failure_limit=3, auth_failure_window_s=60) as app:
         bad = {"X-API-Key": "tlk_000000000000_" + "B" * 43}
-        statuses = [
-            (await app.client.get("/v1/me", headers=bad)).status_code for _ in range(5)
-        ]
+        statuses = [(await app.client.get("/v1/me", headers=bad)).status_code for _ in range(5)]
         blocked = await app.client.get("/v1/me", headers=bad)
     assert statuses == [401, 401, 401, 429, 429]
     assert blocked.json()["type"].endswith("/auth-attempts-exceeded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -60,8 +61,10 @@ async def test_sign_up_sign_in_and_call_records_the_user(
         async with app.resources.sessionmaker() as session:
             row = (
                 await session.execute(
-                    text("SELECT uid, email, tier, role, created_at, last_seen_at FROM users"
-                         " WHERE uid = :uid"),
+                    text(
+                        "SELECT uid, email, tier, role, created_at, last_seen_at FROM users"
+                        " WHERE uid = :uid"
+                    ),
                     {"uid": user["localId"]},
                 )
             ).one()
@@ -120,7 +123,7 @@ async def test_revoked_token_is_refused_only_with_revocation_checks(
     email = _email()
     uid = auth_emulator.sign_up(email)["localId"]
     token = auth_emulator.sign_in(email)
-    time.sleep(1.1)  # validSince has one-second resolution; revoke after the token's iat
+    await asyncio.sleep(1.1)  # validSince has 1 s resolution; revoke after the token's iat
     auth_emulator.update(uid, validSince=str(int(time.time())))
     checked = emulated.model_copy(
         update={"firebase_check_revoked": True, "firebase_revocation_cache_s": 0}
@@ -180,7 +183,9 @@ async def test_users_set_tier_cli_changes_the_callers_tier(
         "ENVIRONMENT": "test",
     }
     async with public_app(emulated) as app:
-        assert (await app.client.get("/v1/me", headers=_bearer(token))).json()["tier"]["name"] == "free"
+        assert (await app.client.get("/v1/me", headers=_bearer(token))).json()["tier"][
+            "name"
+        ] == "free"
         result = run_gateway(["users", "set-tier", uid, "pro"], env, tmp_path)
         assert result.returncode == 0, result.stderr
         role = run_gateway(["users", "set-role", uid, "admin"], env, tmp_path)

@@ -47,7 +47,10 @@ async def test_breaker_opens_fails_fast_and_recovers(
         assert 1 <= int(opened[0].headers["retry-after"]) <= 1
         text = await app.metrics()
         assert metric_value(text, "gateway_circuit_breaker_state", upstream="parser") == 2
-        assert metric_value(text, "gateway_upstream_requests_total", upstream="parser", status="500") == 3
+        assert (
+            metric_value(text, "gateway_upstream_requests_total", upstream="parser", status="500")
+            == 3
+        )
 
         upstream.control.status = 200
         deadline = time.monotonic() + 10
