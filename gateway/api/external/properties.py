@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from gateway.api.external.public_deps import CallerDep, PlaneDep
+from gateway.api.external.public_deps import PlaneDep, PrincipalDep, admit
 from gateway.errors import InvalidInput
 from gateway.persistence.parcels_read import SearchFilters
 from gateway.services.public.cache import Served
 from gateway.services.public.origin import OriginRequest
+from gateway.services.public.plane import PublicPlane
 
 router = APIRouter(prefix="/v1/properties", tags=["properties"])
 
@@ -40,6 +41,15 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return any(c.strip().removeprefix("W/") == bare for c in if_none_match.split(","))
 
 
+async def _serve(request: Request, plane: PublicPlane, origin_request: OriginRequest) -> Response:
+    # Limits are taken here, after validation, so the limiter's script can also read the
+    # cached response in its one Redis round trip.
+    prefetch = plane.cache_redis_key(origin_request)
+    decision = await admit(request, plane, origin_request.principal, prefetch=prefetch)
+    prefetched = (decision.prefetched,) if decision.prefetch_done else None
+    return _respond(request, await plane.serve(origin_request, prefetched=prefetched))
+
+
 def _respond(request: Request, served: Served) -> Response:
     headers = {"X-Cache": served.x_cache, "Age": str(served.age), "ETag": served.etag}
     headers["Cache-Control"] = served.cache_control
@@ -56,7 +66,7 @@ def _page_size(limit: int | None, cap: int) -> int:
 @router.get("/search", summary="Search parcels")
 async def search(
     request: Request,
-    caller: CallerDep,
+    principal: PrincipalDep,
     plane: PlaneDep,
     state: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     county: Annotated[
@@ -94,7 +104,7 @@ async def search(
         max_amount=max_amount,
         q=q.strip() if q else None,
     )
-    size = _page_size(limit, caller.principal.tier.max_page_size)
+    size = _page_size(limit, principal.tier.max_page_size)
     query = {
         "state": filters.state,
         "county": filters.county,
@@ -109,51 +119,51 @@ async def search(
         route="search",
         path="/v1/properties/search",
         query=tuple(sorted((k, v) for k, v in query.items() if v is not None)),
-        principal=caller.principal,
+        principal=principal,
         request_id=_request_id(request),
         filters=filters,
         cursor=cursor,
         limit=size,
     )
-    return _respond(request, await plane.serve(origin_request))
+    return await _serve(request, plane, origin_request)
 
 
 @router.get("/{parcel_id}", summary="One parcel's current record")
 async def get_property(
-    request: Request, caller: CallerDep, plane: PlaneDep, parcel_id: ParcelId
+    request: Request, principal: PrincipalDep, plane: PlaneDep, parcel_id: ParcelId
 ) -> Response:
     """The current record of a parcel."""
     origin_request = OriginRequest(
         route="property",
         path=f"/v1/properties/{parcel_id}",
         query=(),
-        principal=caller.principal,
+        principal=principal,
         request_id=_request_id(request),
         parcel_id=parcel_id,
     )
-    return _respond(request, await plane.serve(origin_request))
+    return await _serve(request, plane, origin_request)
 
 
 @router.get("/{parcel_id}/history", summary="One parcel's accepted results, oldest first")
 async def get_history(
     request: Request,
-    caller: CallerDep,
+    principal: PrincipalDep,
     plane: PlaneDep,
     parcel_id: ParcelId,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> Response:
     """A page of a parcel's history."""
-    size = _page_size(limit, caller.principal.tier.max_page_size)
+    size = _page_size(limit, principal.tier.max_page_size)
     query = [("limit", str(size))] + ([("cursor", cursor)] if cursor else [])
     origin_request = OriginRequest(
         route="history",
         path=f"/v1/properties/{parcel_id}/history",
         query=tuple(sorted(query)),
-        principal=caller.principal,
+        principal=principal,
         request_id=_request_id(request),
         parcel_id=parcel_id,
         cursor=cursor,
         limit=size,
     )
-    return _respond(request, await plane.serve(origin_request))
+    return await _serve(request, plane, origin_request)

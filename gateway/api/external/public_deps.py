@@ -14,8 +14,8 @@ from gateway.services.public.principal import Principal
 from gateway.services.public.ratelimit import Decision
 
 
-def get_plane(request: Request) -> PublicPlane:
-    """The public plane of this app."""
+async def get_plane(request: Request) -> PublicPlane:
+    """The public plane of this app (async: FastAPI runs sync dependencies in threads)."""
     plane: PublicPlane = request.app.state.public
     return plane
 
@@ -40,10 +40,22 @@ class Caller:
     decision: Decision
 
 
-async def get_caller(request: Request, plane: PlaneDep) -> Caller:
-    """Authenticate, then take one unit of the caller's rate limit and daily quota."""
-    principal = await plane.authenticator.authenticate(request.headers, client_ip(request, plane))
-    decision = await plane.limiter.check(principal.limit_key, principal.tier)
+async def get_principal(request: Request, plane: PlaneDep) -> Principal:
+    """Authenticate the caller (401/429 on failure); no budget is consumed yet."""
+    return await plane.authenticator.authenticate(request.headers, client_ip(request, plane))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def admit(
+    request: Request, plane: PublicPlane, principal: Principal, *, prefetch: str | None = None
+) -> Decision:
+    """Take one unit of the caller's rate limit and daily quota, or raise 429.
+
+    `prefetch` names a Redis key (a cached response) to read in the same round trip.
+    """
+    decision = await plane.limiter.check(principal.limit_key, principal.tier, prefetch=prefetch)
     # Every response of an admitted (or refused) request carries the limiter state.
     request.scope.setdefault("state", {}).setdefault(RESPONSE_HEADERS_STATE, {}).update(
         {k: v for k, v in decision.headers().items() if k != "Retry-After"}
@@ -51,7 +63,12 @@ async def get_caller(request: Request, plane: PlaneDep) -> Caller:
     if not decision.allowed:
         plane.metrics.rate_limited.labels(principal.tier.name, decision.kind or "rate").inc()
         raise decision.error()
-    return Caller(principal, decision)
+    return decision
+
+
+async def get_caller(request: Request, plane: PlaneDep, principal: PrincipalDep) -> Caller:
+    """Authenticate, then admit the request through the limiter."""
+    return Caller(principal, await admit(request, plane, principal))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

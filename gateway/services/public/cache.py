@@ -137,6 +137,7 @@ def cache_key(path: str, query: tuple[tuple[str, str], ...], tier: str) -> str:
 
 
 Fetch = Callable[[], Awaitable[OriginResponse]]
+Prefetched = tuple[bytes | None] | None
 
 
 class ResponseCache:
@@ -159,6 +160,11 @@ class ResponseCache:
     def _key(self, key: str) -> str:
         return self._resources.key("cache", key)
 
+    def redis_key(self, key: str) -> str | None:
+        """The Redis key of a cache key, for a lookup riding on another script; None when
+        the cache is off."""
+        return self._key(key) if self.enabled else None
+
     async def _read(self, key: str) -> Entry | None:
         async with asyncio.timeout(self._timeout):
             raw = await self._redis.get(self._key(key))
@@ -166,12 +172,22 @@ class ResponseCache:
             return None
         return Entry.loads(raw if isinstance(raw, bytes) else raw.encode())
 
-    async def get_or_fetch(self, key: str, fetch: Fetch, default_ttl: int) -> Served:
-        """Serve from the cache, or fetch once for every concurrent asker."""
+    async def get_or_fetch(
+        self, key: str, fetch: Fetch, default_ttl: int, *, prefetched: Prefetched = None
+    ) -> Served:
+        """Serve from the cache, or fetch once for every concurrent asker.
+
+        `prefetched` is the entry already read in the limiter's round trip: `(raw,)` with
+        `raw` None for "absent"; None means nothing was read yet.
+        """
         if not self.enabled:
             return self._bypass(await fetch(), default_ttl)
         try:
-            entry = await self._read(key)
+            if prefetched is not None:
+                raw = prefetched[0]
+                entry = None if raw is None else Entry.loads(raw)
+            else:
+                entry = await self._read(key)
         except (RedisError, OSError, TimeoutError, ValueError):
             # The cache is an optimisation: without Redis, answer from the upstream.
             return self._bypass(await fetch(), default_ttl)

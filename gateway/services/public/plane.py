@@ -12,13 +12,14 @@ from gateway.audience import Audience
 from gateway.resources import Resources
 from gateway.services.public.api_keys import ApiKeyService
 from gateway.services.public.authenticate import Authenticator
-from gateway.services.public.cache import ResponseCache, Served, cache_key
+from gateway.services.public.cache import Prefetched, ResponseCache, Served, cache_key
 from gateway.services.public.firebase import FirebaseVerifier
 from gateway.services.public.metrics import PublicMetrics, public_metrics
 from gateway.services.public.origin import (
     DatabaseOrigin,
     Origin,
     OriginRequest,
+    OriginResponse,
     ParserServiceOrigin,
 )
 from gateway.services.public.ratelimit import RateLimiter
@@ -88,13 +89,19 @@ class PublicPlane:
         if self.firebase is not None:
             self.firebase.close()
 
-    async def serve(self, request: OriginRequest) -> Served:
+    def cache_redis_key(self, request: OriginRequest) -> str | None:
+        """The Redis key of this request's cached response (None: cache off)."""
+        tier = request.principal.tier.name
+        return self.cache.redis_key(cache_key(request.path, request.query, tier))
+
+    async def serve(self, request: OriginRequest, *, prefetched: Prefetched = None) -> Served:
         """Answer a properties request through cache, single flight and breaker."""
         settings = self.resources.settings
-        ttl = (
-            settings.cache_search_ttl_s
-            if request.route == "search"
-            else settings.cache_default_ttl_s
-        )
+        search = request.route == "search"
+        ttl = settings.cache_search_ttl_s if search else settings.cache_default_ttl_s
         key = cache_key(request.path, request.query, request.principal.tier.name)
-        return await self.cache.get_or_fetch(key, lambda: self.upstream.fetch(request), ttl)
+
+        async def fetch() -> OriginResponse:
+            return await self.upstream.fetch(request)
+
+        return await self.cache.get_or_fetch(key, fetch, ttl, prefetched=prefetched)

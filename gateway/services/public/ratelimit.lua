@@ -2,9 +2,11 @@
 -- KEYS[1]  bucket hash {tokens, ts}
 -- KEYS[2]  quota counter prefix; the UTC day number (from the Redis clock) is appended,
 --          so every gateway process agrees on the day without trusting its own clock.
+-- KEYS[3]  optional: a response-cache key to read when the request is admitted, so the
+--          cache lookup rides in the same round trip as the limit check
 -- ARGV     rate per second, burst, daily quota (0 = unlimited), cost, quota window (s;
 --          86400 in production: a UTC day)
--- Returns  {allowed, kind, tokens, used, retry_after_s, day_reset_s}
+-- Returns  {allowed, kind, tokens, used, retry_after_s, day_reset_s, cached or ''}
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local quota = tonumber(ARGV[3])
@@ -50,5 +52,9 @@ end
 
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+local cached = ''
+if allowed == 1 and KEYS[3] then
+  cached = redis.call('GET', KEYS[3]) or ''
+end
 return {allowed, kind, string.format('%.6f', tokens), tostring(used),
-        string.format('%.6f', retry), string.format('%.6f', day_reset)}
+        string.format('%.6f', retry), string.format('%.6f', day_reset), cached}

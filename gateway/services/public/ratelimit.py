@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -47,6 +47,9 @@ class Decision:
     day_reset_s: float
     fallback: bool = False
     window_s: int = 86_400
+    # The response-cache entry read in the same round trip (None: absent or not asked).
+    prefetched: bytes | None = field(default=None, repr=False)
+    prefetch_done: bool = False
 
     def headers(self) -> dict[str, str]:
         """IETF draft `RateLimit-Policy` / `RateLimit` (and `Retry-After` when denied)."""
@@ -165,17 +168,24 @@ class RateLimiter:
             self._resources.key("rl", "{" + limit_key + "}", "day", ""),
         ]
 
-    async def check(self, limit_key: str, tier: Tier, cost: int = 1) -> Decision:
-        """Consume one request of `limit_key`'s budget, or say why not."""
+    async def check(
+        self, limit_key: str, tier: Tier, cost: int = 1, *, prefetch: str | None = None
+    ) -> Decision:
+        """Consume one request of `limit_key`'s budget, or say why not.
+
+        With `prefetch` (a full Redis key), an admitted request also reads that key in the
+        same script, saving the response cache its own round trip.
+        """
+        keys = self._keys(limit_key) + ([prefetch] if prefetch is not None else [])
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._script(
-                    keys=self._keys(limit_key),
+                    keys=keys,
                     args=[tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window],
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._fallback(limit_key, tier, cost, exc)
-        allowed, kind, tokens, used, retry, day_reset = raw
+        allowed, kind, tokens, used, retry, day_reset, cached = raw
         return Decision(
             allowed=int(allowed) == 1,
             kind=(kind.decode() if isinstance(kind, bytes) else str(kind)) or None,
@@ -185,6 +195,8 @@ class RateLimiter:
             retry_after_s=float(retry),
             day_reset_s=float(day_reset),
             window_s=self._window,
+            prefetched=bytes(cached) if cached else None,
+            prefetch_done=prefetch is not None and int(allowed) == 1,
         )
 
     def _fallback(self, key: str, tier: Tier, cost: int, exc: BaseException) -> Decision:
