@@ -26,6 +26,7 @@ from gateway.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from gateway.persistence import api_keys as repo
 from gateway.persistence import users as users_repo
 from gateway.persistence.api_keys import ApiKeyRow
+from gateway.services.public.db import session_scope
 from gateway.services.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.services.public.tiers import Tiers
 
@@ -88,7 +89,7 @@ class ApiKeyService:
         self._check_name(name)
         self._check_tier(tier)
         key_id, key = new_key()
-        async with self._sessionmaker() as session, session.begin():
+        async with session_scope(self._sessionmaker, write=True) as session:
             if user_uid is not None:
                 await users_repo.ensure(session, user_uid)
             row = await repo.insert(
@@ -103,7 +104,7 @@ class ApiKeyService:
 
     async def list_for(self, user_uid: str | None, *, all_users: bool = False) -> list[ApiKeyRow]:
         """Keys of one user, or every key (ops)."""
-        async with self._sessionmaker() as session:
+        async with session_scope(self._sessionmaker) as session:
             return await repo.list_keys(session, user_uid=user_uid, all_users=all_users)
 
     async def _owned(self, session: AsyncSession, key_id: str, owner: str | None) -> ApiKeyRow:
@@ -116,7 +117,7 @@ class ApiKeyService:
     async def rotate(self, key_id: str, *, owner: str | None) -> IssuedKey:
         """Give a live key a new secret; the old secret stops working at once."""
         key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        async with self._sessionmaker() as session, session.begin():
+        async with session_scope(self._sessionmaker, write=True) as session:
             await self._owned(session, key_id, owner)
             if not await repo.replace_secret(session, key_id, hash_key(key)):
                 raise NotFound(f"API key {key_id} is revoked")
@@ -127,7 +128,7 @@ class ApiKeyService:
 
     async def revoke(self, key_id: str, *, owner: str | None) -> ApiKeyRow:
         """Revoke a key for good."""
-        async with self._sessionmaker() as session, session.begin():
+        async with session_scope(self._sessionmaker, write=True) as session:
             await self._owned(session, key_id, owner)
             if not await repo.revoke(session, key_id):
                 raise NotFound(f"API key {key_id} is already revoked")
@@ -148,7 +149,7 @@ class ApiKeyService:
             if hmac.compare_digest(cached[0], digest):
                 return cached[1]
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")
-        async with self._sessionmaker() as session:
+        async with session_scope(self._sessionmaker) as session:
             row = await repo.get(session, key_id)
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")

@@ -77,6 +77,17 @@ class PublicPlaneSettings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
+    def _tiers_configured(self) -> Self:
+        # Read TIERS_FILE now so a bad file or an unknown DEFAULT_TIER/ANONYMOUS_TIER is
+        # a one-line configuration error at start-up, not a traceback from the app.
+        from gateway.services.public.tiers import load_tiers
+
+        tiers = load_tiers(self.tiers_file, self.default_tier)
+        if self.anonymous_tier is not None and self.anonymous_tier not in tiers:
+            raise ValueError(f"ANONYMOUS_TIER {self.anonymous_tier!r} is not a configured tier")
+        return self
+
+    @model_validator(mode="after")
     def _no_emulator_in_production(self) -> Self:
         environment = str(getattr(self, "environment", "development"))
         if self.firebase_auth_emulator_host and environment in _PRODUCTIONS:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.errors import InvalidInput
 from gateway.persistence import users as repo
 from gateway.persistence.users import UserRow
+from gateway.services.public.db import session_scope
 from gateway.services.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.services.public.tiers import Tiers
 
@@ -39,7 +40,7 @@ class UserService:
         cached = self._seen.get(uid)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        async with self._sessionmaker() as session, session.begin():
+        async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.record_seen(session, uid, email)
         if self._cache_s > 0:
             if len(self._seen) > 100_000:
@@ -72,7 +73,7 @@ class UserService:
 
     async def get(self, uid: str) -> UserRow | None:
         """The stored user, if any."""
-        async with self._sessionmaker() as session:
+        async with session_scope(self._sessionmaker) as session:
             return await repo.get(session, uid)
 
     async def set_tier(self, uid: str, tier: str) -> UserRow:
@@ -98,7 +99,7 @@ class UserService:
         return await self._set(uid, "role", role)
 
     async def _set(self, uid: str, field: str, value: str) -> UserRow:
-        async with self._sessionmaker() as session, session.begin():
+        async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.set_field(session, uid, field, value)
         self._seen.pop(uid, None)
         return row

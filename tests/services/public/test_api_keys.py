@@ -139,3 +139,35 @@ async def test_anonymous_tier_is_limited_per_client_ip(settings: Settings, tmp_p
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert responses[0].json()["kind"] == "anonymous"
     assert responses[0].json()["tier"]["name"] == "anon"
+
+
+async def test_database_outage_during_key_lookup_is_503_not_500(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    from tests.support.tcp_proxy import TcpProxy
+
+    db = urlsplit(settings.database_url)
+    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
+    await proxy.start()
+    proxied = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
+    try:
+        async with public_app(
+            settings,
+            database_url=proxied.render_as_string(hide_password=False),
+            tiers_file=write_tiers(tmp_path / "t.json"),
+            api_key_cache_s=0,
+        ) as app:
+            key = {"X-API-Key": await app.key(tier="free")}
+            assert (await app.client.get("/v1/me", headers=key)).status_code == 200
+            await proxy.cut()
+            down = await app.client.get("/v1/me", headers=key)
+            await proxy.restore()
+    finally:
+        await proxy.close()
+    assert down.status_code == 503
+    assert down.json()["dependency"] == "database"
+    assert "retry-after" in down.headers
