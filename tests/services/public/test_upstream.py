@@ -112,3 +112,29 @@ def test_retry_budget_is_bounded() -> None:
         budget.record_request()
     assert budget.try_spend()
     assert not budget.try_spend()
+
+
+async def test_half_open_lets_exactly_one_probe_through(
+    settings: Settings, upstream: LocalUpstream, tmp_path: Path
+) -> None:
+    upstream.control.cache_control = "no-store"
+    async with public_app(
+        settings,
+        parser_service_url=upstream.url,
+        tiers_file=write_tiers(tmp_path / "tiers.json"),
+        breaker_fail_max=1,
+        breaker_reset_timeout_s=0.5,
+    ) as app:
+        headers = {"X-API-Key": await app.key(tier="free")}
+        upstream.control.status = 500
+        assert (await app.client.get("/v1/properties/H-1", headers=headers)).status_code == 503
+        before = upstream.control.total
+        upstream.control.status = 200
+        upstream.control.delay_s = 1.0  # the probe is in flight while the others arrive
+        await asyncio.sleep(0.6)  # past the reset timeout: the next call is the probe
+        # Distinct ids: one key would be coalesced by the cache's single flight instead.
+        responses = await asyncio.gather(
+            *(app.client.get(f"/v1/properties/H-{i}", headers=headers) for i in range(10))
+        )
+    assert upstream.control.total - before == 1
+    assert sorted(r.status_code for r in responses) == [200] + [503] * 9
