@@ -29,6 +29,7 @@ from typing import Any
 
 import firebase_admin
 import google.auth.credentials
+import google.auth.exceptions
 from firebase_admin import auth, credentials
 from firebase_admin import exceptions as firebase_exceptions
 
@@ -98,7 +99,14 @@ class FirebaseVerifier:
             options={"projectId": project_id},
             name=f"gateway-public-{uuid.uuid4().hex[:8]}",
         )
-        self._client = auth.Client(self._app)
+        try:
+            self._client = auth.Client(self._app)
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            firebase_admin.delete_app(self._app)
+            raise RuntimeError(
+                "FIREBASE_CHECK_REVOKED=true needs Google service-account credentials "
+                "(GOOGLE_APPLICATION_CREDENTIALS) to look users up"
+            ) from exc
         self._executor = ThreadPoolExecutor(
             settings.firebase_verify_threads, thread_name_prefix="firebase-verify"
         )
