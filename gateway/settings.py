@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.services.public.settings import PublicPlaneSettings
+
 
 class Environment(enum.StrEnum):
     """Where the gateway runs; production tightens validation."""
@@ -161,7 +163,7 @@ class CoreSettings(BaseSettings):
         return self.environment is not Environment.PRODUCTION
 
 
-class Settings(CoreSettings):
+class Settings(CoreSettings, PublicPlaneSettings):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services

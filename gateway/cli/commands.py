@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from gateway.cli import migrate, serve
+from gateway.cli import migrate, public, serve
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRY: list[Register] = [serve.register, migrate.register]
+REGISTRY: list[Register] = [serve.register, migrate.register, public.register]
