@@ -4,8 +4,8 @@
 # The auth emulator runs on Node alone (no Java), offline, on 127.0.0.1.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-prefix="${FIREBASE_TOOLS_PREFIX:-$root/.cache/firebase-tools}"
+# A per-user cache outside the checkout, so fresh clones (CI) reuse one install.
+prefix="${FIREBASE_TOOLS_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/tax-lien-gateway/firebase-tools}"
 version="${FIREBASE_TOOLS_VERSION:-13}"
 bin="$prefix/node_modules/.bin/firebase"
 
