@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.services.public.settings import PublicPlaneSettings
+from gateway.services.work.settings import WorkerPlaneSettings
 
 
 class Environment(enum.StrEnum):
@@ -163,7 +164,8 @@ class CoreSettings(BaseSettings):
         return self.environment is not Environment.PRODUCTION
 
 
-class Settings(CoreSettings, PublicPlaneSettings):
+# Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
+class Settings(WorkerPlaneSettings, PublicPlaneSettings, CoreSettings):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services

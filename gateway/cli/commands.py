@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from gateway.cli import migrate, public, serve
+from gateway.cli import dlq, enqueue, migrate, public, serve, tokens, workers
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRY: list[Register] = [serve.register, migrate.register, public.register]
+REGISTRY: list[Register] = [serve.register, migrate.register]
+REGISTRY += [tokens.register, enqueue.register, workers.register, dlq.register]
+REGISTRY += [public.register]

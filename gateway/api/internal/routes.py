@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway.api.info import info_router
+from gateway.api.internal import work
 
 
 def parcel_routers() -> list[APIRouter]:
     """Routers of the parcel-internal port."""
-    return [info_router("/internal")]
+    return [info_router("/internal"), work.router]
 
 
 def party_routers() -> list[APIRouter]:
     """Routers of the party-internal port."""
-    return [info_router("/internal")]
+    return [info_router("/internal"), work.router]

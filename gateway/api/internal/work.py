@@ -1,0 +1,148 @@
+"""The leased-work protocol: enqueue, lease (long-poll), results, heartbeat.
+
+Routers stay thin: parse, call the worker plane, shape the answer. The protocol and its
+guarantees are described in `gateway.services.work.queue` and `...results`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import TypeAdapter, ValidationError
+
+from gateway.api.internal.auth import ProducerDep, WorkerDep
+from gateway.api.internal.plane import WorkerPlaneDep
+from gateway.errors import InvalidInput
+from gateway.services.work.models import (
+    EnqueueRequest,
+    EnqueueResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Platform,
+    ResultsRequest,
+    ResultsResponse,
+    WorkerId,
+    WorkResponse,
+)
+
+router = APIRouter(prefix="/internal", tags=["work"])
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown, revoked or other-audience token"},
+    503: {"description": "Redis or PostgreSQL unavailable; retry after `Retry-After`"},
+}
+
+
+@router.post("/tasks", summary="Enqueue tasks (producer tokens)", responses=_AUTH_ERRORS)
+async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -> EnqueueResponse:
+    """Enqueue a batch; a (platform, key) already queued or leased counts as a duplicate."""
+    if len(body.tasks) > plane.settings.enqueue_max_batch:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["body", "tasks"],
+                    "msg": f"at most {plane.settings.enqueue_max_batch} tasks per request",
+                    "type": "too_long",
+                }
+            ]
+        )
+    outcome = await plane.enqueue(body.tasks)
+    new = sum(outcome.new)
+    return EnqueueResponse(
+        enqueued=new, duplicates=len(outcome.new) - new, task_ids=outcome.task_ids
+    )
+
+
+_PLATFORMS = TypeAdapter(list[Platform])
+
+
+def _platforms(raw: str) -> list[str]:
+    names = [p.strip() for p in raw.split(",") if p.strip()]
+    try:
+        platforms = _PLATFORMS.validate_python(names)
+    except ValidationError as exc:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["query", "platforms"],
+                    "msg": "comma-separated platform names ([a-z0-9_-], up to 64 chars)",
+                    "type": "value_error",
+                }
+            ]
+        ) from exc
+    if not platforms or len(platforms) > 100:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["query", "platforms"],
+                    "msg": "name 1 to 100 platforms",
+                    "type": "value_error",
+                }
+            ]
+        )
+    return list(dict.fromkeys(platforms))
+
+
+@router.get("/work", summary="Lease tasks, waiting up to `wait` seconds", responses=_AUTH_ERRORS)
+async def work(
+    plane: WorkerPlaneDep,
+    _: WorkerDep,
+    worker_id: Annotated[WorkerId, Query()],
+    platforms: Annotated[str, Query(max_length=6500)],
+    limit: Annotated[int, Query(ge=1)] = 1,
+    wait: Annotated[float, Query(ge=0)] = 0.0,
+) -> WorkResponse:
+    """Lease up to `limit` tasks (capped at WORK_MAX_LIMIT); long-polls up to `wait`
+    seconds (capped at WORK_MAX_WAIT_S) when nothing is ready."""
+    names = _platforms(platforms)
+    batch = await plane.lease(
+        worker_id,
+        names,
+        min(limit, plane.settings.work_max_limit),
+        min(wait, plane.settings.work_max_wait_s),
+    )
+    return WorkResponse(tasks=batch.tasks)
+
+
+@router.post(
+    "/results",
+    summary="Report results of leased tasks",
+    responses=_AUTH_ERRORS,
+    response_model_exclude_none=True,
+)
+async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> ResultsResponse:
+    """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes."""
+    if len(body.results) > plane.settings.results_max_batch:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["body", "results"],
+                    "msg": f"at most {plane.settings.results_max_batch} results per request",
+                    "type": "too_long",
+                }
+            ]
+        )
+    outcomes = await plane.results.submit(body.worker_id, body.results)
+    return ResultsResponse(
+        accepted=sum(o.outcome == "accepted" for o in outcomes),
+        duplicate=sum(o.outcome == "duplicate" for o in outcomes),
+        rejected=sum(o.outcome == "rejected" for o in outcomes),
+        results=outcomes,
+    )
+
+
+@router.post(
+    "/heartbeat", summary="Register the worker and extend its leases", responses=_AUTH_ERRORS
+)
+async def heartbeat(
+    body: HeartbeatRequest, plane: WorkerPlaneDep, principal: WorkerDep
+) -> HeartbeatResponse:
+    """Extend the leases the worker still holds; tell it which are lost and what to do."""
+    beat = await plane.registry.heartbeat(body, principal.name)
+    return HeartbeatResponse(
+        extended=beat.extended,
+        lost=beat.lost,
+        command=beat.command,
+        heartbeat_interval_s=plane.settings.heartbeat_interval_for(body.platforms),
+    )

@@ -1,0 +1,86 @@
+-- Shared helpers, prepended to every worker-plane script (see scripts.py).
+-- Keys are built from ARGV[1], the audience base key (`<prefix>wq:<audience>:`); the
+-- queue is meant for a single Redis primary, not Redis Cluster.
+local base = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function fmt(n)
+  -- Integers up to 2^53 exactly; Lua's default number formatting keeps only 14 digits.
+  return string.format('%d', n)
+end
+
+local function task_key(tid) return base .. 't:' .. tid end
+
+-- Priority first (higher is better), then FIFO by a per-audience sequence number.
+local function ready_score(prio)
+  return fmt(-tonumber(prio) * 1e10 + redis.call('INCR', base .. 'seq'))
+end
+
+local function make_ready(tid, p, prio, since)
+  redis.call('HSET', task_key(tid), 'state', 'ready', 'lease_id', '', 'worker_id', '')
+  redis.call('ZADD', base .. 'ready:' .. p, ready_score(prio), tid)
+  redis.call('ZADD', base .. 'since:' .. p, fmt(since), tid)
+end
+
+local function lease_ms_for(overrides, default_ms, p)
+  local o = overrides[p]
+  if o then return tonumber(o) end
+  return default_ms
+end
+
+-- Whether (tid, lid) is the current lease of a live task.
+local function current(tid, lid)
+  local f = redis.call('HMGET', task_key(tid), 'state', 'lease_id')
+  return f[1] == 'leased' and f[2] == lid
+end
+
+-- Not current: 'duplicate' when this lease already reported a failure (remembered in the
+-- task hash, bounded by MAX_ATTEMPTS); else 'stale'. Completed succeeded leases are
+-- recognised from PostgreSQL history by the caller, so Redis keeps nothing per
+-- completed task.
+local function settled(tid, lid)
+  if current(tid, lid) then return 'current' end
+  if redis.call('HEXISTS', task_key(tid), 'fl:' .. lid) == 1 then return 'duplicate' end
+  return 'stale'
+end
+
+-- Ends a lease that failed (worker-reported or expired): append the error, then requeue
+-- with backoff (attempt+1) or dead-letter. Returns 'retry' or 'dead'.
+local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms, cap_ms)
+  local k = task_key(tid)
+  local f = redis.call('HMGET', k, 'platform', 'key', 'attempt', 'errors')
+  local p, key, attempt = f[1], f[2], tonumber(f[3])
+  local errors = {}
+  if f[4] and f[4] ~= '' then errors = cjson.decode(f[4]) end
+  err['attempt'] = attempt
+  err['at_ms'] = now
+  errors[#errors + 1] = err
+  while #errors > 20 do table.remove(errors, 1) end
+  redis.call('ZREM', base .. 'leased:' .. p, tid)
+  redis.call('HDEL', base .. 'leases', lid)
+  redis.call('HSET', k, 'errors', cjson.encode(errors), 'lease_id', '', 'worker_id', '')
+  if retryable and attempt < max_attempts then
+    local delay = math.min(cap_ms, base_ms * (2 ^ (attempt - 1))) * (0.5 + 0.5 * jitter)
+    redis.call('HSET', k, 'state', 'delayed', 'attempt', attempt + 1)
+    redis.call('ZADD', base .. 'delayed:' .. p, fmt(now + delay), tid)
+    return {'retry', p}
+  end
+  redis.call('HSET', k, 'state', 'dead', 'dead_at', fmt(now))
+  redis.call('ZADD', base .. 'dead:' .. p, fmt(now), tid)
+  local dk = p .. ':' .. key
+  if redis.call('HGET', base .. 'dedupe', dk) == tid then redis.call('HDEL', base .. 'dedupe', dk) end
+  return {'dead', p}
+end
+
+-- Move due delayed tasks of platform p to ready; returns how many moved.
+local function promote(p, limit)
+  local due = redis.call('ZRANGEBYSCORE', base .. 'delayed:' .. p, '-inf', fmt(now), 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #due, 2 do
+    local tid = due[i]
+    redis.call('ZREM', base .. 'delayed:' .. p, tid)
+    local prio = redis.call('HGET', task_key(tid), 'priority')
+    if prio then make_ready(tid, p, prio, tonumber(due[i + 1])) end
+  end
+  return #due / 2
+end

@@ -1,0 +1,22 @@
+-- Worker-reported failures. ARGV: base, max_attempts, backoff_base_ms, backoff_cap_ms,
+-- n, then per item: task_id, lease_id, error_json, retryable(1|0), jitter.
+-- Returns per item: 'retry' | 'dead' | 'duplicate' | 'stale', then the platform.
+local max_attempts, base_ms, cap_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+local out = {}
+for j = 0, n - 1 do
+  local at = 6 + 5 * j
+  local tid, lid = ARGV[at], ARGV[at + 1]
+  local s = settled(tid, lid)
+  if s == 'current' then
+    local r = fail_task(tid, lid, cjson.decode(ARGV[at + 2]), ARGV[at + 3] == '1',
+      tonumber(ARGV[at + 4]), max_attempts, base_ms, cap_ms)
+    redis.call('HSET', task_key(tid), 'fl:' .. lid, '1')
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2]
+  else
+    out[#out + 1] = s
+    out[#out + 1] = ''
+  end
+end
+return out
