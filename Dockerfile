@@ -69,6 +69,11 @@ EXPOSE 8080 8081 8082
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('PUBLIC_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2).status == 200 else 1)"]
 
+# The commit this image was built from, exported as gateway_build_info{commit=...}
+# (CI passes --build-arg BUILD_COMMIT=<sha>). Last, so a new commit rebuilds no layer.
+ARG BUILD_COMMIT=unknown
+ENV BUILD_COMMIT=${BUILD_COMMIT}
+
 # Exec form: the gateway is PID 1 and receives SIGTERM itself; its graceful timeout
 # (GRACEFUL_TIMEOUT_S, default 10 s) must stay below the orchestrator's grace period.
 STOPSIGNAL SIGTERM

@@ -69,6 +69,21 @@ def _drop_color_message(
     return event_dict
 
 
+class _StdoutHandler(logging.StreamHandler[Any]):
+    """Writes to whatever `sys.stdout` is at emit time (test capture swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str, fmt: LogFormat) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     shared: list[structlog.types.Processor] = [
@@ -104,7 +119,7 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -78,8 +78,9 @@ async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         http=http,
-        metrics=MetricsHub(),
+        metrics=MetricsHub(commit=settings.build_commit),
     )
+    resources.metrics.watch_pools(redis, engine)
     try:
         yield resources
     finally:

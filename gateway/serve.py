@@ -18,7 +18,8 @@ import structlog
 
 from gateway.apps.registry import app_specs
 from gateway.migrations.runner import upgrade_to_head
-from gateway.resources import BackendUrls, open_resources
+from gateway.observability.runtime import ProcessMonitor
+from gateway.resources import BackendUrls, Resources, open_resources
 from gateway.runner import Runner, ServerEntry, bind_socket, make_server
 from gateway.settings import Settings
 
@@ -83,8 +84,18 @@ def _bind_all(settings: Settings) -> dict[str, socket.socket]:
     return bound
 
 
+def process_monitor(resources: Resources) -> ProcessMonitor:
+    """The process's one loop-lag sampler and dependency prober."""
+    return ProcessMonitor(
+        resources.metrics.runtime,
+        redis=resources.redis,
+        engine=resources.engine,
+        probe_timeout_s=resources.settings.ready_timeout_s,
+    )
+
+
 async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socket.socket]) -> int:
-    async with open_resources(settings, urls) as resources:
+    async with open_resources(settings, urls) as resources, process_monitor(resources):
         entries = []
         for spec in app_specs(settings):
             sock = sockets[spec.audience.value]

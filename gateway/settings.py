@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.services.proxy_pool.settings import ProxyPoolSettings
+from gateway.services.public.settings import PublicPlaneSettings
 from gateway.services.work.settings import WorkerPlaneSettings
 
 
@@ -101,6 +102,8 @@ class CoreSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     internal_docs_enabled: bool = True
     ready_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    # Set by the image build (Dockerfile ARG BUILD_COMMIT); exported in gateway_build_info.
+    build_commit: str = Field(default="unknown", pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     redis_pool_size: int = Field(default=100, ge=1)
     database_pool_size: int = Field(default=10, ge=1)
@@ -162,7 +165,8 @@ class CoreSettings(BaseSettings):
         return self.environment is not Environment.PRODUCTION
 
 
-class Settings(WorkerPlaneSettings, ProxyPoolSettings, CoreSettings):
+# Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
+class Settings(WorkerPlaneSettings, PublicPlaneSettings, ProxyPoolSettings, CoreSettings):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services

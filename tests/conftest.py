@@ -24,7 +24,7 @@ from gateway.resources import BackendUrls, Resources, open_resources
 from gateway.settings import Settings
 from tests.support.backends import (
     BackendUnavailable,
-    DatabaseFactory,
+    SessionDatabase,
     TestBackends,
     check_reachable,
     delete_prefix,
@@ -69,20 +69,19 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBackends]
 
 
 @pytest.fixture(scope="session")
-def database_factory(backends: TestBackends) -> Iterator[DatabaseFactory]:
-    """Creates a migrated database per test from a session template."""
-    factory = DatabaseFactory(backends.database_url)
-    asyncio.run(factory.create_template())
-    yield factory
-    asyncio.run(factory.drop_template())
+def session_database(backends: TestBackends) -> Iterator[SessionDatabase]:
+    """The session's own migrated database."""
+    database = SessionDatabase(backends.database_url)
+    asyncio.run(database.create())
+    yield database
+    asyncio.run(database.drop())
 
 
 @pytest.fixture
-async def database_url(database_factory: DatabaseFactory) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test only."""
-    url = await database_factory.create()
-    yield url
-    await database_factory.drop(url)
+async def database_url(session_database: SessionDatabase) -> str:
+    """The session database, emptied for this test."""
+    await session_database.reset()
+    return session_database.url
 
 
 @pytest.fixture

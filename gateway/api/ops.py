@@ -16,13 +16,8 @@ from gateway.services.readiness import check_readiness
 
 router = APIRouter(tags=["ops"])
 
-_HEALTH_BODY = b'{"status":"ok"}'
-
-
-@router.get("/health", summary="Liveness: 200 while the process runs")
-async def health() -> Response:
-    """Liveness probe; touches no dependency."""
-    return Response(_HEALTH_BODY, media_type="application/json")
+# `GET /health` (liveness) is answered by the request-context middleware in front of the
+# router; see gateway/middleware/request_context.py for why.
 
 
 @router.get(

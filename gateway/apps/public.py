@@ -2,19 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from gateway.api.external.routes import public_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
+from gateway.middleware.security_headers import SecurityHeadersMiddleware
 from gateway.resources import Resources
+from gateway.services.public.plane import PublicPlane
+
+_EXPOSED = [
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-Cache",
+    "Age",
+    "ETag",
+    "X-Request-ID",
+]
 
 
 def create_public_app(resources: Resources) -> FastAPI:
     """The public API (`/v1/...`)."""
-    return build_app(
+    plane = PublicPlane.create(resources)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            plane.close()
+
+    app = build_app(
         audience=Audience.PUBLIC,
         resources=resources,
         title="Tax-lien gateway: public API",
         routers=public_routers(),
+        lifespan=lifespan,
     )
+    app.state.public = plane
+    # Each add_middleware wraps the stack built so far: CORS sits outside the request
+    # context, and the security headers outside everything, so even a 500 or a CORS
+    # preflight carries them.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=resources.settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "X-API-Key",
+            "Content-Type",
+            "If-None-Match",
+            "X-Request-ID",
+        ],
+        expose_headers=_EXPOSED,
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

@@ -18,9 +18,12 @@ from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import gateway
 from gateway.audience import Audience
+from gateway.observability.runtime import PoolCollector, RuntimeMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -61,6 +64,7 @@ class MetricsHub:
         GCCollector(registry=self.process)
         build = Info("gateway_build", "Gateway build information.", registry=self.process)
         build.info({"version": gateway.__version__, "commit": commit})
+        self.runtime = RuntimeMetrics(self.process)
         self._audiences = {a: CollectorRegistry(auto_describe=True) for a in Audience}
         self._exposition = {a: self._exposition_registry(a) for a in Audience}
 
@@ -72,6 +76,10 @@ class MetricsHub:
         exposed = CollectorRegistry(auto_describe=False)
         exposed.register(_AudienceLabelled([self._audiences[audience], self.process], audience))
         return exposed
+
+    def watch_pools(self, redis: Redis, engine: AsyncEngine) -> None:
+        """Export the shared pools' connection counts (read at scrape time)."""
+        self.process.register(PoolCollector(redis, engine))
 
     def render(self, audience: Audience) -> bytes:
         """Prometheus text exposition for one port."""

@@ -4,16 +4,17 @@ Backends come from `REDIS_URL` / `DATABASE_URL`. When they are unset the session
 the embedded servers the product itself uses (never under `CI=true`, where a missing or
 unreachable backend fails the run instead of skipping).
 
-Isolation: every test gets its own PostgreSQL database, cloned from a template that was
-migrated once per session (`CREATE DATABASE ... TEMPLATE` takes milliseconds), and its own
-Redis key prefix, whose keys are deleted afterwards. Nothing is flushed, so runs never
-disturb each other or anything else using the same servers.
+Isolation: every test session gets its own PostgreSQL database (migrated once), emptied
+before each test, and every test its own Redis key prefix, whose keys are deleted
+afterwards. Nothing is flushed, so concurrent runs never disturb each other or anything
+else using the same servers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ class BackendUnavailable(Exception):
 @dataclass(frozen=True)
 class TestBackends:
     """Where the session's Redis and PostgreSQL are."""
+
+    __test__ = False  # a data class, not a test class, despite its name
 
     redis_url: str
     database_url: str
@@ -62,40 +65,76 @@ async def check_reachable(backends: TestBackends) -> None:
     await conn.close()
 
 
-class DatabaseFactory:
-    """Creates one migrated database per test from a session template."""
+class SessionDatabase:
+    """One migrated database per test session, emptied before every test.
+
+    Creating or dropping a PostgreSQL database forces a checkpoint (seconds on a busy
+    disk), so each session creates exactly one, named after its pid; before each test
+    every table but Alembic's is truncated, which takes milliseconds. Databases left
+    behind by a crashed run (whose pid is gone) are dropped at the next start.
+    """
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.template = f"gwtest_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.name = f"gwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.url = database_url_for(base_url, self.name)
 
-    async def _admin(self, sql: str) -> None:
-        conn = await asyncpg.connect(_admin_dsn(self.base_url), timeout=10)
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(_admin_dsn(self.base_url), timeout=10)
+
+    async def drop_stale(self) -> None:
+        """Drop test databases of earlier runs whose process no longer exists."""
+        conn = await self._admin()
         try:
-            await conn.execute(sql)
+            rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'gwtest_%'")
+            for row in rows:
+                match = re.match(r"gwtest_(\d+)_", row["datname"])
+                if match and not _pid_alive(int(match.group(1))):
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         finally:
             await conn.close()
 
-    async def create_template(self) -> None:
-        """Create and migrate the template database."""
-        await self._admin(f'CREATE DATABASE "{self.template}"')
-        url = database_url_for(self.base_url, self.template)
-        await asyncio.to_thread(upgrade_to_head, url)
+    async def create(self) -> None:
+        """Create and migrate the session database."""
+        await self.drop_stale()
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await conn.close()
+        await asyncio.to_thread(upgrade_to_head, self.url)
 
-    async def create(self) -> str:
-        """A fresh database cloned from the template; returns its URL."""
-        name = f"gwtest_{uuid.uuid4().hex[:12]}"
-        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        return database_url_for(self.base_url, name)
+    async def reset(self) -> None:
+        """Empty every application table (Alembic's version table stays)."""
+        conn = await asyncpg.connect(_admin_dsn(self.base_url, self.name), timeout=10)
+        try:
+            tables = await conn.fetch(
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS t "
+                "FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+            if tables:
+                names = ", ".join(row["t"] for row in tables)
+                await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
 
-    async def drop(self, url: str) -> None:
-        """Drop a test database, disconnecting anyone still on it."""
-        name = make_url(url).database
-        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async def drop(self) -> None:
+        """Drop the session database, disconnecting anyone still on it."""
+        conn = await self._admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
-    async def drop_template(self) -> None:
-        """Drop the session template."""
-        await self._admin(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def delete_prefix(redis_url: str, prefix: str) -> None:

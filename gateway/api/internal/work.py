@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.internal.auth import ProducerDep, WorkerDep
 from gateway.api.internal.plane import WorkerPlaneDep
@@ -53,12 +54,13 @@ async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -
     )
 
 
-def _platforms(raw: str) -> list[str]:
-    from pydantic import TypeAdapter, ValidationError
+_PLATFORMS = TypeAdapter(list[Platform])
 
+
+def _platforms(raw: str) -> list[str]:
     names = [p.strip() for p in raw.split(",") if p.strip()]
     try:
-        platforms = TypeAdapter(list[Platform]).validate_python(names)
+        platforms = _PLATFORMS.validate_python(names)
     except ValidationError as exc:
         raise InvalidInput(
             [

@@ -23,6 +23,15 @@ OpaqueId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Command = Literal["run", "quiet", "terminate"]
 
 
+def parse_command(value: str) -> Command:
+    """A stored command, defaulting to `run` for anything unexpected."""
+    if value == "quiet":
+        return "quiet"
+    if value == "terminate":
+        return "terminate"
+    return "run"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from gateway.audience import Audience
 from gateway.resources import Resources
 from gateway.services.work.deadletters import DeadLetters
 from gateway.services.work.metrics import WorkerMetrics
@@ -51,7 +52,7 @@ class WorkerPlane:
             resources.key("wq", audience, ""),
             settings,
         )
-        self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(audience))  # type: ignore[arg-type]
+        self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(Audience(audience)))
         self.notifier = Notifier(resources.redis, self.queue.wake_channel)
         self.registry = WorkerRegistry(self.queue)
         self.dead_letters = DeadLetters(self.queue)

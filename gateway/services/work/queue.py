@@ -33,7 +33,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.services.work.backend import redis_guard
-from gateway.services.work.models import Command, LeasedTask, TaskIn
+from gateway.services.work.models import Command, LeasedTask, TaskIn, parse_command
 from gateway.services.work.scripts import Scripts
 from gateway.services.work.settings import WorkerPlaneSettings
 
@@ -169,7 +169,7 @@ class WorkQueue:
             for i in range(3, len(raw), 7)
         ]
         due_in = None if next_due < 0 else max(0.0, (next_due - now_ms) / 1000)
-        return LeaseBatch(tasks, command if command in ("quiet", "terminate") else "run", due_in)  # type: ignore[arg-type]
+        return LeaseBatch(tasks, parse_command(command), due_in)
 
     async def check(self, pairs: Sequence[tuple[str, str]]) -> list[Settled]:
         """Whether each (task, lease) is current; current leases are extended."""

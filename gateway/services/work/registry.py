@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.services.work.backend import redis_guard
-from gateway.services.work.models import Command, HeartbeatRequest
+from gateway.services.work.models import Command, HeartbeatRequest, parse_command
 from gateway.services.work.queue import WorkQueue, ms_to_datetime
 
 ALL_WORKERS = "*"
@@ -67,7 +67,7 @@ class WorkerRegistry:
         command = _s(raw[0])
         n = int(raw[1])
         ids = [_s(v) for v in raw[2:]]
-        return Beat(ids[:n], ids[n:], command if command in ("quiet", "terminate") else "run")  # type: ignore[arg-type]
+        return Beat(ids[:n], ids[n:], parse_command(command))
 
     async def workers(self) -> list[dict[str, Any]]:
         """Registered workers with last-seen time and effective command."""

@@ -1,0 +1,156 @@
+"""`/v1/me` and `/v1/api-keys`: the caller, their limits, and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+
+from gateway.api.external.public_deps import CallerDep, PlaneDep
+from gateway.errors import Forbidden
+from gateway.persistence.api_keys import ApiKeyRow
+from gateway.services.public.api_keys import IssuedKey
+
+router = APIRouter(prefix="/v1", tags=["account"])
+
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class TierOut(BaseModel):
+    """A tier's limits."""
+
+    name: str
+    rate_per_s: float
+    burst: int
+    daily_quota: int
+    max_page_size: int
+
+
+class UsageOut(BaseModel):
+    """Today's (UTC) usage of the daily quota."""
+
+    today: int
+    daily_quota: int
+    remaining: int | None
+
+
+class MeOut(BaseModel):
+    """Who the caller is, their tier and usage."""
+
+    kind: str
+    id: str
+    user_uid: str | None
+    email: str | None
+    role: str
+    tier: TierOut
+    usage: UsageOut
+
+
+class KeyOut(BaseModel):
+    """An API key without its secret."""
+
+    id: str
+    name: str
+    tier: str
+    user_uid: str | None
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedKeyOut(KeyOut):
+    """A key with its secret, shown only in this response."""
+
+    key: str
+
+
+class KeyList(BaseModel):
+    """The caller's keys, newest first."""
+
+    items: list[KeyOut]
+
+
+class CreateKeyIn(BaseModel):
+    """A new key's name and (admins only: any) tier."""
+
+    name: str = Field(min_length=1, max_length=64)
+    tier: str | None = Field(default=None, max_length=32)
+
+
+def _key_out(row: ApiKeyRow) -> KeyOut:
+    return KeyOut(
+        id=row.id,
+        name=row.name,
+        tier=row.tier,
+        user_uid=row.user_uid,
+        created_at=row.created_at,
+        rotated_at=row.rotated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _issued(issued: IssuedKey) -> IssuedKeyOut:
+    return IssuedKeyOut(**_key_out(issued.row).model_dump(), key=issued.secret)
+
+
+@router.get("/me", summary="The caller, their tier, limits and today's usage")
+async def me(caller: CallerDep, plane: PlaneDep) -> MeOut:
+    """Describe the caller."""
+    p = caller.principal
+    used = caller.decision.quota_used
+    quota = p.tier.daily_quota
+    return MeOut(
+        kind=p.kind.value,
+        id=p.id,
+        user_uid=p.user_uid,
+        email=p.email,
+        role=p.role.value,
+        tier=TierOut(**p.tier.model_dump()),
+        usage=UsageOut(
+            today=used, daily_quota=quota, remaining=max(0, quota - used) if quota else None
+        ),
+    )
+
+
+@router.post("/api-keys", status_code=201, summary="Create an API key (the secret is shown once)")
+async def create_key(
+    body: CreateKeyIn, caller: CallerDep, plane: PlaneDep, response: Response
+) -> IssuedKeyOut:
+    """Create a key owned by the caller's user."""
+    owner = plane.api_keys.require_owner(caller.principal)
+    tier = body.tier or caller.principal.tier.name
+    if tier != caller.principal.tier.name and not caller.principal.is_admin:
+        raise Forbidden("Only admins may create keys of another tier than their own")
+    response.headers.update(_NO_STORE)
+    return _issued(await plane.api_keys.create(name=body.name, tier=tier, user_uid=owner))
+
+
+@router.get("/api-keys", summary="List the caller's API keys")
+async def list_keys(caller: CallerDep, plane: PlaneDep, response: Response) -> KeyList:
+    """Keys of the caller's user, without secrets."""
+    owner = plane.api_keys.require_owner(caller.principal)
+    response.headers.update(_NO_STORE)
+    return KeyList(items=[_key_out(r) for r in await plane.api_keys.list_for(owner)])
+
+
+@router.post(
+    "/api-keys/{key_id}/rotate", summary="Replace a key's secret (the old one stops working)"
+)
+async def rotate_key(
+    key_id: KeyId, caller: CallerDep, plane: PlaneDep, response: Response
+) -> IssuedKeyOut:
+    """Rotate one of the caller's keys."""
+    owner = plane.api_keys.require_owner(caller.principal)
+    response.headers.update(_NO_STORE)
+    return _issued(await plane.api_keys.rotate(key_id, owner=owner))
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke a key")
+async def revoke_key(key_id: KeyId, caller: CallerDep, plane: PlaneDep) -> Response:
+    """Revoke one of the caller's keys."""
+    owner = plane.api_keys.require_owner(caller.principal)
+    await plane.api_keys.revoke(key_id, owner=owner)
+    return Response(status_code=204)

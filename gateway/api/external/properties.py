@@ -1,0 +1,169 @@
+"""`/v1/properties`: one parcel, its history, and search. Thin: validate, call, shape."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from gateway.api.external.public_deps import PlaneDep, PrincipalDep, admit
+from gateway.errors import InvalidInput
+from gateway.persistence.parcels_read import SearchFilters
+from gateway.services.public.cache import Served
+from gateway.services.public.origin import OriginRequest
+from gateway.services.public.plane import PublicPlane
+
+router = APIRouter(prefix="/v1/properties", tags=["properties"])
+
+ParcelId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="Parcel id")
+]
+Cursor = Annotated[
+    str | None, Query(pattern=r"^[A-Za-z0-9_=-]{1,256}$", description="Opaque page cursor")
+]
+Limit = Annotated[
+    int | None, Query(ge=1, le=1000, description="Page size; capped by the tier's maximum")
+]
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(c.strip().removeprefix("W/") == bare for c in if_none_match.split(","))
+
+
+async def _serve(request: Request, plane: PublicPlane, origin_request: OriginRequest) -> Response:
+    # Limits are taken here, after validation, so the limiter's script can also read the
+    # cached response in its one Redis round trip.
+    prefetch = plane.cache_redis_key(origin_request)
+    decision = await admit(request, plane, origin_request.principal, prefetch=prefetch)
+    prefetched = (decision.prefetched,) if decision.prefetch_done else None
+    return _respond(request, await plane.serve(origin_request, prefetched=prefetched))
+
+
+def _respond(request: Request, served: Served) -> Response:
+    headers = {"X-Cache": served.x_cache, "Age": str(served.age), "ETag": served.etag}
+    headers["Cache-Control"] = served.cache_control
+    headers["Vary"] = "Authorization, X-API-Key"
+    if served.status == 200 and _etag_matches(request.headers.get("if-none-match"), served.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(served.body, served.status, headers=headers, media_type=served.content_type)
+
+
+def _page_size(limit: int | None, cap: int) -> int:
+    return min(limit or min(20, cap), cap)
+
+
+@router.get("/search", summary="Search parcels")
+async def search(
+    request: Request,
+    principal: PrincipalDep,
+    plane: PlaneDep,
+    state: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
+    county: Annotated[
+        str | None, Query(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")
+    ] = None,
+    lien_status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    min_amount: Annotated[
+        Decimal | None, Query(ge=0, le=10**12, max_digits=16, decimal_places=2)
+    ] = None,
+    max_amount: Annotated[
+        Decimal | None, Query(ge=0, le=10**12, max_digits=16, decimal_places=2)
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=2, max_length=100, description="Address or owner")
+    ] = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Response:
+    """Parcels matching every filter, ordered by parcel id, one page at a time."""
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["query", "min_amount"],
+                    "msg": "must not exceed max_amount",
+                    "type": "value_error",
+                }
+            ]
+        )
+    filters = SearchFilters(
+        state=state.upper() if state else None,
+        county=county.strip() if county else None,
+        lien_status=lien_status,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        q=q.strip() if q else None,
+    )
+    size = _page_size(limit, principal.tier.max_page_size)
+    query = {
+        "state": filters.state,
+        "county": filters.county,
+        "lien_status": filters.lien_status,
+        "min_amount": None if min_amount is None else str(min_amount),
+        "max_amount": None if max_amount is None else str(max_amount),
+        "q": filters.q,
+        "limit": str(size),
+        "cursor": cursor,
+    }
+    origin_request = OriginRequest(
+        route="search",
+        path="/v1/properties/search",
+        query=tuple(sorted((k, v) for k, v in query.items() if v is not None)),
+        principal=principal,
+        request_id=_request_id(request),
+        filters=filters,
+        cursor=cursor,
+        limit=size,
+    )
+    return await _serve(request, plane, origin_request)
+
+
+@router.get("/{parcel_id}", summary="One parcel's current record")
+async def get_property(
+    request: Request, principal: PrincipalDep, plane: PlaneDep, parcel_id: ParcelId
+) -> Response:
+    """The current record of a parcel."""
+    origin_request = OriginRequest(
+        route="property",
+        path=f"/v1/properties/{parcel_id}",
+        query=(),
+        principal=principal,
+        request_id=_request_id(request),
+        parcel_id=parcel_id,
+    )
+    return await _serve(request, plane, origin_request)
+
+
+@router.get("/{parcel_id}/history", summary="One parcel's accepted results, oldest first")
+async def get_history(
+    request: Request,
+    principal: PrincipalDep,
+    plane: PlaneDep,
+    parcel_id: ParcelId,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> Response:
+    """A page of a parcel's history."""
+    size = _page_size(limit, principal.tier.max_page_size)
+    query = [("limit", str(size))] + ([("cursor", cursor)] if cursor else [])
+    origin_request = OriginRequest(
+        route="history",
+        path=f"/v1/properties/{parcel_id}/history",
+        query=tuple(sorted(query)),
+        principal=principal,
+        request_id=_request_id(request),
+        parcel_id=parcel_id,
+        cursor=cursor,
+        limit=size,
+    )
+    return await _serve(request, plane, origin_request)

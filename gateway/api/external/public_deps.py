@@ -1,0 +1,84 @@
+"""Dependencies of the public routes: the plane, the caller, the limiter decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.errors import Forbidden
+from gateway.middleware.security_headers import RESPONSE_HEADERS_STATE
+from gateway.services.public.plane import PublicPlane
+from gateway.services.public.principal import Principal
+from gateway.services.public.ratelimit import Decision
+
+
+async def get_plane(request: Request) -> PublicPlane:
+    """The public plane of this app (async: FastAPI runs sync dependencies in threads)."""
+    plane: PublicPlane = request.app.state.public
+    return plane
+
+
+PlaneDep = Annotated[PublicPlane, Depends(get_plane)]
+
+
+def client_ip(request: Request, plane: PublicPlane) -> str:
+    """The caller's address; the last `X-Forwarded-For` hop only behind a trusted proxy."""
+    if plane.resources.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()[:64]
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller whose request was admitted by the limiter."""
+
+    principal: Principal
+    decision: Decision
+
+
+async def get_principal(request: Request, plane: PlaneDep) -> Principal:
+    """Authenticate the caller (401/429 on failure); no budget is consumed yet."""
+    return await plane.authenticator.authenticate(request.headers, client_ip(request, plane))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def admit(
+    request: Request, plane: PublicPlane, principal: Principal, *, prefetch: str | None = None
+) -> Decision:
+    """Take one unit of the caller's rate limit and daily quota, or raise 429.
+
+    `prefetch` names a Redis key (a cached response) to read in the same round trip.
+    """
+    decision = await plane.limiter.check(principal.limit_key, principal.tier, prefetch=prefetch)
+    # Every response of an admitted (or refused) request carries the limiter state.
+    request.scope.setdefault("state", {}).setdefault(RESPONSE_HEADERS_STATE, {}).update(
+        {k: v for k, v in decision.headers().items() if k != "Retry-After"}
+    )
+    if not decision.allowed:
+        plane.metrics.rate_limited.labels(principal.tier.name, decision.kind or "rate").inc()
+        raise decision.error()
+    return decision
+
+
+async def get_caller(request: Request, plane: PlaneDep, principal: PrincipalDep) -> Caller:
+    """Authenticate, then admit the request through the limiter."""
+    return Caller(principal, await admit(request, plane, principal))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> Caller:
+    """A caller with the admin role."""
+    if not caller.principal.is_admin:
+        raise Forbidden("This endpoint needs the admin role")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]

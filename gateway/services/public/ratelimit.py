@@ -1,0 +1,224 @@
+"""Exact per-principal rate limits and daily quotas, with a per-process fallback.
+
+Kong, APISIX and Tyk are exact in Redis only in a slow synchronous mode. Here every
+request runs one Lua script (`ratelimit.lua`) that refills the principal's token bucket
+from the Redis clock, checks the daily quota, and takes a token and a quota unit
+together, atomically: 200 concurrent requests against a budget of 50 admit exactly 50,
+however many gateway processes share the Redis. Denied requests consume nothing.
+
+When Redis is unreachable (or slower than `RATELIMIT_REDIS_TIMEOUT_S`) the decision is
+taken by an in-process bucket with the same parameters: limits stay roughly right per
+process instead of the gateway answering 500 or letting everything through. Each such
+decision is counted in `gateway_limiter_fallbacks_total` and logged (throttled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from redis.exceptions import RedisError
+
+from gateway.errors import TooManyRequests
+from gateway.resources import Resources
+from gateway.services.public.metrics import PublicMetrics
+from gateway.services.public.tiers import Tier
+
+log = structlog.get_logger("gateway.public.ratelimit")
+
+_SCRIPT = (Path(__file__).with_name("ratelimit.lua")).read_text()
+_FALLBACK_LOG_EVERY_S = 10.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one limiter check, with what the headers need."""
+
+    allowed: bool
+    kind: str | None
+    tier: Tier
+    tokens: float
+    quota_used: int
+    retry_after_s: float
+    day_reset_s: float
+    fallback: bool = False
+    window_s: int = 86_400
+    # The response-cache entry read in the same round trip (None: absent or not asked).
+    prefetched: bytes | None = field(default=None, repr=False)
+    prefetch_done: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft `RateLimit-Policy` / `RateLimit` (and `Retry-After` when denied)."""
+        tier = self.tier
+        bucket_reset = math.ceil(max(0.0, tier.burst - self.tokens) / tier.rate_per_s)
+        policies = [f'"burst";q={tier.burst};w={tier.bucket_window_s}']
+        states = [f'"burst";r={math.floor(self.tokens)};t={bucket_reset}']
+        if tier.daily_quota:
+            remaining = max(0, tier.daily_quota - self.quota_used)
+            policies.append(f'"daily";q={tier.daily_quota};w={self.window_s}')
+            states.append(f'"daily";r={remaining};t={math.ceil(self.day_reset_s)}')
+        headers = {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
+        return headers
+
+    def error(self) -> TooManyRequests:
+        """The 429 problem for a denied decision; its type says rate or quota."""
+        if self.kind == "quota":
+            return QuotaExceeded(
+                f"Daily quota of {self.tier.daily_quota} requests exhausted",
+                headers=self.headers(),
+                extra={"tier": self.tier.name, "limit": "quota"},
+            )
+        return RateLimitExceeded(
+            f"Rate limit of {self.tier.rate_per_s:g} requests/s (burst {self.tier.burst}) exceeded",
+            headers=self.headers(),
+            extra={"tier": self.tier.name, "limit": "rate"},
+        )
+
+
+class RateLimitExceeded(TooManyRequests):
+    """429: the token bucket is empty; retry in seconds."""
+
+    slug = "rate-limited"
+    title = "Rate limit exceeded"
+
+
+class QuotaExceeded(TooManyRequests):
+    """429: the daily quota is used up; retry after the next UTC midnight."""
+
+    slug = "quota-exceeded"
+    title = "Daily quota exceeded"
+
+
+class _LocalBucket:
+    __slots__ = ("day", "tokens", "ts", "used")
+
+    def __init__(self, burst: int, now: float, window: int) -> None:
+        self.tokens = float(burst)
+        self.ts = now
+        self.day = int(now // window)
+        self.used = 0
+
+
+class FallbackLimiter:
+    """The same token bucket and quota, in this process's memory."""
+
+    def __init__(self, window_s: int = 86_400, max_entries: int = 100_000) -> None:
+        self._window = window_s
+        self._buckets: dict[str, _LocalBucket] = {}
+        self._max_entries = max_entries
+
+    def check(self, key: str, tier: Tier, cost: int = 1) -> Decision:
+        """Take `cost` from the local bucket when possible."""
+        now = time.time()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_entries:
+                self._buckets.clear()  # crude bound: an outage must not grow memory forever
+            bucket = self._buckets[key] = _LocalBucket(tier.burst, now, self._window)
+        day = int(now // self._window)
+        if day != bucket.day:
+            bucket.day, bucket.used = day, 0
+        bucket.tokens = min(tier.burst, bucket.tokens + max(0.0, now - bucket.ts) * tier.rate_per_s)
+        bucket.ts = now
+        day_reset = (day + 1) * self._window - now
+        kind: str | None = None
+        retry = 0.0
+        if tier.daily_quota and bucket.used + cost > tier.daily_quota:
+            kind, retry = "quota", day_reset
+        elif bucket.tokens < cost:
+            kind, retry = "rate", (cost - bucket.tokens) / tier.rate_per_s
+        else:
+            bucket.tokens -= cost
+            bucket.used += cost
+        return Decision(
+            kind is None,
+            kind,
+            tier,
+            bucket.tokens,
+            bucket.used,
+            retry,
+            day_reset,
+            fallback=True,
+            window_s=self._window,
+        )
+
+
+class RateLimiter:
+    """Checks and consumes a principal's budget on every request."""
+
+    def __init__(self, resources: Resources, metrics: PublicMetrics) -> None:
+        self._resources = resources
+        self._metrics = metrics
+        self._script = resources.redis.register_script(_SCRIPT)
+        self._timeout = resources.settings.ratelimit_redis_timeout_s
+        self._window = resources.settings.quota_window_s
+        self.fallback = FallbackLimiter(self._window)
+        self._last_fallback_log = 0.0
+
+    def _keys(self, limit_key: str) -> list[str]:
+        # One hash tag per principal keeps both keys in one slot on a Redis Cluster.
+        return [
+            self._resources.key("rl", "{" + limit_key + "}", "bucket"),
+            self._resources.key("rl", "{" + limit_key + "}", "day", ""),
+        ]
+
+    async def check(
+        self, limit_key: str, tier: Tier, cost: int = 1, *, prefetch: str | None = None
+    ) -> Decision:
+        """Consume one request of `limit_key`'s budget, or say why not.
+
+        With `prefetch` (a full Redis key), an admitted request also reads that key in the
+        same script, saving the response cache its own round trip.
+        """
+        keys = self._keys(limit_key) + ([prefetch] if prefetch is not None else [])
+        try:
+            async with asyncio.timeout(self._timeout):
+                raw = await self._script(
+                    keys=keys,
+                    args=[tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            return self._fallback(limit_key, tier, cost, exc)
+        allowed, kind, tokens, used, retry, day_reset, cached = raw
+        return Decision(
+            allowed=int(allowed) == 1,
+            kind=(kind.decode() if isinstance(kind, bytes) else str(kind)) or None,
+            tier=tier,
+            tokens=float(tokens),
+            quota_used=int(used),
+            retry_after_s=float(retry),
+            day_reset_s=float(day_reset),
+            window_s=self._window,
+            prefetched=bytes(cached) if cached else None,
+            prefetch_done=prefetch is not None and int(allowed) == 1,
+        )
+
+    def _fallback(self, key: str, tier: Tier, cost: int, exc: BaseException) -> Decision:
+        self._metrics.limiter_fallbacks.inc()
+        now = time.monotonic()
+        if now - self._last_fallback_log >= _FALLBACK_LOG_EVERY_S:
+            self._last_fallback_log = now
+            log.warning(
+                "ratelimit_fallback",
+                detail="Redis unreachable: limiting per process until it is back",
+                error=type(exc).__name__,
+            )
+        return self.fallback.check(key, tier, cost)
+
+    async def usage_today(self, limit_key: str) -> int:
+        """Requests counted against the principal's quota today (0 if Redis is down)."""
+        redis = self._resources.redis
+        try:
+            async with asyncio.timeout(self._timeout):
+                seconds, _micros = await redis.time()
+                day = int(seconds) // self._window
+                value = await redis.get(self._keys(limit_key)[1] + str(day))
+        except (RedisError, OSError, TimeoutError):
+            return 0
+        return int(value or 0)

@@ -1,0 +1,625 @@
+"""Generate `dashboards/gateway_command_center.json` from the panel list below.
+
+The JSON model is what Grafana loads and what `monitoring/prove_dashboard.py` checks
+against a real Prometheus; this file is the readable source of it. Edit the panels here,
+then regenerate (a test fails while the two differ):
+
+    python monitoring/grafana/build_dashboard.py          # rewrite the JSON
+    python monitoring/grafana/build_dashboard.py --check  # exit 1 if it is stale
+
+Query conventions (docs/operations.md explains them):
+* every selector carries `job="gateway"`, so the metric-name check can find it;
+* cluster gauges computed from Redis are identical on every replica: `max without
+  (instance)`, never `sum`; process series repeat once per port: `max without (audience)`;
+* ratios fall back to 0 (`or <denominator> * 0`) so a panel reads 0 %, not "No data",
+  while traffic flows and nothing fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTPUT = Path(__file__).parent / "dashboards" / "gateway_command_center.json"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+RATE = "[$__rate_interval]"
+AUD = 'audience=~"$audience"'
+PLAT = 'platform=~"$platform"'
+NOT_OPS = 'handler!~"/health|/ready|/metrics"'
+
+
+@dataclass
+class Panel:
+    """One panel: title, unit and its PromQL targets as (expr, legend) pairs."""
+
+    title: str
+    unit: str
+    targets: list[tuple[str, str]]
+    description: str = ""
+    kind: str = "timeseries"
+    width: int = 8
+    mappings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ratio(selector: str, part: str, by: str) -> str:
+    """part/total by `by`, falling back to 0 while the part has no series."""
+    total = f"sum by ({by}) (rate(http_requests_total{{{selector}}}{RATE}))"
+    part_rate = f"sum by ({by}) (rate(http_requests_total{{{selector}, {part}}}{RATE}))"
+    return f"({part_rate} / {total}) or ({total} * 0)"
+
+
+def quantile(q: float, metric: str, selector: str, by: str) -> str:
+    """histogram_quantile over a rate of buckets."""
+    return f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{selector}}}{RATE})))"
+
+
+HTTP = f'job="gateway", {AUD}'
+WORK = f'job="gateway", {AUD}, {PLAT}'
+UP_DOWN = [
+    {"type": "value", "options": {"0": {"text": "down", "color": "red"}}},
+    {"type": "value", "options": {"1": {"text": "up", "color": "green"}}},
+]
+BREAKER = [
+    {"type": "value", "options": {"0": {"text": "closed", "color": "green"}}},
+    {"type": "value", "options": {"1": {"text": "half-open", "color": "orange"}}},
+    {"type": "value", "options": {"2": {"text": "open", "color": "red"}}},
+]
+
+ROWS: list[tuple[str, list[Panel]]] = [
+    (
+        "Public traffic",
+        [
+            Panel(
+                "Requests/s by route and status",
+                "reqps",
+                [
+                    (
+                        "sum by (audience, handler, status) "
+                        f"(rate(http_requests_total{{{HTTP}}}{RATE}))",
+                        "{{audience}} {{handler}} {{status}}",
+                    )
+                ],
+                "Routes are templates (never raw paths); unmatched paths count as `none`.",
+                width=12,
+            ),
+            Panel(
+                "Latency p50 / p95 / p99",
+                "s",
+                [
+                    (
+                        quantile(q, "http_request_duration_seconds", f"{HTTP}, {NOT_OPS}", "le"),
+                        f"p{round(q * 100)}",
+                    )
+                    for q in (0.5, 0.95, 0.99)
+                ],
+                "Across the selected audiences, probes and scrapes excluded. Internal "
+                "ports include lease long-polls, which are slow on purpose.",
+                width=12,
+            ),
+            Panel(
+                "4xx and 5xx ratio",
+                "percentunit",
+                [
+                    (ratio(f"{HTTP}, {NOT_OPS}", 'status=~"4.."', "audience"), "{{audience}} 4xx"),
+                    (ratio(f"{HTTP}, {NOT_OPS}", 'status=~"5.."', "audience"), "{{audience}} 5xx"),
+                ],
+                "Share of requests per audience; the 5xx line is what GatewayHigh5xxRatio "
+                "alerts on (above 5 %).",
+                width=12,
+            ),
+            Panel(
+                "Auth failures by reason",
+                "reqps",
+                [
+                    (
+                        "sum by (reason) "
+                        f'(rate(gateway_auth_failures_total{{job="gateway"}}{RATE}))',
+                        "{{reason}}",
+                    )
+                ],
+                "Public port only; a burst of one reason usually means a client bug or "
+                "a credential-stuffing attempt.",
+                width=12,
+            ),
+        ],
+    ),
+    (
+        "Protection",
+        [
+            Panel(
+                "Rate-limited and quota-exceeded by tier",
+                "reqps",
+                [
+                    (
+                        "sum by (tier, kind) "
+                        f'(rate(gateway_rate_limited_total{{job="gateway"}}{RATE}))',
+                        "{{tier}} {{kind}}",
+                    )
+                ],
+                "429s per tier: kind=rate is the per-second limiter, kind=quota the "
+                "daily/monthly quota.",
+            ),
+            Panel(
+                "Cache hit ratio",
+                "percentunit",
+                [
+                    (
+                        "(sum (rate(gateway_cache_requests_total"
+                        f'{{job="gateway", result="hit"}}{RATE}))'
+                        f' / sum (rate(gateway_cache_requests_total{{job="gateway"}}{RATE})))'
+                        f' or (sum (rate(gateway_cache_requests_total{{job="gateway"}}{RATE}))'
+                        " * 0)",
+                        "hit ratio",
+                    )
+                ],
+                "Hits over all cache lookups (hit, miss, stale, bypass).",
+            ),
+            Panel(
+                "Cache results",
+                "reqps",
+                [
+                    (
+                        "sum by (result) "
+                        f'(rate(gateway_cache_requests_total{{job="gateway"}}{RATE}))',
+                        "{{result}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Single-flight waits",
+                "reqps",
+                [
+                    (
+                        "sum by (outcome) "
+                        f'(rate(gateway_singleflight_waits_total{{job="gateway"}}{RATE}))',
+                        "{{outcome}}",
+                    )
+                ],
+                "Requests that waited for another request's upstream call instead of "
+                "making their own; timeouts mean the leader was slower than the wait.",
+            ),
+            Panel(
+                "Circuit breaker state",
+                "none",
+                [
+                    (
+                        'max by (upstream) (gateway_circuit_breaker_state{job="gateway"})',
+                        "{{upstream}}",
+                    )
+                ],
+                "Worst state across replicas: 0 closed, 1 half-open, 2 open.",
+                kind="state-timeline",
+                mappings=BREAKER,
+            ),
+            Panel(
+                "Upstream latency p95 / p99",
+                "s",
+                [
+                    (
+                        quantile(
+                            q,
+                            "gateway_upstream_request_duration_seconds",
+                            'job="gateway"',
+                            "upstream, le",
+                        ),
+                        f"{{{{upstream}}}} p{round(q * 100)}",
+                    )
+                    for q in (0.95, 0.99)
+                ],
+            ),
+            Panel(
+                "Upstream requests by status",
+                "reqps",
+                [
+                    (
+                        "sum by (upstream, status) "
+                        f'(rate(gateway_upstream_requests_total{{job="gateway"}}{RATE}))',
+                        "{{upstream}} {{status}}",
+                    )
+                ],
+                "Errors show as 5xx statuses or as non-HTTP outcomes (timeouts, "
+                "connection errors, breaker rejections).",
+                width=12,
+            ),
+            Panel(
+                "Limiter fallbacks",
+                "reqps",
+                [
+                    (
+                        f'sum (rate(gateway_limiter_fallbacks_total{{job="gateway"}}{RATE}))',
+                        "fallbacks",
+                    )
+                ],
+                "Requests limited by the in-process fallback because Redis was unreachable.",
+                width=12,
+            ),
+        ],
+    ),
+    (
+        "Worker plane",
+        [
+            Panel(
+                "Queue depth by platform and state",
+                "short",
+                [
+                    (
+                        f"max without (instance) (gateway_queue_depth{{{WORK}}})",
+                        "{{audience}} {{platform}} {{state}}",
+                    )
+                ],
+                "Cluster gauge computed from Redis: every replica reports the same value, "
+                "so it is aggregated with max, never summed.",
+                width=12,
+            ),
+            Panel(
+                "Oldest ready task age",
+                "s",
+                [
+                    (
+                        "max without (instance) "
+                        f"(gateway_queue_oldest_ready_age_seconds{{{WORK}}})",
+                        "{{audience}} {{platform}}",
+                    )
+                ],
+                "How long the oldest ready task has waited for a worker "
+                "(OldestReadyTaskTooOld alerts above 10 min).",
+                width=12,
+            ),
+            Panel(
+                "Enqueued, leased, completed",
+                "ops",
+                [
+                    (
+                        f"sum by (audience, platform) (rate({name}{{{WORK}}}{RATE}))",
+                        f"{label} {{{{audience}}}} {{{{platform}}}}",
+                    )
+                    for name, label in (
+                        ("gateway_tasks_enqueued_total", "enqueued"),
+                        ("gateway_tasks_leased_total", "leased"),
+                        ("gateway_tasks_completed_total", "completed"),
+                    )
+                ],
+            ),
+            Panel(
+                "Completions by outcome",
+                "ops",
+                [
+                    (
+                        "sum by (audience, outcome) "
+                        f"(rate(gateway_tasks_completed_total{{{WORK}}}{RATE}))",
+                        "{{audience}} {{outcome}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Lease expirations, retries, dead letters",
+                "ops",
+                [
+                    (
+                        f"sum by (audience, platform) (rate({name}{{{WORK}}}{RATE}))",
+                        f"{label} {{{{audience}}}} {{{{platform}}}}",
+                    )
+                    for name, label in (
+                        ("gateway_lease_expirations_total", "expired"),
+                        ("gateway_task_retries_total", "retried"),
+                        ("gateway_tasks_dead_lettered_total", "dead-lettered"),
+                    )
+                ],
+            ),
+            Panel(
+                "Active workers",
+                "short",
+                [
+                    (
+                        f'max without (instance) (gateway_workers_active{{job="gateway", {AUD}}})',
+                        "{{audience}}",
+                    )
+                ],
+                "Workers with a live heartbeat (cluster gauge).",
+            ),
+            Panel(
+                "Worker heartbeat age (max)",
+                "s",
+                [
+                    (
+                        "max without (instance) "
+                        f'(gateway_worker_heartbeat_age_max_seconds{{job="gateway", {AUD}}})',
+                        "{{audience}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Results committed",
+                "ops",
+                [
+                    (
+                        "sum by (audience, platform) "
+                        f"(rate(gateway_results_committed_total{{{WORK}}}{RATE}))",
+                        "{{audience}} {{platform}}",
+                    )
+                ],
+            ),
+        ],
+    ),
+    (
+        "Proxy pool and runtime",
+        [
+            Panel(
+                "Proxies by state",
+                "short",
+                [
+                    (
+                        f'max by (platform, state) (gateway_proxies{{job="gateway", {PLAT}}})',
+                        "{{platform}} {{state}}",
+                    )
+                ],
+                "Cluster gauge: available, leased, cooling (after a ban).",
+            ),
+            Panel(
+                "Proxy bans by platform",
+                "ops",
+                [
+                    (
+                        "sum by (platform) "
+                        f'(rate(gateway_proxy_bans_total{{job="gateway", {PLAT}}}{RATE}))',
+                        "{{platform}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Proxy leases and releases by outcome",
+                "ops",
+                [
+                    (
+                        f'sum by (platform, outcome) (rate({name}{{job="gateway", {PLAT}}}{RATE}))',
+                        f"{label} {{{{platform}}}} {{{{outcome}}}}",
+                    )
+                    for name, label in (
+                        ("gateway_proxy_leases_total", "lease"),
+                        ("gateway_proxy_releases_total", "release"),
+                    )
+                ],
+            ),
+            Panel(
+                "Readiness of Redis and PostgreSQL",
+                "none",
+                [
+                    (
+                        'max without (audience) (gateway_dependency_up{job="gateway"})',
+                        "{{instance}} {{dependency}}",
+                    )
+                ],
+                "Background probe per replica, every 5 s.",
+                kind="state-timeline",
+                mappings=UP_DOWN,
+            ),
+            Panel(
+                "Event-loop lag",
+                "s",
+                [
+                    (
+                        'max without (audience) (gateway_event_loop_lag_seconds{job="gateway"})',
+                        "{{instance}}",
+                    )
+                ],
+                "Worst timer wake-up delay over the last 10 s; everything on every port "
+                "of the process waits this long.",
+            ),
+            Panel(
+                "Memory (RSS)",
+                "bytes",
+                [
+                    (
+                        'max without (audience) (process_resident_memory_bytes{job="gateway"})',
+                        "{{instance}}",
+                    )
+                ],
+            ),
+            Panel(
+                "CPU",
+                "percentunit",
+                [
+                    (
+                        "max without (audience) "
+                        f'(rate(process_cpu_seconds_total{{job="gateway"}}{RATE}))',
+                        "{{instance}}",
+                    )
+                ],
+                "Share of one core (the process runs one event loop).",
+            ),
+            Panel(
+                "Redis pool connections",
+                "short",
+                [
+                    (
+                        'max without (audience) (gateway_redis_pool_connections{job="gateway"})',
+                        "{{instance}} {{state}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Database pool connections",
+                "short",
+                [
+                    (
+                        'max without (audience) (gateway_db_pool_connections{job="gateway"})',
+                        "{{instance}} {{state}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Build",
+                "none",
+                [
+                    (
+                        'max without (audience) (gateway_build_info{job="gateway"})',
+                        "{{instance}} {{version}} {{commit}}",
+                    )
+                ],
+                "Version and commit each replica runs.",
+                kind="stat",
+            ),
+        ],
+    ),
+]
+
+
+def _variables() -> list[dict[str, Any]]:
+    def query_var(name: str, label: str, query: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "label": label,
+            "type": "query",
+            "datasource": DATASOURCE,
+            "query": {"query": query, "refId": f"{name}-values"},
+            "definition": query,
+            "refresh": 2,
+            "includeAll": True,
+            "multi": True,
+            "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "sort": 1,
+            "hide": 0,
+            "options": [],
+            "regex": "",
+        }
+
+    return [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+            "options": [],
+        },
+        query_var("audience", "Audience", 'label_values(up{job="gateway"}, audience)'),
+        query_var(
+            "platform", "Platform", 'label_values(gateway_queue_depth{job="gateway"}, platform)'
+        ),
+    ]
+
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    height = 8
+    body: dict[str, Any] = {
+        "id": panel_id,
+        "type": panel.kind,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": height, "w": panel.width, "x": x, "y": y},
+        "fieldConfig": {
+            "defaults": {"unit": panel.unit, "mappings": panel.mappings},
+            "overrides": [],
+        },
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": DATASOURCE,
+                "expr": expr,
+                "legendFormat": legend,
+                "range": True,
+            }
+            for i, (expr, legend) in enumerate(panel.targets)
+        ],
+    }
+    if panel.kind == "timeseries":
+        body["fieldConfig"]["defaults"]["min"] = 0
+        body["options"] = {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
+    elif panel.kind == "stat":
+        body["options"] = {"textMode": "name", "colorMode": "none", "graphMode": "none"}
+    return body
+
+
+def build() -> dict[str, Any]:
+    """The dashboard model."""
+    panels: list[dict[str, Any]] = []
+    panel_id = 0
+    y = 0
+    for title, row_panels in ROWS:
+        panel_id += 1
+        panels.append(
+            {
+                "id": panel_id,
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                "panels": [],
+            }
+        )
+        y += 1
+        x = 0
+        for panel in row_panels:
+            if x + panel.width > 24:
+                x, y = 0, y + 8
+            panel_id += 1
+            panels.append(_panel_json(panel, panel_id, x, y))
+            x += panel.width
+        y += 8
+    return {
+        "uid": "gateway-command-center",
+        "title": "Gateway command center",
+        "description": "Tax-lien gateway: public traffic, protection, worker plane, "
+        "proxy pool and runtime. Source: monitoring/grafana/build_dashboard.py.",
+        "tags": ["gateway"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "templating": {"list": _variables()},
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    """The dashboard as committed: indented JSON with a final newline."""
+    return json.dumps(build(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboard JSON, or with --check report whether it is up to date."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is stale: run python {Path(__file__).as_posix()}", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

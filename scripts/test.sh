@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install, lint, type-check and run the whole test suite. Uses REDIS_URL/DATABASE_URL
+# when set; otherwise the tests start embedded servers (never under CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh dev
+for setup in scripts/test-setup.d/*.sh; do
+  [ -e "$setup" ] && bash "$setup"
+done
+echo "== ruff"; .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$code"

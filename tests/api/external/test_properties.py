@@ -1,0 +1,129 @@
+"""`/v1/properties` from the built-in origin (parcel tables), validation, web headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings
+from tests.support.public import insert_history, insert_parcel, public_app, write_tiers
+
+pytestmark = pytest.mark.integration
+
+
+def _tiers(tmp_path: Path) -> Path:
+    return write_tiers(
+        tmp_path / "t.json",
+        tiny={"rate_per_s": 100, "burst": 1000, "daily_quota": 0, "max_page_size": 2},
+    )
+
+
+async def test_property_history_and_404(settings: Settings, tmp_path: Path) -> None:
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-345", tax_amount_due="999.10")
+        await insert_history(app.resources, "12-345", 4)
+        headers = {"X-API-Key": await app.key(tier="tiny")}
+        one = await app.client.get("/v1/properties/12-345", headers=headers)
+        missing = await app.client.get("/v1/properties/nope", headers=headers)
+        page1 = await app.client.get("/v1/properties/12-345/history", headers=headers)
+        cursor = page1.json()["next_cursor"]
+        page2 = await app.client.get(
+            f"/v1/properties/12-345/history?cursor={cursor}", headers=headers
+        )
+        page3 = await app.client.get(
+            f"/v1/properties/12-345/history?cursor={page2.json()['next_cursor']}",
+            headers=headers,
+        )
+    assert one.status_code == 200
+    body = one.json()
+    assert body["parcel_id"] == "12-345"
+    assert body["tax_amount_due"] == "999.10"
+    assert body["state"] == "FL"
+    assert "task_id" not in body
+    assert "lease_id" not in body
+    assert one.headers["x-cache"] == "MISS"
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    # 5 history rows, tier page size 2: 2 + 2 + 1.
+    assert [len(p.json()["items"]) for p in (page1, page2, page3)] == [2, 2, 1]
+    assert page3.json()["next_cursor"] is None
+
+
+async def test_search_filters_and_cursor_pagination_capped_by_tier(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        for i in range(5):
+            await insert_parcel(app.resources, f"A-{i}", tax_amount_due=str(100 * (i + 1)))
+        await insert_parcel(app.resources, "B-1", state="TX", owner_name="Acme 100% LLC")
+        headers = {"X-API-Key": await app.key(tier="tiny")}
+        seen: list[str] = []
+        url = "/v1/properties/search?state=fl&min_amount=150&limit=50"
+        for _ in range(5):
+            page = await app.client.get(url, headers=headers)
+            assert page.status_code == 200
+            items = page.json()["items"]
+            assert len(items) <= 2
+            seen += [p["parcel_id"] for p in items]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+            url = f"/v1/properties/search?state=fl&min_amount=150&limit=50&cursor={cursor}"
+        owner = await app.client.get("/v1/properties/search?q=100%25", headers=headers)
+        county = await app.client.get(
+            "/v1/properties/search?county=miami-dade&lien_status=active&max_amount=200",
+            headers=headers,
+        )
+    assert seen == ["A-1", "A-2", "A-3", "A-4"]
+    assert [p["parcel_id"] for p in owner.json()["items"]] == ["B-1"]
+    assert [p["parcel_id"] for p in county.json()["items"]] == ["A-0", "A-1"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/properties/search?state=Florida",
+        "/v1/properties/search?min_amount=-1",
+        "/v1/properties/search?min_amount=10&max_amount=5",
+        "/v1/properties/search?min_amount=abc",
+        "/v1/properties/search?q=x",
+        "/v1/properties/search?limit=0",
+        "/v1/properties/search?cursor=%%%",
+        "/v1/properties/search?cursor=bm90LWpzb24",
+        "/v1/properties/bad%20id",
+        "/v1/properties/ok/history?cursor=eyJrIjoiYSJ9",
+    ],
+)
+async def test_bad_input_is_a_422_problem(settings: Settings, tmp_path: Path, url: str) -> None:
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        headers = {"X-API-Key": await app.key(tier="tiny")}
+        response = await app.client.get(url, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/validation-error")
+
+
+async def test_security_headers_and_cors(settings: Settings) -> None:
+    async with public_app(settings, cors_origins=["https://site.example"]) as app:
+        info = await app.client.get("/v1/info")
+        denied = await app.client.get("/v1/me")
+        preflight = await app.client.options(
+            "/v1/properties/x",
+            headers={
+                "Origin": "https://site.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "X-API-Key",
+            },
+        )
+        foreign = await app.client.get("/v1/info", headers={"Origin": "https://evil.example"})
+        allowed = await app.client.get("/v1/info", headers={"Origin": "https://site.example"})
+    for response in (info, denied, preflight):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "server" not in response.headers
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://site.example"
+    assert "access-control-allow-origin" not in foreign.headers
+    assert allowed.headers["access-control-allow-origin"] == "https://site.example"
+    assert "RateLimit" in allowed.headers["access-control-expose-headers"]

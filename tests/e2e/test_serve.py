@@ -1,0 +1,189 @@
+"""The real `gateway serve` process: three ports, isolation, metrics, clean shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.backends import TestBackends
+from tests.support.gateway_process import GatewayProcess, run_gateway, start_gateway
+from tests.support.ports import free_port, port_open
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def _check_audiences(gw: GatewayProcess) -> None:
+    for audience in ("public", "parcel", "party"):
+        assert httpx.get(gw.url(audience, "/health")).json() == {"status": "ok"}
+        metrics = httpx.get(gw.url(audience, "/metrics"))
+        assert metrics.status_code == 200
+        assert f'audience="{audience}"' in metrics.text
+        assert "gateway_build_info" in metrics.text
+    assert httpx.get(gw.url("public", "/v1/info")).json()["audience"] == "public"
+    assert httpx.get(gw.url("public", "/internal/info")).status_code == 404
+    for audience in ("parcel", "party"):
+        assert httpx.get(gw.url(audience, "/internal/info")).json()["audience"] == audience
+        assert httpx.get(gw.url(audience, "/v1/info")).status_code == 404
+
+
+def _assert_clean_stop(gw: GatewayProcess) -> None:
+    code = gw.stop(signal.SIGTERM)
+    assert code == 0, gw.output()
+    assert not any(port_open(p) for p in gw.ports.values())
+    assert "Traceback" not in gw.output()
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def real_env(backends: TestBackends, database_url: str, redis_prefix: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": backends.redis_url,
+        "DATABASE_URL": database_url,
+        "REDIS_KEY_PREFIX": redis_prefix,
+    }
+
+
+def test_serve_on_real_backends(tmp_path: Path, real_env: dict[str, str]) -> None:
+    gw = start_gateway(tmp_path, real_env)
+    try:
+        gw.wait_ready()
+        _check_audiences(gw)
+        httpx.get(gw.url("public", "/v1/info"), headers={"X-Request-ID": "e2e-trace-1"})
+    finally:
+        _assert_clean_stop(gw)
+    lines = _json_lines(gw.output())
+    traced = [line for line in lines if line.get("request_id") == "e2e-trace-1"]
+    assert traced
+    assert traced[0]["route"] == "/v1/info"
+    assert any(line["event"] == "stopped" for line in lines)
+
+
+@pytest.fixture
+def hanging_redis_env(real_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Redis "reachable" on a socket that accepts and never answers: /ready hangs."""
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(64)
+        port = blackhole.getsockname()[1]
+        yield {**real_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+
+
+def _wait_health(gw: GatewayProcess) -> None:
+    for _ in range(300):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(gw.url("public", "/health"), timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(gw.output())
+
+
+def test_in_flight_request_finishes_during_graceful_shutdown(
+    tmp_path: Path, hanging_redis_env: dict[str, str]
+) -> None:
+    """A request that is mid-way when SIGTERM arrives still gets its answer."""
+    gw = start_gateway(tmp_path, {**hanging_redis_env, "READY_TIMEOUT_S": "3"})
+    _wait_health(gw)
+    port = gw.ports["public"]
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(httpx.get, gw.url("public", "/ready"), timeout=15)
+        time.sleep(0.5)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        # New connections are refused at once...
+        assert not port_open(port)
+        assert gw.proc.poll() is None
+        # ...while the request in flight completes (503: its Redis never answered).
+        assert in_flight.result().status_code == 503
+    assert gw.proc.wait(timeout=15) == 0
+
+
+def test_second_signal_forces_exit(tmp_path: Path, hanging_redis_env: dict[str, str]) -> None:
+    gw = start_gateway(
+        tmp_path, {**hanging_redis_env, "READY_TIMEOUT_S": "30", "GRACEFUL_TIMEOUT_S": "60"}
+    )
+    _wait_health(gw)
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(httpx.get, gw.url("public", "/ready"), timeout=60)
+        time.sleep(0.5)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert gw.proc.poll() is None, "a graceful stop waits for the open request"
+        started = time.monotonic()
+        gw.proc.send_signal(signal.SIGINT)
+        gw.proc.wait(timeout=10)
+        assert time.monotonic() - started < 10
+        with contextlib.suppress(httpx.HTTPError):
+            in_flight.result()
+    assert any(line["event"] == "forced_shutdown" for line in _json_lines(gw.output()))
+
+
+def test_port_in_use_fails_before_serving(tmp_path: Path, real_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        public = free_port()
+        result = run_gateway(
+            ["serve"],
+            {
+                **real_env,
+                "PUBLIC_PORT": str(public),
+                "PARCEL_INTERNAL_PORT": str(free_port()),
+                "PARTY_INTERNAL_PORT": str(port),
+            },
+            tmp_path,
+        )
+    assert result.returncode == 1
+    error_lines = result.stderr.strip().splitlines()
+    assert error_lines == [
+        f"gateway: cannot bind party port 127.0.0.1:{port}: Address already in use"
+    ]
+    assert not port_open(public)
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"PUBLIC_PORT": "eighty"}, "PUBLIC_PORT"),
+        ({"ENVIRONMENT": "staging"}, "ENVIRONMENT"),
+        ({"REDIS_URL": "redis//broken", "DATABASE_URL": "postgresql://h/db"}, "REDIS_URL"),
+        ({"ENVIRONMENT": "production"}, "ENVIRONMENT"),
+    ],
+)
+def test_invalid_configuration_exits_2_naming_the_setting(
+    tmp_path: Path, env: dict[str, str], setting: str
+) -> None:
+    result = run_gateway(["serve"], env, tmp_path)
+    assert result.returncode == 2
+    assert setting in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_migrate_command(tmp_path: Path, real_env: dict[str, str]) -> None:
+    result = run_gateway(["migrate"], real_env, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_serve_in_embedded_mode(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    gw = start_gateway(tmp_path, {"DATA_DIR": str(data_dir), "ENVIRONMENT": "development"})
+    try:
+        gw.wait_ready(timeout=60)
+        _check_audiences(gw)
+    finally:
+        _assert_clean_stop(gw)
+    lines = _json_lines(gw.output())
+    assert any(line["event"] == "embedded_mode" for line in lines)
+    assert (data_dir / "postgres").exists()

@@ -1,0 +1,136 @@
+"""The Grafana command center: an importable model whose queries name real metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.audience import Audience
+from gateway.observability.runtime import ProcessMonitor
+from gateway.resources import Resources
+from tests.conftest import ClientFactory
+from tests.monitoring.conftest import MONITORING
+
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "gateway_command_center.json"
+CONTRACT = yaml.safe_load((MONITORING / "metrics.yml").read_text())["metrics"]
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
+
+
+def model() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def panels() -> list[dict[str, Any]]:
+    return [p for p in model()["panels"] if p["type"] != "row"]
+
+
+def contract_name(metric: str) -> str:
+    """The contract entry a sample name belongs to (histogram series share one)."""
+    base = HISTOGRAM_SUFFIX.sub("", metric)
+    return base if base in CONTRACT else metric
+
+
+def dashboard_metrics() -> set[str]:
+    found = set()
+    for panel in panels():
+        for target in panel["targets"]:
+            found |= {contract_name(m) for m, _ in SELECTOR.findall(target["expr"])}
+    return found
+
+
+def test_model_is_current_with_its_generator() -> None:
+    result = subprocess.run(
+        [sys.executable, str(MONITORING / "grafana" / "build_dashboard.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_four_rows_in_the_issue_order() -> None:
+    rows = [p["title"] for p in model()["panels"] if p["type"] == "row"]
+    assert rows == ["Public traffic", "Protection", "Worker plane", "Proxy pool and runtime"]
+
+
+def test_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
+    ids = [p["id"] for p in model()["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in model()["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+
+
+@pytest.mark.parametrize("panel", panels(), ids=lambda p: p["title"])
+def test_panel_uses_the_datasource_variable_and_sets_a_unit(panel: dict[str, Any]) -> None:
+    assert panel["datasource"] == DATASOURCE
+    assert panel["fieldConfig"]["defaults"]["unit"]
+    assert panel["targets"]
+    for target in panel["targets"]:
+        assert target["datasource"] == DATASOURCE
+        assert target["expr"].strip()
+        selectors = SELECTOR.findall(target["expr"])
+        assert selectors, target["expr"]
+        for _metric, labels in selectors:
+            assert 'job="gateway"' in labels, target["expr"]
+
+
+def test_variables_datasource_audience_platform() -> None:
+    variables = {v["name"]: v for v in model()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("audience", "platform"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"] == DATASOURCE
+        assert variables[name]["includeAll"] is True
+        assert variables[name]["allValue"] == ".*"
+    queries = " ".join(json.dumps(p["targets"]) for p in panels())
+    assert "$audience" in queries
+    assert "$platform" in queries
+
+
+def test_every_query_names_a_contract_metric() -> None:
+    unknown = dashboard_metrics() - set(CONTRACT)
+    assert unknown == set(), "metrics used by the dashboard but not in monitoring/metrics.yml"
+
+
+def test_cluster_gauges_are_never_summed() -> None:
+    cluster = {name for name, spec in CONTRACT.items() if spec["kind"] == "cluster"}
+    for panel in panels():
+        for target in panel["targets"]:
+            if cluster & {contract_name(m) for m, _ in SELECTOR.findall(target["expr"])}:
+                assert target["expr"].startswith("max "), target["expr"]
+
+
+@pytest.mark.integration
+async def test_foundation_metrics_of_the_dashboard_are_exported(
+    resources: Resources, client_for: ClientFactory
+) -> None:
+    """Every foundation metric a panel queries is in the real exposition of a port."""
+    expected = {name for name in dashboard_metrics() if CONTRACT[name]["plane"] == "foundation"}
+    monitor = ProcessMonitor(
+        resources.metrics.runtime,
+        redis=resources.redis,
+        engine=resources.engine,
+        probe_timeout_s=1,
+    )
+    async with monitor, client_for(Audience.PUBLIC) as client:
+        await client.get("/ready")
+        await client.get("/nope")
+        text = (await client.get("/metrics")).text
+    exported = {
+        contract_name(line.split("{")[0].split(" ")[0])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert expected - exported == set()

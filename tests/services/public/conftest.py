@@ -1,0 +1,25 @@
+"""Fixtures for public-plane tests: a real local upstream server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.firebase_emulator import AuthEmulator, run_emulator
+from tests.support.upstream import LocalUpstream
+
+
+@pytest.fixture
+def upstream() -> Iterator[LocalUpstream]:
+    """A real HTTP upstream on a free port, stopped after the test."""
+    server = LocalUpstream()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmulator]:
+    """The real Firebase Auth emulator, started once per session."""
+    yield from run_emulator(tmp_path_factory.mktemp("firebase"))

@@ -1,0 +1,150 @@
+"""Exact token bucket + daily quota in Redis, IETF draft headers, 429 types, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from gateway.audience import Audience
+from gateway.resources import BackendUrls, Resources, open_resources
+from gateway.services.public.metrics import public_metrics
+from gateway.services.public.ratelimit import RateLimiter
+from gateway.services.public.tiers import Tier
+from gateway.settings import Settings
+from tests.support.public import metric_value, public_app, write_tiers
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+BUDGET_50 = Tier(name="b50", rate_per_s=0.001, burst=50, daily_quota=0, max_page_size=10)
+
+
+def _limiter(resources: Resources) -> RateLimiter:
+    return RateLimiter(resources, public_metrics(resources.metrics.registry(Audience.PUBLIC)))
+
+
+@contextlib.asynccontextmanager
+async def _patient_resources(settings: Settings) -> AsyncIterator[Resources]:
+    # Exactness is what these tests check, so give Redis a generous timeout: on a loaded
+    # 2-core CI box 200 queued scripts can take longer than the production default, and
+    # a timeout would (correctly) hand the decision to the per-process fallback.
+    patient = settings.model_copy(update={"ratelimit_redis_timeout_s": 10.0})
+    assert patient.redis_url
+    assert patient.database_url
+    async with open_resources(patient, BackendUrls(patient.redis_url, patient.database_url)) as r:
+        yield r
+
+
+async def test_200_concurrent_requests_against_50_admit_exactly_50(settings: Settings) -> None:
+    async with _patient_resources(settings) as resources:
+        limiter = _limiter(resources)
+        decisions = await asyncio.gather(*(limiter.check("user:u1", BUDGET_50) for _ in range(200)))
+    assert not any(d.fallback for d in decisions)
+    assert sum(d.allowed for d in decisions) == 50
+    assert {d.kind for d in decisions if not d.allowed} == {"rate"}
+
+
+async def test_two_limiters_on_one_redis_share_the_budget(settings: Settings) -> None:
+    async with _patient_resources(settings) as one, _patient_resources(settings) as two:
+        limiters = _limiter(one), _limiter(two)
+        decisions = await asyncio.gather(
+            *(limiters[i % 2].check("user:u2", BUDGET_50) for i in range(200))
+        )
+    assert not any(d.fallback for d in decisions)
+    assert sum(d.allowed for d in decisions) == 50
+
+
+async def test_quota_counts_only_admitted_requests_and_resets(
+    settings: Settings, tmp_path: Path
+) -> None:
+    tiers = write_tiers(
+        tmp_path / "t.json",
+        q3={"rate_per_s": 1000, "burst": 1000, "daily_quota": 3, "max_page_size": 10},
+    )
+    async with public_app(settings, tiers_file=tiers, quota_window_s=2) as app:
+        headers = {"X-API-Key": await app.key(tier="q3")}
+        # Align to the start of a quota window so the three requests share one.
+        await asyncio.sleep(2 - time.time() % 2 + 0.05)
+        ok = [await app.client.get("/v1/me", headers=headers) for _ in range(3)]
+        refused = await app.client.get("/v1/me", headers=headers)
+        assert [r.status_code for r in ok] == [200, 200, 200]
+        assert ok[-1].json()["usage"] == {"today": 3, "daily_quota": 3, "remaining": 0}
+        assert refused.status_code == 429
+        body = refused.json()
+        assert body["type"] == "https://gateway.taxlien.dev/problems/quota-exceeded"
+        assert body["limit"] == "quota"
+        retry_after = int(refused.headers["retry-after"])
+        assert 1 <= retry_after <= 2
+        await asyncio.sleep(retry_after + 0.1)
+        again = await app.client.get("/v1/me", headers=headers)
+        text = await app.metrics()
+    assert again.status_code == 200
+    assert again.json()["usage"]["today"] == 1
+    assert metric_value(text, "gateway_rate_limited_total", tier="q3", kind="quota") == 1
+
+
+async def test_ietf_draft_headers_and_rate_problem(settings: Settings, tmp_path: Path) -> None:
+    tiers = write_tiers(
+        tmp_path / "t.json",
+        small={"rate_per_s": 0.5, "burst": 2, "daily_quota": 100, "max_page_size": 10},
+    )
+    async with public_app(settings, tiers_file=tiers) as app:
+        headers = {"X-API-Key": await app.key(tier="small")}
+        first = await app.client.get("/v1/me", headers=headers)
+        second = await app.client.get("/v1/me", headers=headers)
+        third = await app.client.get("/v1/me", headers=headers)
+        text = await app.metrics()
+    assert first.headers["ratelimit-policy"] == '"burst";q=2;w=4, "daily";q=100;w=86400'
+    match = re.fullmatch(
+        r'"burst";r=(\d+);t=(\d+), "daily";r=(\d+);t=(\d+)', first.headers["ratelimit"]
+    )
+    assert match, first.headers["ratelimit"]
+    assert match.group(1) == "1"
+    assert match.group(3) == "99"
+    assert 0 < int(match.group(4)) <= 86400
+    assert second.status_code == 200
+    assert third.status_code == 429
+    assert third.headers["content-type"] == "application/problem+json"
+    assert third.json()["type"] == "https://gateway.taxlien.dev/problems/rate-limited"
+    assert third.json()["limit"] == "rate"
+    assert third.headers["retry-after"] in {"1", "2"}
+    assert third.headers["ratelimit"].startswith('"burst";r=0;')
+    assert "ratelimit-policy" in third.headers
+    assert metric_value(text, "gateway_rate_limited_total", tier="small", kind="rate") == 1
+
+
+async def test_redis_down_uses_fallback_limiter_and_never_500(
+    settings: Settings, tmp_path: Path
+) -> None:
+    redis = urlsplit(settings.redis_url)
+    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    await proxy.start()
+    tiers = write_tiers(
+        tmp_path / "t.json",
+        b3={"rate_per_s": 0.001, "burst": 3, "daily_quota": 0, "max_page_size": 10},
+    )
+    try:
+        async with public_app(
+            settings,
+            redis_url=f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
+            tiers_file=tiers,
+        ) as app:
+            headers = {"X-API-Key": await app.key(tier="b3")}
+            assert (await app.client.get("/v1/me", headers=headers)).status_code == 200
+            await proxy.cut()
+            during = [await app.client.get("/v1/me", headers=headers) for _ in range(5)]
+            text = await app.metrics()
+            await proxy.restore()
+    finally:
+        await proxy.close()
+    # The fallback bucket starts full (3) in this process: 3 admitted, then refused.
+    assert [r.status_code for r in during] == [200, 200, 200, 429, 429]
+    assert "ratelimit" in during[0].headers
+    assert metric_value(text, "gateway_limiter_fallbacks_total") == 5
