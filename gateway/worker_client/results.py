@@ -91,8 +91,11 @@ class ResultBuffer:
                     self._on_outcome(result, outcome)
             return len(batch)
 
-    async def flush(self, deadline_s: float | None = None) -> bool:
-        """Post everything, retrying unavailability; False if the deadline passed first."""
+    async def flush(
+        self, deadline_s: float | None = None, stop: asyncio.Event | None = None
+    ) -> bool:
+        """Post everything, retrying unavailability; False if the deadline passed (or
+        `stop` was set) first. A post in progress is always allowed to finish."""
         loop = asyncio.get_running_loop()
         end = None if deadline_s is None else loop.time() + deadline_s
         failures = 0
@@ -106,7 +109,12 @@ class ResultBuffer:
                 delay = self._backoff(failures, exc.retry_after_s)
                 if end is not None and loop.time() + delay > end:
                     return False
-                await asyncio.sleep(delay)
+                if stop is not None:
+                    await wait_either(stop, stop, delay)
+                    if stop.is_set():
+                        return False
+                else:
+                    await asyncio.sleep(delay)
         return True
 
     def _backoff(self, failures: int, retry_after_s: float | None) -> float:
@@ -124,8 +132,8 @@ class ResultBuffer:
                 await wait_either(self._added, stop, None)
                 continue
             if len(self._pending) < self._batch_size:
-                await asyncio.sleep(self._max_delay_s)
-            await self.flush()
+                await wait_either(stop, stop, self._max_delay_s)
+            await self.flush(stop=stop)
 
 
 async def wait_either(a: asyncio.Event, b: asyncio.Event, within_s: float | None) -> None:

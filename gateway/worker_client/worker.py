@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -133,26 +132,27 @@ class Worker:
         self._changed.set()
 
     async def run(self, stop: asyncio.Event | None = None) -> WorkerStats:
-        """Work until `stop` is set, `stop()` is called, or the gateway says terminate."""
-        if stop is not None:
-            watcher = asyncio.create_task(self._watch(stop))
+        """Work until `stop` is set, `stop()` is called, or the gateway says terminate.
+
+        Stopping never abandons a request half-way: the last long-poll is awaited (its
+        tasks run), in-flight work finishes (terminate cancels it), the result post in
+        progress completes, and what is left is flushed for up to `flush_timeout_s`.
+        """
+        watcher = asyncio.create_task(self._watch(stop)) if stop is not None else None
         poster = asyncio.create_task(self.results.run(self._stop), name="results")
         beater = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         try:
             await self._lease_loop(poster)
         finally:
-            self._stop.set()
+            self.stop()
             await self._drain()
-            for task in (poster, beater):
-                task.cancel()
-            # asyncio.wait never raises: a poster that failed is reported below.
-            await asyncio.wait([poster, beater])
-            if stop is not None:
+            await asyncio.wait([poster, beater])  # both return soon after stop; never raises
+            if watcher is not None:
                 watcher.cancel()
             await self.results.flush(self.flush_timeout_s)
             self.stats.unacknowledged = self.results.pending()
             self.stats.result_latencies_s = self.results.post_latencies_s
-        if not poster.cancelled() and poster.exception() is not None:
+        if poster.exception() is not None:
             raise poster.exception()  # type: ignore[misc]  # checked just above
         return self.stats
 
@@ -170,28 +170,19 @@ class Worker:
                 await wait_either(self._changed, self._stop, 1.0)
                 continue
             started = loop.time()
-            lease = asyncio.ensure_future(
-                self.client.lease(self.platforms, min(free, self.lease_limit), self.wait_s)
-            )
             self._changed.clear()
-            await asyncio.wait(
-                [lease, asyncio.ensure_future(self._stop.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not lease.done():
-                lease.cancel()
-                with contextlib.suppress(asyncio.CancelledError, GatewayUnavailable):
-                    await lease
-                break
             try:
-                tasks = lease.result()
+                tasks = await self.client.lease(
+                    self.platforms, min(free, self.lease_limit), self.wait_s
+                )
             except GatewayUnavailable as exc:
                 failures += 1
                 delay = min(30.0, 0.5 * 2.0 ** (failures - 1), exc.retry_after_s or 30.0)
                 await wait_either(self._stop, self._stop, delay)
                 continue
             failures = 0
-            self.stats.lease_latencies_s.append(loop.time() - started)
+            if tasks:  # an empty long-poll waits by design; its duration is no latency
+                self.stats.lease_latencies_s.append(loop.time() - started)
             self.stats.leased += len(tasks)
             for task in tasks:
                 self._inflight[task.lease_id] = asyncio.create_task(self._execute(task))
@@ -228,7 +219,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         interval = self._heartbeat_interval_s or 10.0
-        while True:
+        while not self._stop.is_set():
             try:
                 reply = await self.client.heartbeat(
                     self.platforms,
@@ -237,7 +228,7 @@ class Worker:
                     stats={"leased": self.stats.leased, "in_flight": len(self._inflight)},
                 )
             except GatewayUnavailable:
-                await asyncio.sleep(min(interval, 5.0))
+                await wait_either(self._stop, self._stop, min(interval, 5.0))
                 continue
             except WorkerClientError as exc:
                 log.error("heartbeat refused (%s): stopping", exc.status)
@@ -247,7 +238,7 @@ class Worker:
             self._apply(reply.lost, reply.command)
             if self._heartbeat_interval_s is None:
                 interval = reply.heartbeat_interval_s
-            await asyncio.sleep(interval)
+            await wait_either(self._stop, self._stop, interval)
 
     def _apply(self, lost: list[str], command: Command) -> None:
         for lease_id in lost:

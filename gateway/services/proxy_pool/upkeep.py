@@ -21,6 +21,8 @@ from gateway.services.proxy_pool.service import ProxyPool
 
 log = structlog.get_logger("gateway.proxy_pool")
 
+STOP_GRACE_S = 2.0
+
 
 async def _sleep_unless(events: list[asyncio.Event], timeout_s: float) -> None:
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
@@ -55,11 +57,12 @@ async def proxy_upkeep(resources: Resources, audience: Audience) -> AsyncIterato
     try:
         yield
     finally:
-        # Stop by event rather than cancellation: on Python 3.11 a cancel that lands
-        # while `asyncio.wait_for` times out can be swallowed, leaving the loop running.
+        # Let a tick in progress finish (cancelling an asyncpg query half-way leaks its
+        # connection); a tick stuck on a hanging backend is cancelled after a grace
+        # period. The loop uses `asyncio.wait`, not `wait_for` (on Python 3.11 a cancel
+        # racing `wait_for`'s timeout is swallowed), so the cancel always lands.
         done.set()
-        finished, _ = await asyncio.wait([task], timeout=10)
-        if not finished:
+        _, pending = await asyncio.wait([task], timeout=STOP_GRACE_S)
+        if pending:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
