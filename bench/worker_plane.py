@@ -57,8 +57,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=50)
-    parser.add_argument("--lease-batch", type=int, default=50, help="limit of /internal/work")
-    parser.add_argument("--result-batch", type=int, default=50, help="items per results post")
+    parser.add_argument("--lease-batch", type=int, default=100, help="limit of /internal/work")
+    parser.add_argument("--result-batch", type=int, default=100, help="items per results post")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument(
         "--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -85,6 +85,22 @@ def _cpu_busy() -> tuple[int, int]:
         fields = [int(v) for v in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]
     return sum(fields) - idle, sum(fields)
+
+
+def _backend_cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by every PostgreSQL and Redis server process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {"postgres": 0.0, "redis-server": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name in used:
+            fields = text.rsplit(")", 1)[1].split()
+            used[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def _histogram(text: str, handler: str) -> dict[float, float]:
@@ -273,7 +289,9 @@ class GatewayRun:
 
             workers = [
                 Worker(
-                    WorkerClient(gateway.base_url, token, f"bench-{i}", http=http),
+                    # One HTTP client per worker, as separate worker processes would have:
+                    # a single pool shared by 50 workers costs O(connections) per request.
+                    WorkerClient(gateway.base_url, token, f"bench-{i}"),
                     PLATFORMS,
                     scrape,
                     concurrency=self.args.lease_batch,
@@ -286,7 +304,7 @@ class GatewayRun:
             ]
             stop = asyncio.Event()
             profiler = self.start_profiler(gateway)
-            cpu_gateway, busy = gateway.cpu_seconds(), _cpu_busy()
+            cpu_gateway, busy, backends = gateway.cpu_seconds(), _cpu_busy(), _backend_cpu_s()
             cpu_client = time.process_time()
             started = time.perf_counter()
             running = [asyncio.create_task(w.run(stop)) for w in workers]
@@ -301,9 +319,11 @@ class GatewayRun:
             cpu_gateway = gateway.cpu_seconds() - cpu_gateway
             cpu_client = time.process_time() - cpu_client
             busy_after = _cpu_busy()
+            backends = {k: v - backends[k] for k, v in _backend_cpu_s().items()}
             self.stop_profiler(profiler)
             stop.set()
             stats = await asyncio.gather(*running)
+            await asyncio.gather(*(w.client.aclose() for w in workers))
             metrics_after = (await http.get("/metrics")).text
 
         outcomes: Counter[str] = Counter()
@@ -335,6 +355,9 @@ class GatewayRun:
             "server": server,
             "gateway_cpu_s": cpu_gateway,
             "client_cpu_s": cpu_client,
+            # Whole servers: other users of the same PostgreSQL/Redis count here too.
+            "postgres_cpu_s": backends["postgres"],
+            "redis_cpu_s": backends["redis-server"],
             "machine_busy": machine_busy,
         }
 
@@ -343,9 +366,10 @@ class GatewayRun:
         if not (self.args.profile and self.run == 1):
             return None
         out = RESULTS_DIR / "worker_plane_gateway.pyspy.txt"
+        beside = Path(sys.executable).parent / "py-spy"
         return subprocess.Popen(
             [
-                "py-spy",
+                str(beside) if beside.exists() else "py-spy",
                 "record",
                 "--pid",
                 str(gateway.pid),
@@ -508,6 +532,10 @@ def main() -> int:
     print(
         f"{'gateway CPU s / client CPU s':34} {median(gateway_runs, 'gateway_cpu_s'):>10.1f} "
         f"{median(gateway_runs, 'client_cpu_s'):>10.1f}"
+    )
+    print(
+        f"{'postgres CPU s / redis CPU s':34} {median(gateway_runs, 'postgres_cpu_s'):>10.1f} "
+        f"{median(gateway_runs, 'redis_cpu_s'):>10.1f}"
     )
     print(f"{'machine busy during run':34} {100 * median(gateway_runs, 'machine_busy'):>9.0f}%")
     print(f"\nlost = {lost}, duplicate completions = {dupes}")

@@ -114,6 +114,8 @@ class Worker:
         self._heartbeat_interval_s = heartbeat_interval_s
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
+        # Lease again when at least half a lease batch fits (or everything is done).
+        self._refill_at = max(1, min(lease_limit, concurrency) // 2)
         self._stop = asyncio.Event()
 
     def _outcome(self, result: Result, outcome: ResultOutcome) -> None:
@@ -165,7 +167,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set() and self.command != "terminate" and not poster.done():
             free = self.concurrency - len(self._inflight)
-            if self.command == "quiet" or free <= 0:
+            if self.command == "quiet" or free < self._refill_at:
                 self._changed.clear()
                 await wait_either(self._changed, self._stop, 1.0)
                 continue
@@ -200,7 +202,9 @@ class Worker:
             result = Result.failed(task, f"{type(exc).__name__}: {exc}"[:4000])
         finally:
             self._inflight.pop(task.lease_id, None)
-            self._changed.set()
+            # Wake the lease loop once a worthwhile batch fits, not on every completion.
+            if self.concurrency - len(self._inflight) >= self._refill_at:
+                self._changed.set()
         if result is not None:
             self.results.add(result)
 
