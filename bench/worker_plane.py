@@ -65,6 +65,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument(
+        "--celery-pool",
+        default="threads",
+        choices=["threads", "prefork", "solo"],
+        help="Celery worker pool (threads: one process, --workers threads, like the gateway "
+        "side's one process of --workers async workers)",
+    )
+    parser.add_argument("--celery-concurrency", type=int, default=None, help="default: --workers")
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy the gateway during the first run"
     )
     args = parser.parse_args()
@@ -425,16 +433,18 @@ def run_celery(args: argparse.Namespace, run: int) -> dict[str, Any]:
         BENCH_CELERY_TOTAL=str(args.tasks),
         PYTHONPATH=str(BENCH_DIR),
     )
-    os.environ.update(env)
-    import celery_noop
+    from celery import Celery
 
-    celery_noop.PREFIX, celery_noop.TOTAL = prefix, args.tasks
-    celery_noop.app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    # A fresh producer app per run: kombu caches connections (and with them the key
+    # prefix) per app, and each run uses its own prefix.
+    producer_app = Celery("bench_producer", broker=args.redis_url)
+    producer_app.conf.broker_transport_options = {"global_keyprefix": prefix}
     client = redis.Redis.from_url(args.redis_url)
     started = time.perf_counter()
-    with celery_noop.app.producer_or_acquire() as producer:
+    with producer_app.producer_or_acquire() as producer:
         for i in range(args.tasks):
-            celery_noop.noop.apply_async((i,), producer=producer)
+            producer_app.send_task("bench.noop", (i,), producer=producer)
+    producer_app.close()
     enqueue_s = time.perf_counter() - started
     log = (RESULTS_DIR / "logs" / f"worker_plane_celery_{run}.log").open("wb")
     worker = subprocess.Popen(
@@ -446,9 +456,9 @@ def run_celery(args: argparse.Namespace, run: int) -> dict[str, Any]:
             "celery_noop",
             "worker",
             "--pool",
-            "threads",
+            args.celery_pool,
             "--concurrency",
-            str(args.workers),
+            str(args.celery_concurrency or args.workers),
             "--loglevel",
             "warning",
             "--without-gossip",
