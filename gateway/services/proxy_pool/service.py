@@ -34,9 +34,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 import structlog
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -109,6 +111,19 @@ class ProxyPlatformStatus:
     cool_until: datetime | None
 
 
+_SCRIPTS: WeakKeyDictionary[Redis, dict[str, AsyncScript]] = WeakKeyDictionary()
+
+
+def _scripts_for(redis: Redis) -> dict[str, AsyncScript]:
+    # A pool object is built per request; hashing the script sources once per client
+    # keeps that cheap.
+    found = _SCRIPTS.get(redis)
+    if found is None:
+        found = {name: redis.register_script(scripts.source(name)) for name in scripts.NAMES}
+        _SCRIPTS[redis] = found
+    return found
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -140,9 +155,7 @@ class ProxyPool:
         self._base = key_base
         self._metrics = metrics
         self._clock = clock
-        self._scripts = {
-            name: redis.register_script(scripts.source(name)) for name in scripts.NAMES
-        }
+        self._scripts = _scripts_for(redis)
 
     @classmethod
     def for_resources(
