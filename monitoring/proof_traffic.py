@@ -265,7 +265,7 @@ WORKER_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = worke
 #     already is).
 # Panels waiting for it: the Public traffic auth panel and the Protection row.
 
-OUTAGE_S = (3.0, 6.0)  # seconds after the first round: the fake upstream answers 503
+OUTAGE_S = (1.0, 3.0)  # seconds after the first round: the fake upstream answers 503
 
 PUBLIC_PLANE_ENV: dict[str, str] = {
     "TIERS_FILE": str(Path(__file__).resolve().parent / "proof_tiers.toml"),
