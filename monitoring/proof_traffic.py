@@ -8,7 +8,8 @@ reports the panels that only it could feed as MISSING ... (pending), and fails.
 
     foundation    filled: public/internal requests, 404s, 405s, /ready, /metrics
     worker-plane  filled: tasks with every outcome on both internal ports, an expired
-                  lease, dead letters (a producer token per port, seeded in-process)
+                  lease, dead letters (a producer token per port, seeded in-process);
+                  proxies leased and released ok/error/banned, one platform exhausted
     public-plane  filled: two tiers, hits, misses, single flight, 429s (rate, quota,
                   monitoring/proof_tiers.toml), bad credentials, an upstream outage
 
@@ -137,6 +138,8 @@ async def foundation_traffic(ctx: TrafficContext) -> None:
 #   * lease and release proxies (ok, banned, error) and exhaust one platform's pool,
 #     so the proxy counters and the gateway_proxies gauge have series.
 # Panels waiting for it: the Worker plane row, and proxies in the last row.
+# Proxies go through the party port (the pool is shared by both internal ports), so
+# the proxy panels show the party audience's counters next to the parcel tasks.
 
 WORK_PLATFORM = "proof_county"  # leased and completed every round
 EXPIRE_PLATFORM = "proof_expire"  # leased and abandoned: the reaper reclaims the lease
@@ -152,7 +155,12 @@ WORKER_PLANE_ENV: dict[str, str] = {
     "MAX_ATTEMPTS": "2",
     "RETRY_BACKOFF_BASE_S": "0",
     "RETRY_BACKOFF_CAP_S": "0",
+    # Proxy gauges refreshed twice a second (they are computed from Redis).
+    "PROXY_MAINTENANCE_INTERVAL_S": "0.5",
 }
+# Two proxies nobody connects to: the proof only leases and releases them.
+PROXY_URLS = ("http://proof:secret@127.0.0.1:9", "http://proof:secret@127.0.0.1:10")
+BANNED_PLATFORM = "proof_banned"  # every proxy banned here at once: then exhausted
 
 
 def _result_data(audience: str, key: str) -> dict[str, Any]:
@@ -242,12 +250,41 @@ async def _worker_round(ctx: TrafficContext, audience: str, token: str) -> None:
     await ctx.client.post(f"{base}/results", json=body, headers=headers)
 
 
+async def _proxy_round(ctx: TrafficContext, audience: str, token: str) -> None:
+    """Lease and release proxies with every outcome; ban them all on one platform."""
+    headers = {"X-Worker-Token": token}
+    base = ctx.url(audience, "/internal/proxy")
+
+    async def lease(platform: str) -> httpx.Response:
+        body = {"worker_id": WORKER_ID, "platform": platform}
+        return await ctx.client.post(f"{base}/lease", json=body, headers=headers)
+
+    async def release(lease: httpx.Response, outcome: str) -> None:
+        body = {"proxy_lease_id": lease.json()["proxy_lease_id"], "outcome": outcome}
+        (await ctx.client.post(f"{base}/release", json=body, headers=headers)).raise_for_status()
+
+    for outcome in ("ok", "error"):
+        leased = await lease(WORK_PLATFORM)
+        leased.raise_for_status()
+        await release(leased, outcome)
+    # A ban cools the proxy down on that platform for PROXY_BAN_BASE_S (60 s): after
+    # the first rounds every lease there is refused as exhausted (503).
+    leased = await lease(BANNED_PLATFORM)
+    if leased.status_code == 200:
+        await release(leased, "banned")
+    elif leased.status_code != 503:
+        leased.raise_for_status()
+
+
 async def worker_plane_traffic(ctx: TrafficContext) -> None:
-    """Tasks through the worker HTTP API on both internal ports."""
+    """Tasks through the worker HTTP API on both internal ports, and proxies."""
     tokens = ctx.state.get("worker_tokens")
     if tokens is None:
         tokens = ctx.state["worker_tokens"] = await create_worker_tokens(ctx)
-    await asyncio.gather(*(_worker_round(ctx, a, t) for a, t in tokens.items()))
+    await asyncio.gather(
+        *(_worker_round(ctx, a, t) for a, t in tokens.items()),
+        _proxy_round(ctx, "party", tokens["party"]),
+    )
 
 
 WORKER_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = worker_plane_traffic
@@ -335,11 +372,13 @@ async def gateway_resources(ctx: TrafficContext) -> AsyncIterator[Resources]:
 
 
 async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
-    """A producer token (may enqueue and work) per internal port."""
+    """A producer token (may enqueue and work) per internal port, and the proxies."""
+    from gateway.services.proxy_pool.inventory import add_proxies
     from gateway.services.work.plane import token_store
     from gateway.services.work.tokens import Role
 
     async with gateway_resources(ctx) as resources:
+        await add_proxies(resources, PROXY_URLS)
         store = token_store(resources)
         return {
             audience: await store.create(
