@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.services.proxy_pool.settings import ProxyPoolSettings
 from gateway.services.public.settings import PublicPlaneSettings
 from gateway.services.work.settings import WorkerPlaneSettings
 
@@ -165,7 +166,7 @@ class CoreSettings(BaseSettings):
 
 
 # Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
-class Settings(WorkerPlaneSettings, PublicPlaneSettings, CoreSettings):
+class Settings(WorkerPlaneSettings, PublicPlaneSettings, ProxyPoolSettings, CoreSettings):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services

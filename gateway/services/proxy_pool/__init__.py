@@ -1,0 +1,1 @@
+"""Outbound proxy pool shared by the parcel and party worker ports (see `service`)."""

@@ -1,0 +1,45 @@
+"""A small async client for the gateway's worker protocol (httpx only, no server imports).
+
+```python
+client = WorkerClient("http://gateway:8081", token, worker_id="parser-7")
+worker = Worker(client, ["miami_dade"], handler, concurrency=20)
+await worker.run()
+```
+
+See `docs/proxy-pool-and-client.md` for the guarantees (no result is dropped before the
+gateway acknowledged it; lost leases cancel their work; quiet/terminate are honoured).
+"""
+
+from gateway.worker_client.http import WorkerClient
+from gateway.worker_client.models import (
+    GatewayUnavailable,
+    HeartbeatReply,
+    NoProxyAvailable,
+    ProxyLease,
+    Result,
+    ResultOutcome,
+    Task,
+    WorkerClientError,
+)
+from gateway.worker_client.proxy import ProxySession
+from gateway.worker_client.results import ResultBuffer
+from gateway.worker_client.worker import Handler, TaskContext, TaskFailed, Worker, WorkerStats
+
+__all__ = [
+    "GatewayUnavailable",
+    "Handler",
+    "HeartbeatReply",
+    "NoProxyAvailable",
+    "ProxyLease",
+    "ProxySession",
+    "Result",
+    "ResultBuffer",
+    "ResultOutcome",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "Worker",
+    "WorkerClient",
+    "WorkerClientError",
+    "WorkerStats",
+]
