@@ -7,8 +7,11 @@ scrapes. A source whose `run` is None is a hook not filled in yet: the proof the
 reports the panels that only it could feed as MISSING ... (pending), and fails.
 
     foundation    filled: public/internal requests, 404s, 405s, /ready, /metrics
-    worker-plane  HOOK: fill in when the worker plane is merged (see its docstring)
-    public-plane  HOOK: fill in when the public plane is merged (see its docstring)
+    worker-plane  filled: tasks with every outcome on both internal ports, an expired
+                  lease, dead letters (a producer token per port, seeded in-process);
+                  proxies leased and released ok/error/banned, one platform exhausted
+    public-plane  filled: two tiers, hits, misses, single flight, 429s (rate, quota,
+                  monitoring/proof_tiers.toml), bad credentials, an upstream outage
 
 Sources get a `TrafficContext`: an httpx client, the three ports, the fake upstream
 (switch `upstream.outage` on to make it answer 503s), and the Redis/database URLs and
@@ -20,10 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from gateway.resources import Resources
 
 
 class FakeUpstream:
@@ -87,6 +97,8 @@ class TrafficContext:
     redis_key_prefix: str
     database_url: str
     round: int = 0
+    # What a source seeds in its first round (tokens, keys) and reuses afterwards.
+    state: dict[str, Any] = field(default_factory=dict)
 
     def url(self, audience: str, path: str) -> str:
         """Full URL of `path` on one audience's port (public, parcel, party)."""
@@ -126,9 +138,156 @@ async def foundation_traffic(ctx: TrafficContext) -> None:
 #   * lease and release proxies (ok, banned, error) and exhaust one platform's pool,
 #     so the proxy counters and the gateway_proxies gauge have series.
 # Panels waiting for it: the Worker plane row, and proxies in the last row.
-# Replace None with `async def worker_plane_traffic(ctx: TrafficContext) -> None`.
-WORKER_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = None
-WORKER_PLANE_ENV: dict[str, str] = {}
+# Proxies go through the party port (the pool is shared by both internal ports), so
+# the proxy panels show the party audience's counters next to the parcel tasks.
+
+WORK_PLATFORM = "proof_county"  # leased and completed every round
+EXPIRE_PLATFORM = "proof_expire"  # leased and abandoned: the reaper reclaims the lease
+BACKLOG_PLATFORM = "proof_backlog"  # never leased: ready depth and oldest ready age
+WORKER_ID = "proof-worker-1"
+
+WORKER_PLANE_ENV: dict[str, str] = {
+    # Only the abandoned platform's leases are short; the others never expire mid-round.
+    "LEASE_TIMEOUT_S": "60",
+    "LEASE_TIMEOUT_OVERRIDES_S": json.dumps({EXPIRE_PLATFORM: 0.5}),
+    "REAPER_INTERVAL_S": "0.5",
+    # Second failure dead-letters; failed tasks are ready again at once.
+    "MAX_ATTEMPTS": "2",
+    "RETRY_BACKOFF_BASE_S": "0",
+    "RETRY_BACKOFF_CAP_S": "0",
+    # Proxy gauges refreshed twice a second (they are computed from Redis).
+    "PROXY_MAINTENANCE_INTERVAL_S": "0.5",
+}
+# Two proxies nobody connects to: the proof only leases and releases them.
+PROXY_URLS = ("http://proof:secret@127.0.0.1:9", "http://proof:secret@127.0.0.1:10")
+BANNED_PLATFORM = "proof_banned"  # every proxy banned here at once: then exhausted
+
+
+def _result_data(audience: str, key: str) -> dict[str, Any]:
+    """A valid succeeded result for the port's schema (ParcelResult or PartyResult)."""
+    scraped_at = datetime.now(UTC).isoformat()
+    if audience == "parcel":
+        return {
+            "parcel_id": key,
+            "state": "FL",
+            "county": "Proof",
+            "platform": WORK_PLATFORM,
+            "scraped_at": scraped_at,
+        }
+    return {
+        "party_id": key,
+        "name": "Proof Party",
+        "kind": "organization",
+        "platform": WORK_PLATFORM,
+        "scraped_at": scraped_at,
+    }
+
+
+async def _worker_round(ctx: TrafficContext, audience: str, token: str) -> None:
+    """One audience's round: enqueue, lease, heartbeat, every completion outcome."""
+    headers = {"X-Worker-Token": token}
+    base = ctx.url(audience, "/internal")
+    r = ctx.round
+    tasks = [
+        {"platform": WORK_PLATFORM, "key": f"{kind}-{r}", "payload": {}}
+        for kind in ("ok", "retry", "fatal")
+    ]
+    tasks.append({"platform": EXPIRE_PLATFORM, "key": f"expire-{r}", "payload": {}})
+    tasks.append({"platform": BACKLOG_PLATFORM, "key": f"backlog-{r}", "payload": {}})
+    # A duplicate enqueue of a live key, too (counted, not enqueued twice).
+    tasks.append({"platform": BACKLOG_PLATFORM, "key": f"backlog-{r}", "payload": {}})
+    response = await ctx.client.post(f"{base}/tasks", json={"tasks": tasks}, headers=headers)
+    response.raise_for_status()
+
+    work = await ctx.client.get(
+        f"{base}/work",
+        params={
+            "worker_id": WORKER_ID,
+            "platforms": f"{WORK_PLATFORM},{EXPIRE_PLATFORM}",
+            "limit": 50,
+            "wait": 0,
+        },
+        headers=headers,
+    )
+    work.raise_for_status()
+    leased = work.json()["tasks"]
+    await ctx.client.post(
+        f"{base}/heartbeat",
+        json={
+            "worker_id": WORKER_ID,
+            "platforms": [WORK_PLATFORM, EXPIRE_PLATFORM],
+            "lease_ids": [t["lease_id"] for t in leased],
+            "version": "proof",
+        },
+        headers=headers,
+    )
+    results: list[dict[str, Any]] = []
+    for task in leased:
+        if task["platform"] != WORK_PLATFORM:
+            continue  # abandoned: its lease expires and the reaper reclaims it
+        ids = {"task_id": task["task_id"], "lease_id": task["lease_id"]}
+        kind = task["key"].split("-", 1)[0]
+        if kind == "ok":
+            data = _result_data(audience, task["key"])
+            results.append({**ids, "status": "succeeded", "data": data})
+        else:  # retry: failed_retry, then dead_lettered on its second attempt
+            error = {"message": "proof failure", "retryable": kind == "retry"}
+            results.append({**ids, "status": "failed", "error": error})
+    if leased:
+        # A lease nobody holds (stale) ...
+        task = leased[0]
+        results.append(
+            {
+                "task_id": task["task_id"],
+                "lease_id": "proof-stale-lease",
+                "status": "failed",
+                "error": {"message": "stale", "retryable": True},
+            }
+        )
+    body = {"worker_id": WORKER_ID, "results": results}
+    (await ctx.client.post(f"{base}/results", json=body, headers=headers)).raise_for_status()
+    # ... and the same batch again: every lease it completed is now a duplicate.
+    await ctx.client.post(f"{base}/results", json=body, headers=headers)
+
+
+async def _proxy_round(ctx: TrafficContext, audience: str, token: str) -> None:
+    """Lease and release proxies with every outcome; ban them all on one platform."""
+    headers = {"X-Worker-Token": token}
+    base = ctx.url(audience, "/internal/proxy")
+
+    async def lease(platform: str) -> httpx.Response:
+        body = {"worker_id": WORKER_ID, "platform": platform}
+        return await ctx.client.post(f"{base}/lease", json=body, headers=headers)
+
+    async def release(lease: httpx.Response, outcome: str) -> None:
+        body = {"proxy_lease_id": lease.json()["proxy_lease_id"], "outcome": outcome}
+        (await ctx.client.post(f"{base}/release", json=body, headers=headers)).raise_for_status()
+
+    for outcome in ("ok", "error"):
+        leased = await lease(WORK_PLATFORM)
+        leased.raise_for_status()
+        await release(leased, outcome)
+    # A ban cools the proxy down on that platform for PROXY_BAN_BASE_S (60 s): after
+    # the first rounds every lease there is refused as exhausted (503).
+    leased = await lease(BANNED_PLATFORM)
+    if leased.status_code == 200:
+        await release(leased, "banned")
+    elif leased.status_code != 503:
+        leased.raise_for_status()
+
+
+async def worker_plane_traffic(ctx: TrafficContext) -> None:
+    """Tasks through the worker HTTP API on both internal ports, and proxies."""
+    tokens = ctx.state.get("worker_tokens")
+    if tokens is None:
+        tokens = ctx.state["worker_tokens"] = await create_worker_tokens(ctx)
+    await asyncio.gather(
+        *(_worker_round(ctx, a, t) for a, t in tokens.items()),
+        _proxy_round(ctx, "party", tokens["party"]),
+    )
+
+
+WORKER_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = worker_plane_traffic
 
 
 # --- HOOK(public-plane) -------------------------------------------------------------
@@ -142,9 +301,107 @@ WORKER_PLANE_ENV: dict[str, str] = {}
 #     closes (point the gateway at `ctx.upstream.url` through `env`; PARSER_SERVICE_URL
 #     already is).
 # Panels waiting for it: the Public traffic auth panel and the Protection row.
-# Replace None with `async def public_plane_traffic(ctx: TrafficContext) -> None`.
-PUBLIC_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = None
-PUBLIC_PLANE_ENV: dict[str, str] = {}
+
+OUTAGE_S = (1.0, 3.0)  # seconds after the first round: the fake upstream answers 503
+
+PUBLIC_PLANE_ENV: dict[str, str] = {
+    "TIERS_FILE": str(Path(__file__).resolve().parent / "proof_tiers.toml"),
+    # Every request comes from 127.0.0.1: the bad-credential rounds must not lock out
+    # the good ones.
+    "AUTH_FAILURE_LIMIT": "1000000",
+    # Entries go stale within a second, so the outage serves STALE from the cache.
+    "CACHE_DEFAULT_TTL_S": "1",
+    "BREAKER_FAIL_MAX": "3",
+    "BREAKER_RESET_TIMEOUT_S": "1",
+}
+PUBLIC_KEY_TIERS = ("pro", "enterprise", "proof_rate", "proof_quota")
+
+
+async def public_plane_traffic(ctx: TrafficContext) -> None:
+    """Hits, misses, single flight, 429s, bad credentials and an upstream outage."""
+    keys = ctx.state.get("api_keys")
+    if keys is None:
+        keys = ctx.state["api_keys"] = await create_api_keys(ctx, PUBLIC_KEY_TIERS)
+        ctx.state["public_started"] = time.monotonic()
+    elapsed = time.monotonic() - ctx.state["public_started"]
+    ctx.upstream.outage = OUTAGE_S[0] <= elapsed < OUTAGE_S[1]
+
+    def get(tier: str | None, path: str, headers: dict[str, str] | None = None) -> Any:
+        auth = {} if tier is None else {"X-API-Key": keys[tier]}
+        return ctx.client.get(ctx.url("public", path), headers={**auth, **(headers or {})})
+
+    r = ctx.round
+    await asyncio.gather(
+        get("pro", "/v1/properties/proof-hot"),  # a hit on every round but the first
+        get("enterprise", "/v1/properties/proof-hot"),  # another tier, another entry
+        get("pro", f"/v1/properties/proof-miss-{r}"),
+        get("pro", "/v1/properties/search", None),
+        get("pro", "/v1/me"),
+        *(get("enterprise", f"/v1/properties/proof-flight-{r}") for _ in range(5)),
+        *(get("proof_rate", "/v1/properties/proof-hot") for _ in range(3)),
+        get("proof_quota", "/v1/properties/proof-hot"),
+        get(None, "/v1/me"),  # missing_credentials
+        get(None, "/v1/me", {"X-API-Key": "tlk_proof_not-a-real-key"}),
+        get(None, "/v1/me", {"Authorization": "Basic cHJvb2Y6cHJvb2Y="}),
+    )
+
+
+PUBLIC_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = public_plane_traffic
+
+
+# --- seeding --------------------------------------------------------------------------
+# Through the gateway's own services on the proof's database and Redis, in this process:
+# a `gateway tokens|keys create` subprocess per credential costs seconds of start-up.
+
+
+@contextlib.asynccontextmanager
+async def gateway_resources(ctx: TrafficContext) -> AsyncIterator[Resources]:
+    """Shared resources on the gateway's backends, with the proof's settings."""
+    from gateway.resources import BackendUrls, open_resources
+    from gateway.settings import load_settings
+
+    settings = load_settings(
+        environment="test",
+        redis_url=ctx.redis_url,
+        database_url=ctx.database_url,
+        redis_key_prefix=ctx.redis_key_prefix,
+        tiers_file=PUBLIC_PLANE_ENV["TIERS_FILE"],
+    )
+    async with open_resources(settings, BackendUrls(ctx.redis_url, ctx.database_url)) as res:
+        yield res
+
+
+async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
+    """A producer token (may enqueue and work) per internal port, and the proxies."""
+    from gateway.services.proxy_pool.inventory import add_proxies
+    from gateway.services.work.plane import token_store
+    from gateway.services.work.tokens import Role
+
+    async with gateway_resources(ctx) as resources:
+        await add_proxies(resources, PROXY_URLS)
+        store = token_store(resources)
+        return {
+            audience: await store.create(
+                audience=audience, name=f"proof-producer-{audience}", role=Role.PRODUCER
+            )
+            for audience in ("parcel", "party")
+        }
+
+
+async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[str, str]:
+    """A service API key per tier."""
+    from gateway.services.public.api_keys import ApiKeyService
+    from gateway.services.public.tiers import load_tiers
+
+    async with gateway_resources(ctx) as resources:
+        settings = resources.settings
+        service = ApiKeyService(
+            resources.sessionmaker, load_tiers(settings.tiers_file, settings.default_tier), 0
+        )
+        return {
+            tier: (await service.create(name=f"proof {tier}", tier=tier, user_uid=None)).secret
+            for tier in tiers
+        }
 
 
 def sources() -> list[TrafficSource]:

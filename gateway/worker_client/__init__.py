@@ -6,7 +6,7 @@ worker = Worker(client, ["miami_dade"], handler, concurrency=20)
 await worker.run()
 ```
 
-See `docs/proxy-pool-and-client.md` for the guarantees (no result is dropped before the
+See the "Proxy pool and worker client" section of the README for the guarantees (no result is dropped before the
 gateway acknowledged it; lost leases cancel their work; quiet/terminate are honoured).
 """
 

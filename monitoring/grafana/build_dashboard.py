@@ -7,7 +7,7 @@ then regenerate (a test fails while the two differ):
     python monitoring/grafana/build_dashboard.py          # rewrite the JSON
     python monitoring/grafana/build_dashboard.py --check  # exit 1 if it is stale
 
-Query conventions (docs/operations.md explains them):
+Query conventions (the README explains them):
 * every selector carries `job="gateway"`, so the metric-name check can find it;
 * cluster gauges computed from Redis are identical on every replica: `max without
   (instance)`, never `sum`; process series repeat once per port: `max without (audience)`;

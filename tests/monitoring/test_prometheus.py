@@ -17,7 +17,7 @@ from tests.monitoring.conftest import MONITORING, ROOT
 RULES = MONITORING / "prometheus" / "alerts.yml"
 RULE_TESTS = sorted((MONITORING / "prometheus" / "tests").glob("*.yml"))
 CONFIG = ROOT / "prometheus.yml"
-OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+OPERATIONS_DOC = ROOT / "README.md"
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -89,7 +89,7 @@ def test_alert_is_annotated_for_the_on_call(rule: dict[str, Any]) -> None:
     annotations = rule["annotations"]
     for key in ("summary", "description", "runbook", "runbook_url"):
         assert annotations.get(key, "").strip(), f"{rule['alert']} lacks {key}"
-    # The runbook link points at a heading of docs/operations.md.
+    # The runbook link points at a heading of the README.
     anchor = annotations["runbook_url"].split("#", 1)[1]
     headings = re.findall(r"^#+ (.+)$", OPERATIONS_DOC.read_text(), flags=re.MULTILINE)
     anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}

@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from gateway.api.external.public_deps import PlaneDep, PrincipalDep, admit
+from gateway.api.external.public_deps import PrincipalDep, admit, plane_of
 from gateway.errors import InvalidInput
 from gateway.persistence.parcels_read import SearchFilters
 from gateway.services.public.cache import Served
 from gateway.services.public.origin import OriginRequest
-from gateway.services.public.plane import PublicPlane
 
 router = APIRouter(prefix="/v1/properties", tags=["properties"])
 
@@ -41,7 +40,8 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return any(c.strip().removeprefix("W/") == bare for c in if_none_match.split(","))
 
 
-async def _serve(request: Request, plane: PublicPlane, origin_request: OriginRequest) -> Response:
+async def _serve(request: Request, origin_request: OriginRequest) -> Response:
+    plane = plane_of(request)
     # Limits are taken here, after validation, so the limiter's script can also read the
     # cached response in its one Redis round trip.
     prefetch = plane.cache_redis_key(origin_request)
@@ -67,7 +67,6 @@ def _page_size(limit: int | None, cap: int) -> int:
 async def search(
     request: Request,
     principal: PrincipalDep,
-    plane: PlaneDep,
     state: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     county: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")
@@ -125,13 +124,11 @@ async def search(
         cursor=cursor,
         limit=size,
     )
-    return await _serve(request, plane, origin_request)
+    return await _serve(request, origin_request)
 
 
 @router.get("/{parcel_id}", summary="One parcel's current record")
-async def get_property(
-    request: Request, principal: PrincipalDep, plane: PlaneDep, parcel_id: ParcelId
-) -> Response:
+async def get_property(request: Request, principal: PrincipalDep, parcel_id: ParcelId) -> Response:
     """The current record of a parcel."""
     origin_request = OriginRequest(
         route="property",
@@ -141,14 +138,13 @@ async def get_property(
         request_id=_request_id(request),
         parcel_id=parcel_id,
     )
-    return await _serve(request, plane, origin_request)
+    return await _serve(request, origin_request)
 
 
 @router.get("/{parcel_id}/history", summary="One parcel's accepted results, oldest first")
 async def get_history(
     request: Request,
     principal: PrincipalDep,
-    plane: PlaneDep,
     parcel_id: ParcelId,
     limit: Limit = None,
     cursor: Cursor = None,
@@ -166,4 +162,4 @@ async def get_history(
         cursor=cursor,
         limit=size,
     )
-    return await _serve(request, plane, origin_request)
+    return await _serve(request, origin_request)

@@ -18,7 +18,7 @@ _PRODUCTIONS = {"production"}
 
 
 class PublicPlaneSettings(BaseSettings):
-    """Public-plane settings; see docs/public-plane.md for each one."""
+    """Public-plane settings; see the "Public plane" section of the README for each one."""
 
     # Firebase Authentication
     firebase_project_id: str | None = Field(default=None, pattern=r"^[a-z0-9-]{4,64}$")

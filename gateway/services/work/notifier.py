@@ -73,8 +73,10 @@ class Notifier:
         self._closing = True
         if self._task is not None:
             # An empty message matches no waiter anywhere; it only ends our pending read.
+            # Bounded: with Redis hanging, shutdown must not wait for the socket timeout.
             with contextlib.suppress(Exception):
-                await self._redis.publish(self._channel, b"")
+                async with asyncio.timeout(_POLL_S * 2):
+                    await self._redis.publish(self._channel, b"")
             # Let the loop notice the flag and unsubscribe cleanly; cancelling redis-py's
             # pub/sub mid-read can leave its close waiting forever.
             done, _ = await asyncio.wait({self._task}, timeout=_POLL_S * 3)

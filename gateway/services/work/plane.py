@@ -28,7 +28,9 @@ from gateway.services.work.tokens import TokenStore, TokenVerifier
 
 log = structlog.get_logger("gateway.work")
 
-_STOP_GRACE_S = 10.0
+# A reaper pass normally takes milliseconds; one stuck on a hanging Redis is abandoned
+# after this so the process still stops within its graceful timeout.
+_STOP_GRACE_S = 2.0
 
 
 def token_store(resources: Resources) -> TokenStore:
