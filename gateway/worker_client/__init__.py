@@ -6,8 +6,9 @@ worker = Worker(client, ["miami_dade"], handler, concurrency=20)
 await worker.run()
 ```
 
-See the "Proxy pool and worker client" section of the README for the guarantees (no result is dropped before the
-gateway acknowledged it; lost leases cancel their work; quiet/terminate are honoured).
+See the "Proxy pool and worker client" section of the README for the guarantees (no
+result is dropped before the gateway acknowledged it; lost leases cancel their work;
+quiet/terminate are honoured).
 """
 
 from gateway.worker_client.http import WorkerClient
