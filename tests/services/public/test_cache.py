@@ -115,7 +115,9 @@ async def test_key_is_tier_and_sorted_query_not_user(
 async def test_single_flight_100_concurrent_misses_one_upstream_call(
     settings: Settings, upstream: LocalUpstream, tmp_path: Path
 ) -> None:
-    upstream.control.delay_s = 0.3
+    # Long enough that all 100 requests reach the cache while the one fetch is in flight,
+    # even on a loaded machine (a late arrival would be a plain HIT, not a wait).
+    upstream.control.delay_s = 1.0
     async with _app(settings, upstream, tmp_path) as app:
         headers = await _key(app)
         await app.client.get("/v1/info")
