@@ -6,12 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from gateway.api.external.routes import public_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
-from gateway.middleware.security_headers import SecurityHeadersMiddleware
+from gateway.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeadersMiddleware
 from gateway.resources import Resources
 from gateway.services.public.plane import PublicPlane
 
@@ -49,7 +48,7 @@ def create_public_app(resources: Resources) -> FastAPI:
     # context, and the security headers outside everything, so even a 500 or a CORS
     # preflight carries them.
     app.add_middleware(
-        CORSMiddleware,
+        CrossOriginOnlyCORS,
         allow_origins=resources.settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=[

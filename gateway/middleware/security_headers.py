@@ -11,6 +11,9 @@ problem responses raised later (422, 404, 503).
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 RESPONSE_HEADERS_STATE = "response_headers"
@@ -40,8 +43,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
+                if b"server" in present:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"server"]
                 headers.extend(h for h in _ALWAYS if h[0] not in present)
                 if csp and _CSP[0] not in present:
                     headers.append(_CSP)
@@ -53,3 +58,24 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class CrossOriginOnlyCORS:
+    """Starlette's `CORSMiddleware`, entered only by requests that carry `Origin`.
+
+    `CORSMiddleware` builds a `Headers` object for every request; servers, scripts and
+    probes never send `Origin`, so they skip it. Requests without `Origin` get no CORS
+    headers from it anyway.
+    """
+
+    def __init__(self, app: ASGIApp, /, **cors_options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **cors_options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, _ in scope["headers"]:
+                if name == b"origin":
+                    await self.cors(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
