@@ -87,6 +87,7 @@ async def _run(args: argparse.Namespace) -> None:
         cache = resources.key("cache", cache_key(PATH, (), "bench"))
         await resources.redis.set(cache, entry.dumps(), ex=3600)
         statuses: list[int] = []
+        x_cache: dict[bytes, int] = {}
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -94,6 +95,9 @@ async def _run(args: argparse.Namespace) -> None:
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
+                for name, value in message["headers"]:
+                    if name == b"x-cache":
+                        x_cache[value] = x_cache.get(value, 0) + 1
 
         def scope(path: str) -> dict[str, Any]:
             return {
@@ -122,11 +126,12 @@ async def _run(args: argparse.Namespace) -> None:
                 profile.enable()
                 await cpu_us(PATH, args.requests)
                 profile.disable()
-                pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+                pstats.Stats(profile).sort_stats(args.sort).print_stats(40)
             else:
                 health = [await cpu_us("/health", args.requests) for _ in range(args.rounds)]
                 route = [await cpu_us(PATH, args.requests) for _ in range(args.rounds)]
                 assert set(statuses) == {200}
+                assert set(x_cache) == {b"HIT"}, x_cache  # the figure is for cache hits only
                 print(f"concurrency {args.concurrency}, {args.rounds} rounds of {args.requests}")
                 print(f"/health          {statistics.median(health):7.1f} µs CPU/request (median)")
                 print(f"property (HIT)   {statistics.median(route):7.1f} µs CPU/request (median)")
@@ -143,6 +148,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative", help="cProfile order, e.g. tottime")
     args = parser.parse_args()
     _env()
     uvloop.run(_run(args))

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Send
 
 from gateway.errors import PROBLEM_BASE, GatewayError, InvalidInput
 
@@ -68,6 +69,21 @@ def problem_bytes(error: GatewayError, *, instance: str, request_id: str | None)
         extra=error.extra,
     )
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+async def send_problem(
+    send: Send, error: GatewayError, *, instance: str, request_id: str | None
+) -> None:
+    """Send `error` as a whole ASGI response (for layers in front of the exception
+    handlers)."""
+    body = problem_bytes(error, instance=instance, request_id=request_id)
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _request_id(request: Request) -> str | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
 
 import gateway
 from gateway.api import ops
@@ -28,11 +29,14 @@ def build_app(
     routers: Sequence[APIRouter],
     docs_enabled: bool = True,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    shortcuts: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble one audience's ASGI app around the shared resources.
 
     `lifespan` runs the audience's background jobs (e.g. a lease reaper); it must not
-    open pools of its own: the shared ones are on `app.state.resources`.
+    open pools of its own: the shared ones are on `app.state.resources`. `shortcuts` are
+    pure ASGI layers between the request context and FastAPI's routing, for hot requests
+    that can be answered without it (outermost first).
     """
     app = FastAPI(
         lifespan=lifespan,
@@ -52,6 +56,9 @@ def build_app(
     for router in routers:
         app.include_router(router)
 
+    # add_middleware wraps what was added before, so the first shortcut ends up outermost.
+    for shortcut in reversed(shortcuts):
+        app.add_middleware(shortcut.cls, *shortcut.args, **shortcut.kwargs)
     # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
     app.add_middleware(
         RequestContextMiddleware,

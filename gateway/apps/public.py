@@ -6,7 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
+from gateway.api.external import properties
+from gateway.api.external.property_shortcut import PropertyHitShortcut
 from gateway.api.external.routes import public_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
@@ -42,6 +45,7 @@ def create_public_app(resources: Resources) -> FastAPI:
         title="Tax-lien gateway: public API",
         routers=public_routers(),
         lifespan=lifespan,
+        shortcuts=[Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route())],
     )
     app.state.public = plane
     # Each add_middleware wraps the stack built so far: CORS sits outside the request

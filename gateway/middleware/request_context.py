@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.problems import problem_bytes
+from gateway.api.problems import send_problem
 from gateway.audience import Audience
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.observability.http_metrics import UNMATCHED, HttpMetrics
@@ -116,8 +116,11 @@ class RequestContextMiddleware:
         try:
             length = _content_length(scope)
             if length is not None and length > self.max_body_bytes:
-                await self._send_problem(
-                    send_with_id, scope, request_id, PayloadTooLarge(self._too_large_detail())
+                await send_problem(
+                    send_with_id,
+                    PayloadTooLarge(self._too_large_detail()),
+                    instance=scope["path"],
+                    request_id=request_id,
                 )
             elif scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
                 scope["route"] = HEALTH_ROUTE
@@ -131,7 +134,9 @@ class RequestContextMiddleware:
         except Exception:
             log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
             if not response_started:
-                await self._send_problem(send_with_id, scope, request_id, GatewayError())
+                await send_problem(
+                    send_with_id, GatewayError(), instance=scope["path"], request_id=request_id
+                )
         finally:
             self._finish(scope, status, started)
             # Clear everything, not just our two keys: the planes bind worker, task and
@@ -157,18 +162,6 @@ class RequestContextMiddleware:
             return message
 
         return receive_limited
-
-    async def _send_problem(
-        self, send: Send, scope: Scope, request_id: str, error: GatewayError
-    ) -> None:
-        body = problem_bytes(error, instance=scope["path"], request_id=request_id)
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-        ]
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
     def _finish(self, scope: Scope, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started

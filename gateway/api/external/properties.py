@@ -7,18 +7,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
-from gateway.api.external.public_deps import PrincipalDep, admit, plane_of
+from gateway.api.external.public_deps import PrincipalDep, admit, plane_of, pre_admitted
+from gateway.api.external.served import served_response
 from gateway.errors import InvalidInput
 from gateway.persistence.parcels_read import SearchFilters
-from gateway.services.public.cache import Served
 from gateway.services.public.origin import OriginRequest
+from gateway.services.public.principal import Principal
 
 router = APIRouter(prefix="/v1/properties", tags=["properties"])
 
-ParcelId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="Parcel id")
-]
+# Shared with the cache-hit shortcut, which must accept exactly the ids this route does.
+PARCEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+ParcelId = Annotated[str, Path(pattern=PARCEL_ID_PATTERN, description="Parcel id")]
 Cursor = Annotated[
     str | None, Query(pattern=r"^[A-Za-z0-9_=-]{1,256}$", description="Opaque page cursor")
 ]
@@ -31,32 +33,34 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
 
-def _etag_matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    bare = etag.removeprefix("W/")
-    return any(c.strip().removeprefix("W/") == bare for c in if_none_match.split(","))
-
-
 async def _serve(request: Request, origin_request: OriginRequest) -> Response:
     plane = plane_of(request)
-    # Limits are taken here, after validation, so the limiter's script can also read the
-    # cached response in its one Redis round trip.
-    prefetch = plane.cache_redis_key(origin_request)
-    decision = await admit(request, plane, origin_request.principal, prefetch=prefetch)
+    caller = pre_admitted(request.scope)
+    if caller is not None:  # the shortcut took the budget and read the cache already
+        decision = caller.decision
+    else:
+        # Limits are taken here, after validation, so the limiter's script can also read
+        # the cached response in its one Redis round trip.
+        prefetch = plane.cache_redis_key(origin_request)
+        decision = await admit(request.scope, plane, origin_request.principal, prefetch=prefetch)
     prefetched = (decision.prefetched,) if decision.prefetch_done else None
-    return _respond(request, await plane.serve(origin_request, prefetched=prefetched))
+    served = await plane.serve(origin_request, prefetched=prefetched)
+    status, headers, body = served_response(served, request.headers.get("if-none-match"))
+    response = Response(body, status)
+    response.raw_headers = headers
+    return response
 
 
-def _respond(request: Request, served: Served) -> Response:
-    headers = {"X-Cache": served.x_cache, "Age": str(served.age), "ETag": served.etag}
-    headers["Cache-Control"] = served.cache_control
-    headers["Vary"] = "Authorization, X-API-Key"
-    if served.status == 200 and _etag_matches(request.headers.get("if-none-match"), served.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(served.body, served.status, headers=headers, media_type=served.content_type)
+def property_request(parcel_id: str, principal: Principal, request_id: str) -> OriginRequest:
+    """The origin request for one parcel's current record (route and shortcut alike)."""
+    return OriginRequest(
+        route="property",
+        path=f"/v1/properties/{parcel_id}",
+        query=(),
+        principal=principal,
+        request_id=request_id,
+        parcel_id=parcel_id,
+    )
 
 
 def _page_size(limit: int | None, cap: int) -> int:
@@ -130,15 +134,7 @@ async def search(
 @router.get("/{parcel_id}", summary="One parcel's current record")
 async def get_property(request: Request, principal: PrincipalDep, parcel_id: ParcelId) -> Response:
     """The current record of a parcel."""
-    origin_request = OriginRequest(
-        route="property",
-        path=f"/v1/properties/{parcel_id}",
-        query=(),
-        principal=principal,
-        request_id=_request_id(request),
-        parcel_id=parcel_id,
-    )
-    return await _serve(request, origin_request)
+    return await _serve(request, property_request(parcel_id, principal, _request_id(request)))
 
 
 @router.get("/{parcel_id}/history", summary="One parcel's accepted results, oldest first")
@@ -163,3 +159,11 @@ async def get_history(
         limit=size,
     )
     return await _serve(request, origin_request)
+
+
+def property_route() -> APIRoute:
+    """The route object of `GET /v1/properties/{parcel_id}` (for logs and metrics)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is get_property:
+            return route
+    raise LookupError("get_property is not routed")

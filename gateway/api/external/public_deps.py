@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -28,13 +29,20 @@ async def get_plane(request: Request) -> PublicPlane:
 PlaneDep = Annotated[PublicPlane, Depends(get_plane)]
 
 
-def client_ip(request: Request, plane: PublicPlane) -> str:
+def client_ip_of(
+    headers: Mapping[str, str], client: tuple[str, int] | Any, plane: PublicPlane
+) -> str:
     """The caller's address; the last `X-Forwarded-For` hop only behind a trusted proxy."""
     if plane.resources.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
+        forwarded = headers.get("x-forwarded-for")
         if forwarded:
             return forwarded.split(",")[-1].strip()[:64]
-    return request.client.host if request.client else "unknown"
+    return str(client[0]) if client else "unknown"
+
+
+def client_ip(request: Request, plane: PublicPlane) -> str:
+    """`client_ip_of` for a FastAPI request."""
+    return client_ip_of(request.headers, request.scope.get("client"), plane)
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,24 @@ class Caller:
     decision: Decision
 
 
+# Where the cache-hit shortcut (`property_shortcut.py`) leaves a caller it authenticated
+# and admitted but could not answer from the cache: the route must not authenticate or
+# take budget a second time.
+PRE_ADMITTED_STATE = "public_pre_admitted"
+
+
+def pre_admitted(scope: Mapping[str, Any]) -> Caller | None:
+    """The caller the shortcut already admitted for this request, if any."""
+    state = scope.get("state")
+    caller = state.get(PRE_ADMITTED_STATE) if state else None
+    return caller if isinstance(caller, Caller) else None
+
+
 async def get_principal(request: Request) -> Principal:
     """Authenticate the caller (401/429 on failure); no budget is consumed yet."""
+    caller = pre_admitted(request.scope)
+    if caller is not None:
+        return caller.principal
     # The plane is read here rather than through `PlaneDep`: every dependency node costs
     # FastAPI tens of microseconds per request, and this one sits on every public route.
     plane = plane_of(request)
@@ -57,15 +81,20 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 async def admit(
-    request: Request, plane: PublicPlane, principal: Principal, *, prefetch: str | None = None
+    scope: MutableMapping[str, Any],
+    plane: PublicPlane,
+    principal: Principal,
+    *,
+    prefetch: str | None = None,
 ) -> Decision:
     """Take one unit of the caller's rate limit and daily quota, or raise 429.
 
-    `prefetch` names a Redis key (a cached response) to read in the same round trip.
+    `scope` is the request's ASGI scope; `prefetch` names a Redis key (a cached
+    response) to read in the same round trip.
     """
     decision = await plane.limiter.check(principal.limit_key, principal.tier, prefetch=prefetch)
     # Every response of an admitted (or refused) request carries the limiter state.
-    request.scope.setdefault("state", {}).setdefault(RESPONSE_HEADERS_STATE, {}).update(
+    scope.setdefault("state", {}).setdefault(RESPONSE_HEADERS_STATE, {}).update(
         {k: v for k, v in decision.headers().items() if k != "Retry-After"}
     )
     if not decision.allowed:
@@ -75,8 +104,11 @@ async def admit(
 
 
 async def get_caller(request: Request, plane: PlaneDep, principal: PrincipalDep) -> Caller:
-    """Authenticate, then admit the request through the limiter."""
-    return Caller(principal, await admit(request, plane, principal))
+    """Authenticate, then admit the request through the limiter (once per request)."""
+    caller = pre_admitted(request.scope)
+    if caller is not None:
+        return caller
+    return Caller(principal, await admit(request.scope, plane, principal))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -8,7 +8,8 @@ Verification looks the row up by id and compares hashes with `hmac.compare_diges
 
 Verified keys are cached in the process for `API_KEY_CACHE_S` (default 5 s) so a hot
 key costs no database round trip; rotation and revocation clear this process's cache at
-once, and other gateway processes honour them within that time.
+once, and other gateway processes honour them within that time. When an entry expires,
+the requests in flight for that key share one lookup.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.persistence.api_keys import ApiKeyRow
 from gateway.services.public.db import session_scope
 from gateway.services.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.services.public.tiers import Tiers
+from gateway.services.single_flight import SingleFlight
 
 PREFIX = "tlk_"
 _KEY_RE = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -64,6 +66,10 @@ class ApiKeyService:
         self._tiers = tiers
         self._cache_s = cache_s
         self._cache: dict[str, tuple[bytes, Principal, float]] = {}
+        self._lookups: SingleFlight[str, ApiKeyRow | None] = SingleFlight()
+        # Bumped by rotate/revoke, so a lookup that read the row before the change does
+        # not cache what it read.
+        self._changes = 0
 
     def _check_tier(self, tier: str) -> None:
         if tier not in self._tiers:
@@ -122,7 +128,7 @@ class ApiKeyService:
             if not await repo.replace_secret(session, key_id, hash_key(key)):
                 raise NotFound(f"API key {key_id} is revoked")
             row = await repo.get(session, key_id)
-        self._cache.pop(key_id, None)
+        self._forget(key_id)
         assert row is not None
         return IssuedKey(row, key)
 
@@ -133,9 +139,13 @@ class ApiKeyService:
             if not await repo.revoke(session, key_id):
                 raise NotFound(f"API key {key_id} is already revoked")
             row = await repo.get(session, key_id)
-        self._cache.pop(key_id, None)
+        self._forget(key_id)
         assert row is not None
         return row
+
+    def _forget(self, key_id: str) -> None:
+        self._changes += 1
+        self._cache.pop(key_id, None)
 
     async def authenticate(self, key: str) -> Principal:
         """The principal of a valid key, or `Unauthorized`."""
@@ -149,24 +159,38 @@ class ApiKeyService:
             if hmac.compare_digest(cached[0], digest):
                 return cached[1]
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")
-        async with session_scope(self._sessionmaker) as session:
-            row = await repo.get(session, key_id)
+        row = await self._lookups.run(key_id, lambda: self._load(key_id))
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")
         if row.revoked_at is not None:
             raise Unauthorized("The API key has been revoked", reason="api_key_revoked")
-        principal = Principal(
+        return self._principal(row)
+
+    async def _load(self, key_id: str) -> ApiKeyRow | None:
+        """The stored key (one query for every concurrent asker), cached when usable."""
+        changes = self._changes
+        async with session_scope(self._sessionmaker) as session:
+            row = await repo.get(session, key_id)
+        if (
+            row is not None
+            and row.revoked_at is None
+            and self._cache_s > 0
+            and changes == self._changes
+        ):
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            until = time.monotonic() + self._cache_s
+            self._cache[key_id] = (row.secret_hash, self._principal(row), until)
+        return row
+
+    def _principal(self, row: ApiKeyRow) -> Principal:
+        return Principal(
             kind=PrincipalKind.API_KEY,
             id=row.id,
             tier=self._tiers.get(row.tier),
             role=parse_role(row.owner_role) if row.user_uid else Role.SERVICE,
             user_uid=row.user_uid,
         )
-        if self._cache_s > 0:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key_id] = (row.secret_hash, principal, time.monotonic() + self._cache_s)
-        return principal
 
     def require_owner(self, principal: Principal) -> str:
         """The user whose keys the caller manages; services cannot manage keys."""

@@ -156,6 +156,7 @@ class ResponseCache:
         self._timeout = settings.ratelimit_redis_timeout_s
         self._release = self._redis.register_script(_RELEASE)
         self._local: dict[str, asyncio.Future[Entry | None]] = {}
+        self._hits = metrics.cache_requests.labels("hit")
 
     def _key(self, key: str) -> str:
         return self._resources.key("cache", key)
@@ -164,6 +165,23 @@ class ResponseCache:
         """The Redis key of a cache key, for a lookup riding on another script; None when
         the cache is off."""
         return self._key(key) if self.enabled else None
+
+    def fresh_hit(self, raw: bytes | None) -> Served | None:
+        """A fresh entry (read in the limiter's round trip) served as a counted HIT.
+
+        None when it is absent, expired or unreadable: `get_or_fetch` decides then.
+        """
+        if raw is None:
+            return None
+        try:
+            entry = Entry.loads(raw)
+        except ValueError:
+            return None
+        now = time.time()
+        if not entry.fresh(now):
+            return None
+        self._hits.inc()
+        return self._from_entry(entry, "HIT", now)
 
     async def _read(self, key: str) -> Entry | None:
         async with asyncio.timeout(self._timeout):
@@ -193,7 +211,7 @@ class ResponseCache:
             return self._bypass(await fetch(), default_ttl)
         now = time.time()
         if entry is not None and entry.fresh(now):
-            self._metrics.cache_requests.labels("hit").inc()
+            self._hits.inc()
             return self._from_entry(entry, "HIT", now)
         try:
             return await self._single_flight(key, fetch, default_ttl)

@@ -34,6 +34,7 @@ from firebase_admin import auth, credentials
 from firebase_admin import exceptions as firebase_exceptions
 
 from gateway.errors import DependencyUnavailable, Unauthorized
+from gateway.services.single_flight import SingleFlight
 from gateway.settings import Settings
 
 EMULATOR_ENV = "FIREBASE_AUTH_EMULATOR_HOST"
@@ -114,7 +115,7 @@ class FirebaseVerifier:
         self._cache_size = settings.firebase_token_cache_size
         self._revocation_ttl_s = settings.firebase_revocation_cache_s
         self._claims: OrderedDict[bytes, tuple[dict[str, Any], float]] = OrderedDict()
-        self._inflight: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+        self._inflight: SingleFlight[bytes, dict[str, Any]] = SingleFlight()
         self._users: dict[str, _UserStatus] = {}
 
     def close(self) -> None:
@@ -150,23 +151,12 @@ class FirebaseVerifier:
         return claims
 
     async def _verify_shared(self, digest: bytes, token: str) -> dict[str, Any]:
-        pending = self._inflight.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
-        try:
+        async def verify() -> dict[str, Any]:
             claims = await self._verify_in_thread(token)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters may be none
-            raise
-        else:
-            future.set_result(claims)
             self._remember(digest, claims)
             return claims
-        finally:
-            del self._inflight[digest]
+
+        return await self._inflight.run(digest, verify)
 
     def _remember(self, digest: bytes, claims: dict[str, Any]) -> None:
         if self._cache_size == 0:

@@ -22,6 +22,7 @@ from gateway.persistence.users import UserRow
 from gateway.services.public.db import session_scope
 from gateway.services.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.services.public.tiers import Tiers
+from gateway.services.single_flight import SingleFlight
 
 
 class UserService:
@@ -34,15 +35,22 @@ class UserService:
         self._tiers = tiers
         self._cache_s = cache_s
         self._seen: dict[str, tuple[UserRow, float]] = {}
+        # Requests in flight when a user's entry expires share one upsert.
+        self._recording: SingleFlight[str, UserRow] = SingleFlight()
+        self._changes = 0  # bumped by set-tier/set-role (see `ApiKeyService._changes`)
 
     async def record_seen(self, uid: str, email: str | None) -> UserRow:
         """The stored user, inserted on first sight."""
         cached = self._seen.get(uid)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        return await self._recording.run(uid, lambda: self._record(uid, email))
+
+    async def _record(self, uid: str, email: str | None) -> UserRow:
+        changes = self._changes
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.record_seen(session, uid, email)
-        if self._cache_s > 0:
+        if self._cache_s > 0 and changes == self._changes:
             if len(self._seen) > 100_000:
                 self._seen.clear()
             self._seen[uid] = (row, time.monotonic() + self._cache_s)
@@ -101,5 +109,6 @@ class UserService:
     async def _set(self, uid: str, field: str, value: str) -> UserRow:
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.set_field(session, uid, field, value)
+        self._changes += 1
         self._seen.pop(uid, None)
         return row

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -171,3 +173,67 @@ async def test_database_outage_during_key_lookup_is_503_not_500(
     assert down.status_code == 503
     assert down.json()["dependency"] == "database"
     assert "retry-after" in down.headers
+
+
+async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.persistence import api_keys as repo
+
+    lookups = 0
+    real_get = repo.get
+
+    async def counted_get(session: Any, key_id: str) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return await real_get(session, key_id)
+
+    monkeypatch.setattr(repo, "get", counted_get)
+    async with public_app(
+        settings, tiers_file=write_tiers(tmp_path / "t.json"), api_key_cache_s=0.3
+    ) as app:
+        key = {"X-API-Key": await app.key(tier="free")}
+        lookups = 0  # creating the key read it back
+        for _ in range(2):  # a cold cache, then an expired entry
+            responses = await asyncio.gather(
+                *(app.client.get("/v1/me", headers=key) for _ in range(40))
+            )
+            assert {r.status_code for r in responses} == {200}
+            await asyncio.sleep(0.35)
+    assert lookups == 2
+
+
+async def test_a_lookup_that_raced_a_rotation_is_not_cached(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.persistence import api_keys as repo
+
+    real_get = repo.get
+    read_done = asyncio.Event()
+    rotated = asyncio.Event()
+    armed = False
+
+    async def slow_get(session: Any, key_id: str) -> Any:
+        nonlocal armed
+        row = await real_get(session, key_id)
+        if armed:  # only the request's lookup: create() and rotate() read the row too
+            armed = False
+            read_done.set()
+            await rotated.wait()  # the old row was read; the rotation lands now
+        return row
+
+    monkeypatch.setattr(repo, "get", slow_get)
+    async with public_app(
+        settings, tiers_file=write_tiers(tmp_path / "t.json"), api_key_cache_s=60
+    ) as app:
+        issued = await app.plane.api_keys.create(name="race", tier="free", user_uid="alice")
+        old = {"X-API-Key": issued.secret}
+        armed = True
+        in_flight = asyncio.create_task(app.client.get("/v1/me", headers=old))
+        await read_done.wait()
+        await app.plane.api_keys.rotate(issued.row.id, owner="alice")
+        rotated.set()
+        assert (await in_flight).status_code == 200  # it was in flight before the rotation
+        after = await app.client.get("/v1/me", headers=old)
+    assert after.status_code == 401
+    assert after.json()["reason"] == "invalid_api_key"

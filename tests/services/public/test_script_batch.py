@@ -23,22 +23,16 @@ return {{redis.call('INCR', KEYS[1]), ARGV[1]}}
 
 
 def _batcher(resources: Resources) -> tuple[ScriptBatcher, list[int]]:
+    """A batcher that records the number of calls of each round trip it makes."""
     batcher = ScriptBatcher(resources.redis, _INCR.format(tag=uuid.uuid4().hex))
     sizes: list[int] = []
-    pipeline = resources.redis.pipeline
+    round_trip = batcher._round_trip
 
-    def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
-        pipe = pipeline(*args, **kwargs)
-        execute = pipe.execute
+    async def counted(calls: list[Any]) -> list[Any]:
+        sizes.append(len(calls))
+        return await round_trip(calls)
 
-        async def counted(raise_on_error: bool = True) -> list[Any]:
-            sizes.append(len(pipe.command_stack))
-            return await execute(raise_on_error=raise_on_error)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
-
-    resources.redis.pipeline = counting_pipeline  # type: ignore[method-assign]
+    batcher._round_trip = counted  # type: ignore[method-assign]
     return batcher, sizes
 
 
@@ -47,12 +41,13 @@ async def test_concurrent_calls_share_one_round_trip_and_get_their_own_replies(
 ) -> None:
     batcher, sizes = _batcher(resources)
     key = resources.key("batch", "counter")
-    assert (await batcher([key], ["first"]))[0] == 1  # alone: no pipeline, loads the script
+    assert (await batcher([key], ["first"]))[0] == 1  # alone: NOSCRIPT, load, one retry
+    assert sizes == [1, 1]
     replies = await asyncio.gather(*(batcher([key], [f"c{i}"]) for i in range(50)))
     # Each caller got the reply of its own call, and every call ran exactly once.
     assert [r[1] for r in replies] == [f"c{i}".encode() for i in range(50)]
     assert sorted(r[0] for r in replies) == list(range(2, 52))
-    assert sizes == [50]
+    assert sizes == [1, 1, 50]
     assert int(await resources.redis.get(key) or 0) == 51
 
 
@@ -64,7 +59,7 @@ async def test_a_batch_of_a_script_redis_does_not_know_yet_runs_every_call_once(
     replies = await asyncio.gather(*(batcher([key], [f"c{i}"]) for i in range(10)))
     assert [r[1] for r in replies] == [f"c{i}".encode() for i in range(10)]
     assert sorted(r[0] for r in replies) == list(range(1, 11))
-    assert sizes == [10]
+    assert sizes == [10, 10]  # every call met NOSCRIPT, then all ran once after the load
 
 
 async def test_a_lone_call_and_an_error_reply_reach_only_their_caller(
@@ -80,3 +75,24 @@ async def test_a_lone_call_and_an_error_reply_reach_only_their_caller(
     assert isinstance(results[3], ResponseError)
     assert all(isinstance(r, list) for i, r in enumerate(results) if i != 3)
     assert int(await resources.redis.get(key) or 0) == 6
+
+
+async def test_a_batch_cancelled_while_waiting_for_replies_does_not_desync_the_pool(
+    resources: Resources,
+) -> None:
+    """A caller that gives up mid-read must not leave its replies for the next caller."""
+    slow = ScriptBatcher(
+        resources.redis,
+        "redis.call('INCR', KEYS[1]) "
+        "local t = redis.call('TIME') local stop = t[1] * 1e6 + t[2] + 200000 "
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return 'slow'",
+    )
+    fast, _ = _batcher(resources)
+    key = resources.key("batch", "cancelled")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await slow([key], [])
+    # The pool hands out connections again; none of them still has 'slow' to deliver.
+    replies = await asyncio.gather(*(fast([key], [f"after{i}"]) for i in range(20)))
+    assert [r[1] for r in replies] == [f"after{i}".encode() for i in range(20)]
+    assert int(await resources.redis.get(key) or 0) == 21
