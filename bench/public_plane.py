@@ -20,8 +20,12 @@ Then, all in the same run:
 2. saturation: `wrk -t2 -c64` against the gateway with an API key, the gateway with a
    Firebase ID token, the bare baseline and the upstream directly, in ABBA order over
    `--runs` rounds; medians of requests/s, p50 and p99;
-3. fixed moderate rate: wrk paced by a Lua `delay()` at `--rate` requests/s against the
-   upstream directly and through the gateway; the p99 the gateway adds is the difference.
+3. fixed moderate rate: `--rate` requests/s, evenly spaced and open loop
+   (`bench/paced.py`), against the upstream directly and through the gateway (API key);
+   the p99 the gateway adds is the difference of the medians.
+
+`--profile` adds one more saturation run of the API-key target with py-spy attached to
+the gateway (collapsed stacks in bench/results/public_plane_gateway.pyspy.txt).
 
 Results: a table on stdout, JSON in bench/results/public_plane.json, logs in
 bench/results/logs/. Every server is stopped with SIGTERM at the end.
@@ -48,6 +52,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import wrk
+from paced import PacedResult, paced
+from profiling import start_py_spy, stop_py_spy
 from redis import Redis
 from servers import Server, ServerError, free_ports
 from sqlalchemy.engine import make_url
@@ -75,6 +81,15 @@ class Target:
     name: str
     url: str
     headers: dict[str, str]
+    server: Server
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One saturation run and the CPU its server used meanwhile."""
+
+    wrk: WrkResult
+    cpu_s: float
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class Summary:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float = float("nan")
+    server_busy: float = float("nan")  # share of one core the server used
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,15 +117,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=200, help="paced requests/s")
     parser.add_argument("--paced-connections", type=int, default=8)
     parser.add_argument("--no-firebase", action="store_true", help="skip the emulator run")
+    parser.add_argument("--profile", action="store_true", help="py-spy one extra gateway run")
     return parser.parse_args(argv)
 
 
-def _wrk(target: Target, args: list[str], duration_s: float, script: Path | None) -> WrkResult:
+def _wrk(target: Target, args: list[str], duration_s: float) -> WrkResult:
     argv = ["wrk", *args, f"-d{duration_s:g}s", "--timeout=5s", "--latency"]
     for name, value in target.headers.items():
         argv += ["-H", f"{name}: {value}"]
-    if script is not None:
-        argv += ["-s", str(script)]
     argv.append(target.url)
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + 60, check=False
@@ -118,7 +134,32 @@ def _wrk(target: Target, args: list[str], duration_s: float, script: Path | None
     return wrk.parse(done.stdout)
 
 
-def _summarize(name: str, results: list[WrkResult]) -> Summary:
+def _measure(target: Target, load: list[str], duration_s: float) -> Measured:
+    before = target.server.cpu_seconds()
+    result = _wrk(target, load, duration_s)
+    return Measured(result, target.server.cpu_seconds() - before)
+
+
+def _summarize(name: str, measured: list[Measured]) -> Summary:
+    results = [m.wrk for m in measured]
+    rps = [r.requests_per_s for r in results]
+    return Summary(
+        name=name,
+        runs=len(results),
+        rps=statistics.median(rps),
+        rps_min=min(rps),
+        rps_max=max(rps),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+        cpu_us_per_request=statistics.median(
+            m.cpu_s / m.wrk.requests * 1e6 for m in measured if m.wrk.requests
+        ),
+        server_busy=statistics.median(m.cpu_s / m.wrk.elapsed_s for m in measured),
+    )
+
+
+def _summarize_paced(name: str, results: list[PacedResult]) -> Summary:
     rps = [r.requests_per_s for r in results]
     return Summary(
         name=name,
@@ -245,14 +286,6 @@ def _check_hit(target: Target) -> None:
         raise ServerError(f"{target.name}: no RateLimit header, limiter not in the path")
 
 
-def _paced_script(workdir: Path, rate: int, connections: int) -> Path:
-    script = workdir / "paced.lua"
-    # wrk calls delay() before each request of a connection: c connections each waiting
-    # c/rate seconds between requests send `rate` requests/s in total.
-    script.write_text(f"function delay()\n  return {1000.0 * connections / rate:.3f}\nend\n")
-    return script
-
-
 def _gateway(ports: list[int], logs: Path, env: dict[str, str]) -> Server:
     public, parcel, party = ports
     return Server(
@@ -350,15 +383,16 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         key = created.stdout.strip().splitlines()[-1]
         url = f"{gateway.base_url}/v1/properties/{PARCEL}"
-        targets = [Target(GW_KEY, url, {"X-API-Key": key})]
+        targets = [Target(GW_KEY, url, {"X-API-Key": key}, gateway)]
         if emulator is not None:
             token = _id_token(emulator[1])
-            targets.append(Target(GW_FIREBASE, url, {"Authorization": f"Bearer {token}"}))
+            bearer = {"Authorization": f"Bearer {token}"}
+            targets.append(Target(GW_FIREBASE, url, bearer, gateway))
         checked = list(targets)
         targets += [
-            Target(GW_HEALTH, f"{gateway.base_url}/health", {}),
-            Target(BARE, f"{bare.base_url}/health", {}),
-            Target(UPSTREAM, f"{upstream.base_url}/v1/properties/{PARCEL}", {}),
+            Target(GW_HEALTH, f"{gateway.base_url}/health", {}, gateway),
+            Target(BARE, f"{bare.base_url}/health", {}, bare),
+            Target(UPSTREAM, f"{upstream.base_url}/v1/properties/{PARCEL}", {}, upstream),
         ]
         for target in checked:
             _check_hit(target)
@@ -371,28 +405,42 @@ def main(argv: list[str] | None = None) -> int:
 
         load = [f"-t{args.threads}", f"-c{args.connections}"]
         for target in targets:  # warm-up
-            _wrk(target, load, 3, None)
-        results: dict[str, list[WrkResult]] = {t.name: [] for t in targets}
+            _wrk(target, load, 3)
+        results: dict[str, list[Measured]] = {t.name: [] for t in targets}
         for run in range(args.runs):
             order = targets if run % 2 == 0 else list(reversed(targets))
             for target in order:
-                result = _wrk(target, load, args.duration, None)
-                results[target.name].append(result)
+                measured = _measure(target, load, args.duration)
+                results[target.name].append(measured)
                 print(
-                    f"run {run + 1}/{args.runs} {target.name}: {result.requests_per_s:,.0f} req/s",
+                    f"run {run + 1}/{args.runs} {target.name}: "
+                    f"{measured.wrk.requests_per_s:,.0f} req/s",
                     file=sys.stderr,
                 )
 
-        paced = [targets[0], targets[-1]]
-        script = _paced_script(work, args.rate, args.paced_connections)
-        paced_load = ["-t1", f"-c{args.paced_connections}"]
-        paced_results: dict[str, list[WrkResult]] = {t.name: [] for t in paced}
+        paced_targets = [targets[0], targets[-1]]
+        paced_results: dict[str, list[PacedResult]] = {t.name: [] for t in paced_targets}
         for run in range(args.runs):
-            for target in paced if run % 2 == 0 else list(reversed(paced)):
-                paced_results[target.name].append(_wrk(target, paced_load, args.duration, script))
+            for target in paced_targets if run % 2 == 0 else list(reversed(paced_targets)):
+                paced_results[target.name].append(
+                    paced(
+                        target.url,
+                        target.headers,
+                        rate=args.rate,
+                        duration_s=args.duration,
+                        connections=args.paced_connections,
+                    )
+                )
+
+        if args.profile:
+            profiler = start_py_spy(gateway.pid, RESULTS_DIR / "public_plane_gateway.pyspy.txt")
+            try:
+                _wrk(targets[0], load, args.duration)
+            finally:
+                stop_py_spy(profiler)
 
     summaries = [_summarize(name, rs) for name, rs in results.items()]
-    paced_summaries = [_summarize(name, rs) for name, rs in paced_results.items()]
+    paced_summaries = [_summarize_paced(name, rs) for name, rs in paced_results.items()]
     by_name = {s.name: s for s in summaries}
     ratio = by_name[GW_KEY].rps / by_name[BARE].rps
     plane_share = by_name[GW_KEY].rps / by_name[GW_HEALTH].rps
@@ -442,8 +490,11 @@ def _note(message: str) -> None:
 
 
 def _row(s: Summary, spread: str = "") -> str:
+    cpu = "" if s.cpu_us_per_request != s.cpu_us_per_request else f"{s.cpu_us_per_request:.0f}"
+    busy = "" if s.server_busy != s.server_busy else f"{100 * s.server_busy:.0f}%"
     return (
-        f"{s.name:<28} {s.rps:>10,.0f} {spread:>17} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} {s.errors:>7}"
+        f"{s.name:<28} {s.rps:>10,.0f} {spread:>17} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
+        f" {cpu:>8} {busy:>6} {s.errors:>7}"
     )
 
 
@@ -458,12 +509,15 @@ def _print(
 ) -> None:
     load = f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
     print(f"\nSaturation: {load}, median of {args.runs}")
-    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "errors")
-    print("{:<28} {:>10} {:>17} {:>8} {:>8} {:>7}".format(*header))
+    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "busy", "errors")
+    print("{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>7}".format(*header))
     for s in summaries:
         print(_row(s, f"{s.rps_min:,.0f}-{s.rps_max:,.0f}"))
     conns = args.paced_connections
-    print(f"\nFixed rate: {args.rate} req/s over {conns} connections, median of {args.runs}")
+    print(
+        f"\nFixed rate: {args.rate} req/s evenly spaced, open loop, up to {conns} keep-alive"
+        f" connections, median of {args.runs}"
+    )
     for s in paced:
         print(_row(s))
     print(f"\nratio gateway (API key) / bare: {ratio:.2f}  (target >= 0.5)")

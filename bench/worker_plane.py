@@ -41,6 +41,7 @@ REPO_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 
+from profiling import start_py_spy, stop_py_spy  # noqa: E402
 from servers import Server, free_ports  # noqa: E402
 
 from gateway.worker_client import Task, TaskContext, Worker, WorkerClient  # noqa: E402
@@ -373,31 +374,12 @@ class GatewayRun:
         """py-spy on the gateway for the first run, when asked."""
         if not (self.args.profile and self.run == 1):
             return None
-        out = RESULTS_DIR / "worker_plane_gateway.pyspy.txt"
-        beside = Path(sys.executable).parent / "py-spy"
-        return subprocess.Popen(
-            [
-                str(beside) if beside.exists() else "py-spy",
-                "record",
-                "--pid",
-                str(gateway.pid),
-                "--format",
-                "raw",
-                "--output",
-                str(out),
-                "--rate",
-                "200",
-                "--nonblocking",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        return start_py_spy(gateway.pid, RESULTS_DIR / "worker_plane_gateway.pyspy.txt")
 
     def stop_profiler(self, profiler: subprocess.Popen[bytes] | None) -> None:
-        """Stop py-spy; SIGINT makes it write its output."""
+        """Stop py-spy, which writes its output."""
         if profiler is not None:
-            profiler.send_signal(2)
-            profiler.wait(timeout=60)
+            stop_py_spy(profiler)
 
     async def verify(self) -> dict[str, Any]:
         """Count what PostgreSQL holds: every task exactly once."""

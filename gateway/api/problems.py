@@ -140,8 +140,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    # Starlette's server-error middleware sends this and re-raises; the request context
+    # outside it logs the traceback once and sends nothing more.
+    return problem_response(GatewayError(), request)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as `application/problem+json`."""
+    app.add_exception_handler(Exception, _unhandled)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

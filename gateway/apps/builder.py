@@ -2,6 +2,14 @@
 
 The three audience factories call `build_app` with their own routers; nothing else in an
 app factory should need to know how the stack is assembled.
+
+The stack, outermost first: the request context (request id, body limit, access log,
+HTTP metrics, last-resort 500, `/health`, and the audience's response headers), then the
+audience's own layers (`layers`), then Starlette's and FastAPI's stack (server-error,
+exception and body-limit middleware, routing). Starlette would put its server-error
+middleware outermost; ours goes outside it instead, so requests a front layer answers
+(`/health`, a public cache hit) skip every framework layer, each of which costs a
+coroutine frame per request and a wrapper per message sent.
 """
 
 from __future__ import annotations
@@ -11,14 +19,27 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 import gateway
 from gateway.api import ops
 from gateway.api.problems import install_problem_handlers
 from gateway.audience import Audience
-from gateway.middleware.request_context import RequestContextMiddleware
+from gateway.middleware.request_context import RequestContextMiddleware, ResponseHeaders
 from gateway.observability.http_metrics import HttpMetrics
 from gateway.resources import Resources
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the gateway's layers outside Starlette's own (see the module docstring)."""
+
+    front: Sequence[Middleware] = ()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for layer in reversed(self.front):
+            app = layer.cls(app, *layer.args, **layer.kwargs)
+        return app
 
 
 def build_app(
@@ -29,16 +50,18 @@ def build_app(
     routers: Sequence[APIRouter],
     docs_enabled: bool = True,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-    shortcuts: Sequence[Middleware] = (),
+    response_headers: ResponseHeaders | None = None,
+    layers: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble one audience's ASGI app around the shared resources.
 
     `lifespan` runs the audience's background jobs (e.g. a lease reaper); it must not
-    open pools of its own: the shared ones are on `app.state.resources`. `shortcuts` are
-    pure ASGI layers between the request context and FastAPI's routing, for hot requests
-    that can be answered without it (outermost first).
+    open pools of its own: the shared ones are on `app.state.resources`.
+    `response_headers` adjusts the headers of every response (security headers);
+    `layers` are pure ASGI layers between the request context and FastAPI's stack
+    (outermost first), e.g. CORS or a shortcut for hot requests.
     """
-    app = FastAPI(
+    app = GatewayApp(
         lifespan=lifespan,
         title=title,
         version=gateway.__version__,
@@ -56,14 +79,15 @@ def build_app(
     for router in routers:
         app.include_router(router)
 
-    # add_middleware wraps what was added before, so the first shortcut ends up outermost.
-    for shortcut in reversed(shortcuts):
-        app.add_middleware(shortcut.cls, *shortcut.args, **shortcut.kwargs)
-    # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
-    app.add_middleware(
-        RequestContextMiddleware,
-        audience=audience,
-        max_body_bytes=resources.settings.max_body_bytes,
-        metrics=HttpMetrics(resources.metrics.registry(audience)),
-    )
+    app.front = [
+        # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
+        Middleware(
+            RequestContextMiddleware,
+            audience=audience,
+            max_body_bytes=resources.settings.max_body_bytes,
+            metrics=HttpMetrics(resources.metrics.registry(audience)),
+            response_headers=response_headers,
+        ),
+        *layers,
+    ]
     return app

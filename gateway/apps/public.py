@@ -13,7 +13,7 @@ from gateway.api.external.property_shortcut import PropertyHitShortcut
 from gateway.api.external.routes import public_routers
 from gateway.apps.builder import build_app
 from gateway.audience import Audience
-from gateway.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeadersMiddleware
+from gateway.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeaders
 from gateway.resources import Resources
 from gateway.services.public.plane import PublicPlane
 
@@ -39,19 +39,7 @@ def create_public_app(resources: Resources) -> FastAPI:
         finally:
             plane.close()
 
-    app = build_app(
-        audience=Audience.PUBLIC,
-        resources=resources,
-        title="Tax-lien gateway: public API",
-        routers=public_routers(),
-        lifespan=lifespan,
-        shortcuts=[Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route())],
-    )
-    app.state.public = plane
-    # Each add_middleware wraps the stack built so far: CORS sits outside the request
-    # context, and the security headers outside everything, so even a 500 or a CORS
-    # preflight carries them.
-    app.add_middleware(
+    cors = Middleware(
         CrossOriginOnlyCORS,
         allow_origins=resources.settings.cors_origins,
         allow_methods=["GET", "POST", "DELETE"],
@@ -65,5 +53,19 @@ def create_public_app(resources: Resources) -> FastAPI:
         expose_headers=_EXPOSED,
         max_age=600,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app = build_app(
+        audience=Audience.PUBLIC,
+        resources=resources,
+        title="Tax-lien gateway: public API",
+        routers=public_routers(),
+        lifespan=lifespan,
+        # Inside the request context: CORS preflights get a request id, a log line, metrics
+        # and the security headers like any other response.
+        response_headers=SecurityHeaders(),
+        layers=[
+            cors,
+            Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route()),
+        ],
+    )
+    app.state.public = plane
     return app

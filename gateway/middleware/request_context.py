@@ -6,6 +6,9 @@ every app, which gives it jobs no inner layer can do:
 
 * bind `request_id` and `audience` to structlog's context for every line of the request,
   and echo the id in `X-Request-ID`;
+* let the audience adjust the headers of every response (`ResponseHeaders`: the public
+  port's security headers), here rather than in a layer of its own, which would cost
+  another coroutine frame and another send wrapper per request;
 * enforce the body size limit on `Content-Length` up front and on streamed bodies as
   they arrive (the latter raises a 413 inside the app, rendered as a problem);
 * log one `request` line and record the HTTP metrics, labelled by route template;
@@ -21,9 +24,10 @@ every app, which gives it jobs no inner layer can do:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -48,6 +52,10 @@ _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # would drown real traffic, so successful ones are logged at debug.
 _QUIET_PATHS = frozenset({HEALTH_PATH, "/ready", "/metrics"})
 
+RawHeaders = list[tuple[bytes, bytes]]
+# Given the request scope and a response's headers, the headers to send instead.
+ResponseHeaders = Callable[[Scope, RawHeaders], RawHeaders]
+
 log = structlog.get_logger("gateway.request")
 _stdlib_log = logging.getLogger("gateway.request")
 
@@ -67,7 +75,7 @@ def _request_id(scope: Scope) -> str:
             if _SANE_REQUEST_ID.match(value):
                 return bytes(value).decode("ascii")
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # the shape of uuid4().hex, at a fraction of its cost
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -84,12 +92,19 @@ class RequestContextMiddleware:
     """Outermost middleware of every app; see the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, audience: Audience, max_body_bytes: int, metrics: HttpMetrics
+        self,
+        app: ASGIApp,
+        *,
+        audience: Audience,
+        max_body_bytes: int,
+        metrics: HttpMetrics,
+        response_headers: ResponseHeaders | None = None,
     ) -> None:
         self.app = app
         self.audience = audience.value
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.response_headers = response_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,14 +118,18 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
         header_value = request_id.encode("ascii")
+        adjust = self.response_headers
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                headers = message.get("headers", [])
-                message["headers"] = [*headers, (REQUEST_ID_HEADER, header_value)]
+                headers = list(message.get("headers", ()))
+                if adjust is not None:
+                    headers = adjust(scope, headers)
+                headers.append((REQUEST_ID_HEADER, header_value))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -1,4 +1,4 @@
-"""Security headers on every response of the public port, as pure ASGI.
+"""Security headers on every response of the public port.
 
 Sets `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
 `X-Frame-Options: DENY` and a restrictive `Content-Security-Policy` for JSON (the docs
@@ -7,6 +7,9 @@ version leaks. It also appends headers that inner layers left in
 `scope["state"]["response_headers"]`: the rate limiter decides before the route runs
 and its `RateLimit` headers must reach every response that consumed budget, including
 problem responses raised later (422, 404, 503).
+
+`SecurityHeaders` is applied by the request-context middleware to every response it
+sends on (see `gateway.apps.builder`), so even a 500 or a CORS preflight carries them.
 """
 
 from __future__ import annotations
@@ -14,50 +17,40 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 RESPONSE_HEADERS_STATE = "response_headers"
 
-_ALWAYS = [
+_ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-resource-policy", b"same-site"),
-]
+)
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _DOCS = ("/docs", "/redoc", "/openapi.json")
 
 
-class SecurityHeadersMiddleware:
-    """Adds security headers and limiter headers; strips `Server`."""
+class SecurityHeaders:
+    """Adds security headers and the limiter's headers; strips `Server`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        csp = not scope["path"].startswith(_DOCS)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                if b"server" in present:
-                    headers = [(k, v) for k, v in headers if k.lower() != b"server"]
-                headers.extend(h for h in _ALWAYS if h[0] not in present)
-                if csp and _CSP[0] not in present:
-                    headers.append(_CSP)
-                for name, value in state.get(RESPONSE_HEADERS_STATE, {}).items():
-                    encoded = name.lower().encode("latin-1")
-                    if encoded not in present:
-                        headers.append((encoded, value.encode("latin-1")))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def __call__(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+        if b"server" in present:
+            headers = [(k, v) for k, v in headers if k.lower() != b"server"]
+        headers.extend(h for h in _ALWAYS if h[0] not in present)
+        if _CSP[0] not in present and not scope["path"].startswith(_DOCS):
+            headers.append(_CSP)
+        state = scope.get("state")
+        extra: dict[str, str] | None = state.get(RESPONSE_HEADERS_STATE) if state else None
+        if extra:
+            for name, value in extra.items():
+                encoded = name.lower().encode("latin-1")
+                if encoded not in present:
+                    headers.append((encoded, value.encode("latin-1")))
+        return headers
 
 
 class CrossOriginOnlyCORS:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import secrets
@@ -81,8 +82,15 @@ class Entry:
     def loads(cls, raw: bytes) -> Entry:
         """Parse what `dumps` wrote."""
         head, _, body = raw.partition(b"\n")
-        h = json.loads(head)
-        return cls(int(h["s"]), body, str(h["ct"]), str(h["e"]), float(h["t"]), int(h["m"]))
+        status, content_type, etag, stored_at, max_age = _parse_head(head)
+        return cls(status, body, content_type, etag, stored_at, max_age)
+
+
+# A hot entry is read thousands of times with the same head line: parse it once.
+@functools.lru_cache(maxsize=4096)
+def _parse_head(head: bytes) -> tuple[int, str, str, float, int]:
+    h = json.loads(head)
+    return int(h["s"]), str(h["ct"]), str(h["e"]), float(h["t"]), int(h["m"])
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ decision is counted in `gateway_limiter_fallbacks_total` and logged (throttled).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -54,17 +55,19 @@ class Decision:
     prefetched: bytes | None = field(default=None, repr=False)
     prefetch_done: bool = False
 
-    def headers(self) -> dict[str, str]:
-        """IETF draft `RateLimit-Policy` / `RateLimit` (and `Retry-After` when denied)."""
+    def limit_headers(self) -> dict[str, str]:
+        """IETF draft `RateLimit-Policy` and `RateLimit`."""
         tier = self.tier
         bucket_reset = math.ceil(max(0.0, tier.burst - self.tokens) / tier.rate_per_s)
-        policies = [f'"burst";q={tier.burst};w={tier.bucket_window_s}']
-        states = [f'"burst";r={math.floor(self.tokens)};t={bucket_reset}']
+        state = f'"burst";r={math.floor(self.tokens)};t={bucket_reset}'
         if tier.daily_quota:
             remaining = max(0, tier.daily_quota - self.quota_used)
-            policies.append(f'"daily";q={tier.daily_quota};w={self.window_s}')
-            states.append(f'"daily";r={remaining};t={math.ceil(self.day_reset_s)}')
-        headers = {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
+            state += f', "daily";r={remaining};t={math.ceil(self.day_reset_s)}'
+        return {"RateLimit-Policy": _policy(tier, self.window_s), "RateLimit": state}
+
+    def headers(self) -> dict[str, str]:
+        """`limit_headers`, plus `Retry-After` when denied."""
+        headers = self.limit_headers()
         if not self.allowed:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
         return headers
@@ -82,6 +85,15 @@ class Decision:
             headers=self.headers(),
             extra={"tier": self.tier.name, "limit": "rate"},
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(tier: Tier, window_s: int) -> str:
+    """`RateLimit-Policy` of a tier: the same string for every request."""
+    policy = f'"burst";q={tier.burst};w={tier.bucket_window_s}'
+    if tier.daily_quota:
+        policy += f', "daily";q={tier.daily_quota};w={window_s}'
+    return policy
 
 
 class RateLimitExceeded(TooManyRequests):
@@ -158,8 +170,8 @@ class RateLimiter:
     def __init__(self, resources: Resources, metrics: PublicMetrics) -> None:
         self._resources = resources
         self._metrics = metrics
-        self._script = ScriptBatcher(resources.redis, _SCRIPT)
         self._timeout = resources.settings.ratelimit_redis_timeout_s
+        self._script = ScriptBatcher(resources.redis, _SCRIPT, timeout_s=self._timeout)
         self._window = resources.settings.quota_window_s
         self.fallback = FallbackLimiter(self._window)
         self._last_fallback_log = 0.0
@@ -180,11 +192,10 @@ class RateLimiter:
         same script, saving the response cache its own round trip.
         """
         keys = self._keys(limit_key) + ([prefetch] if prefetch is not None else [])
-        try:
-            async with asyncio.timeout(self._timeout):
-                raw = await self._script(
-                    keys, [tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window]
-                )
+        try:  # bounded by the batch's deadline (RATELIMIT_REDIS_TIMEOUT_S)
+            raw = await self._script(
+                keys, [tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window]
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._fallback(limit_key, tier, cost, exc)
         allowed, kind, tokens, used, retry, day_reset, cached = raw

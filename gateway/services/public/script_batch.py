@@ -16,10 +16,12 @@ would have after its own failed call.
 The round trip itself skips redis-py's pipeline object: its per-command bookkeeping
 (argument encoding in Python, response callbacks, a timeout context per reply) cost
 more CPU than everything else a cache hit does. The batch is packed by hiredis's C
-packer and written and read on a connection of the shared pool. There is deliberately
-no timeout here: the caller bounds the call (the limiter's `RATELIMIT_REDIS_TIMEOUT_S`),
-and a cancelled read closes the connection, so a late reply can never be read by the
-next user of that connection.
+packer and written and read on a connection of the shared pool.
+
+One deadline (`timeout_s`) bounds the whole batch, set by its leader: a timer per call
+cost as much as the rest of the batching. A batch that times out fails every call in
+it with `TimeoutError`; the read it abandoned closes its connection, so a late reply
+can never be read by the next user of that connection.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ Call = tuple[Sequence[str], Sequence[Any]]
 class ScriptBatcher:
     """Runs one Lua script, pipelining the calls made in the same loop turn."""
 
-    def __init__(self, redis: Redis, script: str) -> None:
+    def __init__(self, redis: Redis, script: str, *, timeout_s: float | None = None) -> None:
         self._redis = redis
         self._pool = redis.connection_pool
         self._source = script
         self._sha = redis.register_script(script).sha.encode()  # Redis names scripts by SHA1
         self._queue: list[tuple[Call, asyncio.Future[Any]]] | None = None
+        self._timeout_s = timeout_s
         self.round_trips = 0  # for tests and benchmarks: how many batches were sent
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -56,11 +59,12 @@ class ScriptBatcher:
         queue: list[tuple[Call, asyncio.Future[Any]]] = []
         self._queue = queue
         try:
-            try:
-                await asyncio.sleep(0)
-            finally:
-                self._queue = None
-            replies = await self._run([(keys, args), *(call for call, _ in queue)])
+            async with asyncio.timeout(self._timeout_s):
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    self._queue = None
+                replies = await self._run([(keys, args), *(call for call, _ in queue)])
         except BaseException as exc:
             # Followers see a Redis error (not a cancellation they did not ask for).
             error = exc if isinstance(exc, Exception) else RedisError("batch cancelled")
@@ -69,7 +73,7 @@ class ScriptBatcher:
                     future.set_exception(error)
             raise
         for (_, future), reply in zip(queue, replies[1:], strict=True):
-            if future.done():  # its caller gave up (timeout)
+            if future.done():  # its caller gave up (cancelled)
                 continue
             if isinstance(reply, Exception):
                 future.set_exception(reply)

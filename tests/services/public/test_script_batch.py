@@ -96,3 +96,26 @@ async def test_a_batch_cancelled_while_waiting_for_replies_does_not_desync_the_p
     replies = await asyncio.gather(*(fast([key], [f"after{i}"]) for i in range(20)))
     assert [r[1] for r in replies] == [f"after{i}".encode() for i in range(20)]
     assert int(await resources.redis.get(key) or 0) == 21
+
+
+async def test_the_batch_deadline_fails_every_call_of_a_slow_batch_with_timeout(
+    resources: Resources,
+) -> None:
+    script = (
+        "local t = redis.call('TIME') local stop = t[1] * 1e6 + t[2] + 150000 "
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return ARGV[1]"
+    )
+    await resources.redis.script_load(script)  # one round trip, not NOSCRIPT + retry
+    slow = ScriptBatcher(resources.redis, script, timeout_s=0.05)
+    results = await asyncio.gather(
+        *(slow([resources.key("batch", "slow")], [f"c{i}"]) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, TimeoutError) for r in results), results
+    assert slow.round_trips == 1
+    # The next batch reads its own replies, not the late ones of the abandoned batch.
+    fast, _ = _batcher(resources)
+    replies = await asyncio.gather(
+        *(fast([resources.key("batch", "x")], [f"n{i}"]) for i in range(5))
+    )
+    assert [r[1] for r in replies] == [f"n{i}".encode() for i in range(5)]
