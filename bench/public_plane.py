@@ -86,10 +86,12 @@ class Target:
 
 @dataclass(frozen=True)
 class Measured:
-    """One saturation run and the CPU its server used meanwhile."""
+    """One saturation run, the CPU its server used and its limiter round trips."""
 
     wrk: WrkResult
     cpu_s: float
+    limiter_calls: float = 0.0
+    limiter_batches: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class Summary:
     errors: int
     cpu_us_per_request: float = float("nan")
     server_busy: float = float("nan")  # share of one core the server used
+    batch: float = float("nan")  # mean limiter checks per Redis round trip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -134,10 +137,27 @@ def _wrk(target: Target, args: list[str], duration_s: float) -> WrkResult:
     return wrk.parse(done.stdout)
 
 
+def _limiter_counts(base_url: str) -> tuple[float, float]:
+    """The gateway's limiter checks and Redis round trips so far."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    found = {"gateway_limiter_calls_total": 0.0, "gateway_limiter_batches_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in found:
+            found[name] += float(line.rsplit(" ", 1)[1])
+    return found["gateway_limiter_calls_total"], found["gateway_limiter_batches_total"]
+
+
 def _measure(target: Target, load: list[str], duration_s: float) -> Measured:
+    gateway = target.server.name == "gateway"
+    calls, trips = _limiter_counts(target.server.base_url) if gateway else (0.0, 0.0)
     before = target.server.cpu_seconds()
     result = _wrk(target, load, duration_s)
-    return Measured(result, target.server.cpu_seconds() - before)
+    cpu = target.server.cpu_seconds() - before
+    if not gateway:
+        return Measured(result, cpu)
+    calls_after, trips_after = _limiter_counts(target.server.base_url)
+    return Measured(result, cpu, calls_after - calls, trips_after - trips)
 
 
 def _summarize(name: str, measured: list[Measured]) -> Summary:
@@ -156,6 +176,10 @@ def _summarize(name: str, measured: list[Measured]) -> Summary:
             m.cpu_s / m.wrk.requests * 1e6 for m in measured if m.wrk.requests
         ),
         server_busy=statistics.median(m.cpu_s / m.wrk.elapsed_s for m in measured),
+        batch=statistics.median(
+            (m.limiter_calls / m.limiter_batches if m.limiter_batches else float("nan"))
+            for m in measured
+        ),
     )
 
 
@@ -492,9 +516,10 @@ def _note(message: str) -> None:
 def _row(s: Summary, spread: str = "") -> str:
     cpu = "" if s.cpu_us_per_request != s.cpu_us_per_request else f"{s.cpu_us_per_request:.0f}"
     busy = "" if s.server_busy != s.server_busy else f"{100 * s.server_busy:.0f}%"
+    batch = "" if s.batch != s.batch else f"{s.batch:.1f}"
     return (
         f"{s.name:<28} {s.rps:>10,.0f} {spread:>17} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
-        f" {cpu:>8} {busy:>6} {s.errors:>7}"
+        f" {cpu:>8} {busy:>6} {batch:>6} {s.errors:>7}"
     )
 
 
@@ -509,8 +534,8 @@ def _print(
 ) -> None:
     load = f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
     print(f"\nSaturation: {load}, median of {args.runs}")
-    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "busy", "errors")
-    print("{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>7}".format(*header))
+    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "busy", "batch")
+    print("{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>7}".format(*header, "errors"))
     for s in summaries:
         print(_row(s, f"{s.rps_min:,.0f}-{s.rps_max:,.0f}"))
     conns = args.paced_connections

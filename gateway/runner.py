@@ -74,9 +74,15 @@ def make_server(app: object, sock: socket.socket, *, graceful_timeout_s: float) 
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         lifespan="on",
+        # Said, not guessed: uvicorn takes an app whose `__call__` is not a coroutine
+        # function for ASGI2, and the apps' `__call__` returns the stack's coroutine.
+        interface="asgi3",
         log_config=None,
         access_log=False,
         server_header=False,
+        # Client addresses behind a proxy are the gateway's own decision
+        # (TRUST_FORWARDED_FOR), not uvicorn's: its rewrite would trust any loopback peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
         fd=None,
     )

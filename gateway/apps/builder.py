@@ -14,12 +14,12 @@ coroutine frame per request and a wrapper per message sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gateway
 from gateway.api import ops
@@ -34,6 +34,15 @@ class GatewayApp(FastAPI):
     """FastAPI with the gateway's layers outside Starlette's own (see the module docstring)."""
 
     front: Sequence[Middleware] = ()
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        # Requests go straight to the built stack: FastAPI's and Starlette's `__call__`
+        # only add the telemetry check (off: see `build_app`) and two coroutine frames.
+        stack = self.middleware_stack
+        if stack is not None and scope["type"] == "http" and not self.root_path:
+            scope["app"] = self
+            return stack(scope, receive, send)
+        return super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         app = super().build_middleware_stack()

@@ -14,6 +14,7 @@ sends on (see `gateway.apps.builder`), so even a 500 or a CORS preflight carries
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
@@ -65,10 +66,11 @@ class CrossOriginOnlyCORS:
         self.app = app
         self.cors = CORSMiddleware(app, **cors_options)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function returning the next layer's coroutine: no frame of its own on
+        # every request (callers only await what an ASGI app returns).
         if scope["type"] == "http":
             for name, _ in scope["headers"]:
                 if name == b"origin":
-                    await self.cors(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+                    return self.cors(scope, receive, send)
+        return self.app(scope, receive, send)

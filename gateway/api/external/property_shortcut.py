@@ -26,6 +26,7 @@ per request either way.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.routing import BaseRoute
@@ -63,20 +64,19 @@ class PropertyHitShortcut:
         # Reported as the matched route, so logs and metrics name the template.
         self.route = route
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function returning a coroutine: requests passed on get no extra frame.
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
             or not scope["path"].startswith(_PREFIX)
             or not self.plane.cache.enabled
         ):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         parcel_id = scope["path"][len(_PREFIX) :]
         if parcel_id in _OTHER_ROUTES or not _PARCEL_ID.match(parcel_id):
-            await self.app(scope, receive, send)
-            return
-        await self._serve(scope, receive, send, parcel_id)
+            return self.app(scope, receive, send)
+        return self._serve(scope, receive, send, parcel_id)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, parcel_id: str) -> None:
         plane = self.plane

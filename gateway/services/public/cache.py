@@ -138,8 +138,10 @@ def freshness(response: OriginResponse, default_ttl: int) -> int:
 
 def cache_key(path: str, query: tuple[tuple[str, str], ...], tier: str) -> str:
     """The readable cache key (without the deployment prefix)."""
-    segments = [s for s in path.split("/") if s]
-    normalised = "/" + "/".join(segments)
+    if path.startswith("/") and "//" not in path and not path.endswith("/"):
+        normalised = path  # already normal: the common case, without the split and join
+    else:
+        normalised = "/" + "/".join(s for s in path.split("/") if s)
     encoded = "&".join(f"{k}={v}" for k, v in sorted(query))
     return f"GET:{normalised}?{encoded}#{tier}"
 

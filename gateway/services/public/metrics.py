@@ -61,6 +61,16 @@ class PublicMetrics:
             ["upstream"],
             registry=registry,
         )
+        self.limiter_batches = Counter(
+            "gateway_limiter_batches_total",
+            "Pipelines of rate-limit checks sent to Redis (one round trip each).",
+            registry=registry,
+        )
+        self.limiter_calls = Counter(
+            "gateway_limiter_calls_total",
+            "Rate-limit checks sent to Redis; divided by batches: the mean batch size.",
+            registry=registry,
+        )
         self.limiter_fallbacks = Counter(
             "gateway_limiter_fallbacks_total",
             "Rate-limit decisions taken by the per-process fallback limiter (Redis down).",

@@ -3,23 +3,23 @@
 Every public request runs the limiter script once. Under load many requests reach that
 call in the same turn of the event loop, and each separate round trip costs the gateway
 far more CPU (a socket write, a read wake-up, redis-py's per-command machinery) than the
-script costs Redis. So the first caller of a turn becomes the *leader*: it yields once,
-letting the other requests of that turn queue their calls, then sends them all as one
-non-transactional pipeline of `EVALSHA`s and hands each caller its own reply.
+script costs Redis. So the first call of a turn schedules a flush (`call_soon`), every
+call made before the flush runs joins the queue, and the flush sends them all as one
+non-transactional pipeline of `EVALSHA`s and resolves each caller's future with its own
+reply.
 
 Exactness is unchanged: Redis still runs every script atomically and in order, a
 pipeline only saves round trips. A lone request pays one extra loop turn (no batch to
-wait for). If the leader's round trip fails or is cancelled (its caller's timeout),
-every follower of that batch gets the error and takes its own fallback path, as it
-would have after its own failed call.
+wait for). If a batch's round trip fails, every caller in it gets the error and takes its
+own fallback path, as it would have after its own failed call.
 
 The round trip itself skips redis-py's pipeline object: its per-command bookkeeping
 (argument encoding in Python, response callbacks, a timeout context per reply) cost
 more CPU than everything else a cache hit does. The batch is packed by hiredis's C
 packer and written and read on a connection of the shared pool.
 
-One deadline (`timeout_s`) bounds the whole batch, set by its leader: a timer per call
-cost as much as the rest of the batching. A batch that times out fails every call in
+One deadline (`timeout_s`) bounds the whole batch: a timer per call cost as much as the
+rest of the batching. A batch that times out fails every call in
 it with `TimeoutError`; the read it abandoned closes its connection, so a late reply
 can never be read by the next user of that connection.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hiredis import pack_command
@@ -41,47 +41,72 @@ Call = tuple[Sequence[str], Sequence[Any]]
 class ScriptBatcher:
     """Runs one Lua script, pipelining the calls made in the same loop turn."""
 
-    def __init__(self, redis: Redis, script: str, *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        script: str,
+        *,
+        timeout_s: float | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._redis = redis
         self._pool = redis.connection_pool
         self._source = script
         self._sha = redis.register_script(script).sha.encode()  # Redis names scripts by SHA1
         self._queue: list[tuple[Call, asyncio.Future[Any]]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._timeout_s = timeout_s
+        self._on_batch = on_batch  # told each batch's number of calls
         self.round_trips = 0  # for tests and benchmarks: how many batches were sent
+
+    def submit(self, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """A future of the script's reply for these keys and arguments.
+
+        The first call of a loop turn schedules the flush; calls made before it runs
+        join the same batch. Awaiting the future directly (no coroutine in between)
+        keeps the hot path one frame shallower.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._queue is None:
+            self._queue = []
+            loop.call_soon(self._flush)
+        self._queue.append(((keys, args), future))
+        return future
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply for these keys and arguments."""
-        if self._queue is not None:  # a leader is collecting this turn's calls
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._queue.append(((keys, args), future))
-            return await future
-        queue: list[tuple[Call, asyncio.Future[Any]]] = []
-        self._queue = queue
+        return await self.submit(keys, args)
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue or [], None
+        task = asyncio.get_running_loop().create_task(self._execute(queue))
+        self._tasks.add(task)  # keep a reference until done (the loop holds only a weak one)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, queue: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(len(queue))
         try:
             async with asyncio.timeout(self._timeout_s):
-                try:
-                    await asyncio.sleep(0)
-                finally:
-                    self._queue = None
-                replies = await self._run([(keys, args), *(call for call, _ in queue)])
+                replies = await self._run([call for call, _ in queue])
         except BaseException as exc:
-            # Followers see a Redis error (not a cancellation they did not ask for).
+            # Callers see a Redis error or the timeout, not a cancellation they did not ask
+            # for (the loop cancels this task only when it shuts down).
             error = exc if isinstance(exc, Exception) else RedisError("batch cancelled")
             for _, future in queue:
                 if not future.done():
                     future.set_exception(error)
-            raise
-        for (_, future), reply in zip(queue, replies[1:], strict=True):
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), reply in zip(queue, replies, strict=True):
             if future.done():  # its caller gave up (cancelled)
                 continue
             if isinstance(reply, Exception):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
-        if isinstance(replies[0], Exception):
-            raise replies[0]
-        return replies[0]
 
     async def _run(self, calls: list[Call]) -> list[Any]:
         replies = await self._round_trip(calls)

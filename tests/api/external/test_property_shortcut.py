@@ -90,6 +90,9 @@ async def test_a_hit_is_served_in_front_of_fastapi_exactly_like_the_route(
     assert metric_value(metrics, "http_requests_total", handler=template, status="200") == 2
     assert metric_value(metrics, "http_requests_total", handler=template, status="304") == 1
     assert metric_value(metrics, "gateway_cache_requests_total", result="hit") == 2
+    # One limiter check per request, whoever answered it; one at a time, one per batch.
+    assert metric_value(metrics, "gateway_limiter_calls_total") == 3
+    assert metric_value(metrics, "gateway_limiter_batches_total") == 3
 
 
 async def test_every_request_takes_one_unit_of_budget_whoever_answers_it(

@@ -119,3 +119,12 @@ async def test_the_batch_deadline_fails_every_call_of_a_slow_batch_with_timeout(
         *(fast([resources.key("batch", "x")], [f"n{i}"]) for i in range(5))
     )
     assert [r[1] for r in replies] == [f"n{i}".encode() for i in range(5)]
+
+
+async def test_the_batch_callback_counts_calls_per_batch(resources: Resources) -> None:
+    seen: list[int] = []
+    batcher = ScriptBatcher(resources.redis, _INCR.format(tag="count"), on_batch=seen.append)
+    key = resources.key("batch", "counted")
+    await batcher([key], ["alone"])
+    await asyncio.gather(*(batcher([key], [f"c{i}"]) for i in range(7)))
+    assert seen == [1, 7]  # per batch, however many round trips a NOSCRIPT retry adds
