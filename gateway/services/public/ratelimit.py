@@ -5,8 +5,9 @@ request runs one Lua script (`ratelimit.lua`) that refills the principal's token
 from the Redis clock, checks the daily quota, and takes a token and a quota unit
 together, atomically: 200 concurrent requests against a budget of 50 admit exactly 50,
 however many gateway processes share the Redis. Denied requests consume nothing. The
-calls made in one event-loop turn travel in one pipeline (`script_batch.py`): each
-script still runs atomically, the batch only saves round trips.
+checks made in one event-loop turn travel in one script call (`script_batch.py`): they
+run one after the other inside it, exactly as separate calls would; the batch only saves
+round trips.
 
 When Redis is unreachable (or slower than `RATELIMIT_REDIS_TIMEOUT_S`) the decision is
 taken by an in-process bucket with the same parameters: limits stay roughly right per
@@ -176,7 +177,12 @@ class RateLimiter:
         self._metrics = metrics
         self._timeout = resources.settings.ratelimit_redis_timeout_s
         self._script = ScriptBatcher(
-            resources.redis, _SCRIPT, timeout_s=self._timeout, on_batch=self._count_batch
+            resources.redis,
+            _SCRIPT,
+            keys_per_call=3,
+            args_per_call=5,
+            timeout_s=self._timeout,
+            on_batch=self._count_batch,
         )
         self._window = resources.settings.quota_window_s
         self.fallback = FallbackLimiter(self._window)
@@ -201,7 +207,7 @@ class RateLimiter:
         With `prefetch` (a full Redis key), an admitted request also reads that key in the
         same script, saving the response cache its own round trip.
         """
-        keys = self._keys(limit_key) + ([prefetch] if prefetch is not None else [])
+        keys = [*self._keys(limit_key), prefetch or ""]  # '': no cache entry to read
         try:  # bounded by the batch's deadline (RATELIMIT_REDIS_TIMEOUT_S)
             raw = await self._script.submit(
                 keys, [tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window]

@@ -1,27 +1,28 @@
-"""Automatic pipelining of one Lua script's calls: one Redis round trip per event-loop turn.
+"""Automatic batching of one Lua script's calls: one Redis round trip per event-loop turn.
 
 Every public request runs the limiter script once. Under load many requests reach that
 call in the same turn of the event loop, and each separate round trip costs the gateway
-far more CPU (a socket write, a read wake-up, redis-py's per-command machinery) than the
+far more CPU (a socket write, a read wake-up, redis-py's per-reply machinery) than the
 script costs Redis. So the first call of a turn schedules a flush (`call_soon`), every
-call made before the flush runs joins the queue, and the flush sends them all as one
-non-transactional pipeline of `EVALSHA`s and resolves each caller's future with its own
-reply.
+call made before the flush runs joins the queue, and the flush runs them all in **one**
+`EVALSHA`: the script receives the calls' keys and arguments concatenated, a fixed number
+per call, and returns one reply per call (see `ratelimit.lua`). One command and one
+reply per batch also spare Redis the per-command overhead, and the gateway a Python read
+per request.
 
-Exactness is unchanged: Redis still runs every script atomically and in order, a
-pipeline only saves round trips. A lone request pays one extra loop turn (no batch to
-wait for). If a batch's round trip fails, every caller in it gets the error and takes its
-own fallback path, as it would have after its own failed call.
+Exactness is unchanged: a script runs atomically, so the calls of a batch run one after
+the other exactly as separate calls would, each seeing what the previous left. A reply
+may be an error reply (`redis.error_reply`): it reaches only its caller. An error raised
+by the script itself (or the batch's round trip failing) reaches every caller of that
+batch, each of which takes its own fallback path, as after its own failed call. A lone
+request pays one extra loop turn (no batch to wait for).
 
-The round trip itself skips redis-py's pipeline object: its per-command bookkeeping
-(argument encoding in Python, response callbacks, a timeout context per reply) cost
-more CPU than everything else a cache hit does. The batch is packed by hiredis's C
-packer and written and read on a connection of the shared pool.
-
-One deadline (`timeout_s`) bounds the whole batch: a timer per call cost as much as the
-rest of the batching. A batch that times out fails every call in
-it with `TimeoutError`; the read it abandoned closes its connection, so a late reply
-can never be read by the next user of that connection.
+The round trip skips redis-py's command machinery: the command is packed by hiredis's C
+packer and written and read on a connection of the shared pool. One deadline
+(`timeout_s`) bounds the whole batch: a timer per call cost as much as the rest of the
+batching. A batch that times out fails every call in it with `TimeoutError`; the read it
+abandoned closes its connection, so a late reply can never be read by the next user of
+that connection.
 """
 
 from __future__ import annotations
@@ -38,14 +39,20 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 Call = tuple[Sequence[str], Sequence[Any]]
 
 
+# Bounds one script invocation (and so how long one batch holds Redis) under a burst.
+MAX_CALLS_PER_SCRIPT = 256
+
+
 class ScriptBatcher:
-    """Runs one Lua script, pipelining the calls made in the same loop turn."""
+    """Runs one batch-aware Lua script for the calls made in the same loop turn."""
 
     def __init__(
         self,
         redis: Redis,
         script: str,
         *,
+        keys_per_call: int,
+        args_per_call: int,
         timeout_s: float | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
@@ -57,6 +64,8 @@ class ScriptBatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timeout_s = timeout_s
         self._on_batch = on_batch  # told each batch's number of calls
+        self._keys_per_call = keys_per_call
+        self._args_per_call = args_per_call
         self.round_trips = 0  # for tests and benchmarks: how many batches were sent
 
     def submit(self, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
@@ -66,6 +75,10 @@ class ScriptBatcher:
         join the same batch. Awaiting the future directly (no coroutine in between)
         keeps the hot path one frame shallower.
         """
+        if len(keys) != self._keys_per_call or len(args) != self._args_per_call:
+            raise ValueError(
+                f"each call takes {self._keys_per_call} keys and {self._args_per_call} arguments"
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._queue is None:
@@ -109,33 +122,48 @@ class ScriptBatcher:
                 future.set_result(reply)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        replies = await self._round_trip(calls)
+        """One reply (or error) per call, in order."""
+        chunks = [
+            calls[i : i + MAX_CALLS_PER_SCRIPT] for i in range(0, len(calls), MAX_CALLS_PER_SCRIPT)
+        ]
+        replies = await self._round_trip(chunks)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             # Redis lost its script cache (restart, SCRIPT FLUSH): load it and redo only
-            # the calls that did not run.
+            # the chunks that did not run.
             await self._redis.script_load(self._source)
-            again = await self._round_trip([calls[i] for i in missing])
+            again = await self._round_trip([chunks[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-        return replies
+        out: list[Any] = []
+        for chunk, reply in zip(chunks, replies, strict=True):
+            if isinstance(reply, Exception):
+                out += [reply] * len(chunk)
+            elif not isinstance(reply, list) or len(reply) != len(chunk):
+                out += [ResponseError("the script did not return one reply per call")] * len(chunk)
+            else:
+                out += reply
+        return out
 
-    async def _round_trip(self, calls: list[Call]) -> list[Any]:
-        """Send every call as one write; one reply (or error reply) per call, in order."""
-        packed = b"".join(
-            pack_command((b"EVALSHA", self._sha, len(keys), *keys, *args)) for keys, args in calls
-        )
+    async def _round_trip(self, chunks: list[list[Call]]) -> list[Any]:
+        """Each chunk as one EVALSHA, all in one write; one reply (or error) per chunk."""
+        packed = b"".join(self._pack(chunk) for chunk in chunks)
         connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             self.round_trips += 1
             await connection.send_packed_command(packed)
             replies: list[Any] = []
-            for _ in calls:
+            for _ in chunks:
                 try:
                     # math.inf: no per-reply timeout (see the module docstring).
                     replies.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as error:  # that call's error reply; the rest follow
+                except ResponseError as error:  # that chunk's error; the rest follow
                     replies.append(error)
             return replies
         finally:
             await self._pool.release(connection)
+
+    def _pack(self, chunk: list[Call]) -> bytes:
+        keys = [key for call_keys, _ in chunk for key in call_keys]
+        args = [arg for _, call_args in chunk for arg in call_args]
+        return pack_command((b"EVALSHA", self._sha, len(keys), *keys, *args))  # type: ignore[no-any-return]

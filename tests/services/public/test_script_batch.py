@@ -1,4 +1,4 @@
-"""Calls of one script made in the same loop turn share a pipeline; replies stay per call."""
+"""Calls of one script made in the same loop turn share a round trip; replies stay per call."""
 
 from __future__ import annotations
 
@@ -17,20 +17,31 @@ pytestmark = pytest.mark.integration
 # A fresh comment per test makes a script Redis has never seen: the first batch meets
 # NOSCRIPT, as after a Redis restart.
 _INCR = """-- {tag}
-if ARGV[1] == 'bad' then return redis.error_reply('refused') end
-return {{redis.call('INCR', KEYS[1]), ARGV[1]}}
+local out = {{}}
+for i = 1, #KEYS do
+  if ARGV[i] == 'bad' then
+    out[i] = redis.error_reply('refused')
+  else
+    out[i] = {{redis.call('INCR', KEYS[i]), ARGV[i]}}
+  end
+end
+return out
 """
+
+
+def _script(resources: Resources, source: str, **options: Any) -> ScriptBatcher:
+    return ScriptBatcher(resources.redis, source, keys_per_call=1, args_per_call=1, **options)
 
 
 def _batcher(resources: Resources) -> tuple[ScriptBatcher, list[int]]:
     """A batcher that records the number of calls of each round trip it makes."""
-    batcher = ScriptBatcher(resources.redis, _INCR.format(tag=uuid.uuid4().hex))
+    batcher = _script(resources, _INCR.format(tag=uuid.uuid4().hex))
     sizes: list[int] = []
     round_trip = batcher._round_trip
 
-    async def counted(calls: list[Any]) -> list[Any]:
-        sizes.append(len(calls))
-        return await round_trip(calls)
+    async def counted(chunks: list[Any]) -> list[Any]:
+        sizes.append(sum(len(chunk) for chunk in chunks))
+        return await round_trip(chunks)
 
     batcher._round_trip = counted  # type: ignore[method-assign]
     return batcher, sizes
@@ -81,17 +92,17 @@ async def test_a_batch_cancelled_while_waiting_for_replies_does_not_desync_the_p
     resources: Resources,
 ) -> None:
     """A caller that gives up mid-read must not leave its replies for the next caller."""
-    slow = ScriptBatcher(
-        resources.redis,
+    slow = _script(
+        resources,
         "redis.call('INCR', KEYS[1]) "
         "local t = redis.call('TIME') local stop = t[1] * 1e6 + t[2] + 200000 "
-        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return 'slow'",
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return {'slow'}",
     )
     fast, _ = _batcher(resources)
     key = resources.key("batch", "cancelled")
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
-            await slow([key], [])
+            await slow([key], ["x"])
     # The pool hands out connections again; none of them still has 'slow' to deliver.
     replies = await asyncio.gather(*(fast([key], [f"after{i}"]) for i in range(20)))
     assert [r[1] for r in replies] == [f"after{i}".encode() for i in range(20)]
@@ -103,10 +114,10 @@ async def test_the_batch_deadline_fails_every_call_of_a_slow_batch_with_timeout(
 ) -> None:
     script = (
         "local t = redis.call('TIME') local stop = t[1] * 1e6 + t[2] + 150000 "
-        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return ARGV[1]"
+        "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop return ARGV"
     )
     await resources.redis.script_load(script)  # one round trip, not NOSCRIPT + retry
-    slow = ScriptBatcher(resources.redis, script, timeout_s=0.05)
+    slow = _script(resources, script, timeout_s=0.05)
     results = await asyncio.gather(
         *(slow([resources.key("batch", "slow")], [f"c{i}"]) for i in range(5)),
         return_exceptions=True,
@@ -123,8 +134,30 @@ async def test_the_batch_deadline_fails_every_call_of_a_slow_batch_with_timeout(
 
 async def test_the_batch_callback_counts_calls_per_batch(resources: Resources) -> None:
     seen: list[int] = []
-    batcher = ScriptBatcher(resources.redis, _INCR.format(tag="count"), on_batch=seen.append)
+    batcher = _script(resources, _INCR.format(tag="count"), on_batch=seen.append)
     key = resources.key("batch", "counted")
     await batcher([key], ["alone"])
     await asyncio.gather(*(batcher([key], [f"c{i}"]) for i in range(7)))
     assert seen == [1, 7]  # per batch, however many round trips a NOSCRIPT retry adds
+
+
+async def test_a_batch_larger_than_one_script_call_is_split_and_every_call_runs_once(
+    resources: Resources,
+) -> None:
+    from gateway.services.public.script_batch import MAX_CALLS_PER_SCRIPT
+
+    batcher, sizes = _batcher(resources)
+    key = resources.key("batch", "big")
+    count = MAX_CALLS_PER_SCRIPT * 2 + 3
+    replies = await asyncio.gather(*(batcher([key], [f"c{i}"]) for i in range(count)))
+    assert [r[1] for r in replies] == [f"c{i}".encode() for i in range(count)]
+    assert sorted(r[0] for r in replies) == list(range(1, count + 1))
+    assert sizes[-1] == count  # one write for every chunk
+
+
+def test_calls_must_bring_the_scripts_number_of_keys_and_arguments(
+    resources: Resources,
+) -> None:
+    batcher = _script(resources, _INCR.format(tag="shape"))
+    with pytest.raises(ValueError, match="1 keys and 1 arguments"):
+        batcher.submit(["a", "b"], ["x"])
