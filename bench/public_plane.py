@@ -90,6 +90,7 @@ class Measured:
 
     wrk: WrkResult
     cpu_s: float
+    system_s: float
     limiter_calls: float = 0.0
     limiter_batches: float = 0.0
 
@@ -108,6 +109,7 @@ class Summary:
     errors: int
     cpu_us_per_request: float = float("nan")
     server_busy: float = float("nan")  # share of one core the server used
+    kernel_share: float = float("nan")  # of that CPU, the part spent in the kernel
     batch: float = float("nan")  # mean limiter checks per Redis round trip
 
 
@@ -151,13 +153,14 @@ def _limiter_counts(base_url: str) -> tuple[float, float]:
 def _measure(target: Target, load: list[str], duration_s: float) -> Measured:
     gateway = target.server.name == "gateway"
     calls, trips = _limiter_counts(target.server.base_url) if gateway else (0.0, 0.0)
-    before = target.server.cpu_seconds()
+    user, system = target.server.cpu_times()
     result = _wrk(target, load, duration_s)
-    cpu = target.server.cpu_seconds() - before
+    user_after, system_after = target.server.cpu_times()
+    cpu, kernel = user_after - user + system_after - system, system_after - system
     if not gateway:
-        return Measured(result, cpu)
+        return Measured(result, cpu, kernel)
     calls_after, trips_after = _limiter_counts(target.server.base_url)
-    return Measured(result, cpu, calls_after - calls, trips_after - trips)
+    return Measured(result, cpu, kernel, calls_after - calls, trips_after - trips)
 
 
 def _summarize(name: str, measured: list[Measured]) -> Summary:
@@ -176,6 +179,7 @@ def _summarize(name: str, measured: list[Measured]) -> Summary:
             m.cpu_s / m.wrk.requests * 1e6 for m in measured if m.wrk.requests
         ),
         server_busy=statistics.median(m.cpu_s / m.wrk.elapsed_s for m in measured),
+        kernel_share=statistics.median(m.system_s / m.cpu_s for m in measured if m.cpu_s),
         batch=statistics.median(
             (m.limiter_calls / m.limiter_batches if m.limiter_batches else float("nan"))
             for m in measured
@@ -517,9 +521,10 @@ def _row(s: Summary, spread: str = "") -> str:
     cpu = "" if s.cpu_us_per_request != s.cpu_us_per_request else f"{s.cpu_us_per_request:.0f}"
     busy = "" if s.server_busy != s.server_busy else f"{100 * s.server_busy:.0f}%"
     batch = "" if s.batch != s.batch else f"{s.batch:.1f}"
+    kernel = "" if s.kernel_share != s.kernel_share else f"{100 * s.kernel_share:.0f}%"
     return (
         f"{s.name:<28} {s.rps:>10,.0f} {spread:>17} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
-        f" {cpu:>8} {busy:>6} {batch:>6} {s.errors:>7}"
+        f" {cpu:>8} {kernel:>6} {busy:>6} {batch:>6} {s.errors:>7}"
     )
 
 
@@ -534,8 +539,12 @@ def _print(
 ) -> None:
     load = f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
     print(f"\nSaturation: {load}, median of {args.runs}")
-    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "busy", "batch")
-    print("{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>7}".format(*header, "errors"))
+    header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "kernel", "busy")
+    print(
+        "{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>7}".format(
+            *header, "batch", "errors"
+        )
+    )
     for s in summaries:
         print(_row(s, f"{s.rps_min:,.0f}-{s.rps_max:,.0f}"))
     conns = args.paced_connections

@@ -100,11 +100,15 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time of the process (all its threads) so far."""
+        user, system = self.cpu_times()
+        return user + system
+
+    def cpu_times(self) -> tuple[float, float]:
+        """User and system (kernel) CPU time of the process so far."""
         with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
             # Field 2 (comm) may contain spaces; everything after its closing ")" is fixed.
             fields = stat.read().rsplit(")", 1)[1].split()
-        utime, stime = int(fields[11]), int(fields[12])
-        return (utime + stime) / _CLOCK_TICKS
+        return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
 
     def stop(self, grace_s: float) -> int | None:
         """SIGTERM, wait up to `grace_s`, then SIGKILL the group; return the exit code."""
