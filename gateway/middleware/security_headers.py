@@ -38,9 +38,10 @@ class SecurityHeaders:
     def __call__(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in headers}
+        # ASGI requires lowercase header names, and every layer here sends them so.
+        present = {name for name, _ in headers}
         if b"server" in present:
-            headers = [(k, v) for k, v in headers if k.lower() != b"server"]
+            headers = [(k, v) for k, v in headers if k != b"server"]
         headers.extend(h for h in _ALWAYS if h[0] not in present)
         if _CSP[0] not in present and not scope["path"].startswith(_DOCS):
             headers.append(_CSP)

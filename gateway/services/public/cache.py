@@ -48,7 +48,9 @@ return 0
 _NEVER_STORE = ("no-store", "no-cache", "private")
 
 
-@dataclass(frozen=True)
+# Entry and Served are built on every cache hit: slotted, not frozen (a frozen dataclass
+# sets each field through object.__setattr__). Treat them as read-only all the same.
+@dataclass(slots=True)
 class Entry:
     """A stored response."""
 
@@ -93,7 +95,7 @@ def _parse_head(head: bytes) -> tuple[int, str, str, float, int]:
     return int(h["s"]), str(h["ct"]), str(h["e"]), float(h["t"]), int(h["m"])
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Served:
     """A response and how the cache produced it."""
 

@@ -18,7 +18,6 @@ decision is counted in `gateway_limiter_fallbacks_total` and logged (throttled).
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -92,12 +91,19 @@ class Decision:
         )
 
 
-@functools.lru_cache(maxsize=256)
+_POLICIES: dict[tuple[str, float, int, int, int], str] = {}
+
+
 def _policy(tier: Tier, window_s: int) -> str:
-    """`RateLimit-Policy` of a tier: the same string for every request."""
-    policy = f'"burst";q={tier.burst};w={tier.bucket_window_s}'
-    if tier.daily_quota:
-        policy += f', "daily";q={tier.daily_quota};w={window_s}'
+    """`RateLimit-Policy` of a tier: the same string for every request, built once."""
+    key = (tier.name, tier.rate_per_s, tier.burst, tier.daily_quota, window_s)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = f'"burst";q={tier.burst};w={tier.bucket_window_s}'
+        if tier.daily_quota:
+            policy += f', "daily";q={tier.daily_quota};w={window_s}'
+        if len(_POLICIES) < 1024:  # tiers are configuration: a handful of keys
+            _POLICIES[key] = policy
     return policy
 
 
