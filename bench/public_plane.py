@@ -44,8 +44,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,8 +164,8 @@ def _measure(target: Target, load: list[str], duration_s: float) -> Measured:
     return Measured(result, cpu, kernel, calls_after - calls, trips_after - trips)
 
 
-def _summarize(name: str, measured: list[Measured]) -> Summary:
-    results = [m.wrk for m in measured]
+def _summarize_paced(name: str, results: Sequence[WrkResult | PacedResult]) -> Summary:
+    """Medians of requests/s and latency (wrk and paced runs report the same fields)."""
     rps = [r.requests_per_s for r in results]
     return Summary(
         name=name,
@@ -175,6 +176,13 @@ def _summarize(name: str, measured: list[Measured]) -> Summary:
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
         errors=sum(r.errors for r in results),
+    )
+
+
+def _summarize(name: str, measured: list[Measured]) -> Summary:
+    """`_summarize_paced` of the wrk runs, plus the server's CPU and limiter batching."""
+    return replace(
+        _summarize_paced(name, [m.wrk for m in measured]),
         cpu_us_per_request=statistics.median(
             m.cpu_s / m.wrk.requests * 1e6 for m in measured if m.wrk.requests
         ),
@@ -184,20 +192,6 @@ def _summarize(name: str, measured: list[Measured]) -> Summary:
             (m.limiter_calls / m.limiter_batches if m.limiter_batches else float("nan"))
             for m in measured
         ),
-    )
-
-
-def _summarize_paced(name: str, results: list[PacedResult]) -> Summary:
-    rps = [r.requests_per_s for r in results]
-    return Summary(
-        name=name,
-        runs=len(results),
-        rps=statistics.median(rps),
-        rps_min=min(rps),
-        rps_max=max(rps),
-        p50_ms=statistics.median(r.p50_ms for r in results),
-        p99_ms=statistics.median(r.p99_ms for r in results),
-        errors=sum(r.errors for r in results),
     )
 
 
