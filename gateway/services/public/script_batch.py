@@ -66,7 +66,7 @@ class ScriptBatcher:
         self._on_batch = on_batch  # told each batch's number of calls
         self._keys_per_call = keys_per_call
         self._args_per_call = args_per_call
-        self.round_trips = 0  # for tests and benchmarks: how many batches were sent
+        self.round_trips = 0  # for tests: Redis round trips made (a NOSCRIPT retry adds one)
 
     def submit(self, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
         """A future of the script's reply for these keys and arguments.
