@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.persistence.result_history import append_history, newest_written
+
 metadata = sa.MetaData()
 
 _FIELDS = (
@@ -76,19 +78,8 @@ async def save_parcels(
     """
     if not rows:
         return set()
-    history = (
-        insert(parcel_history)
-        .on_conflict_do_nothing(constraint="uq_parcel_history_task_lease")
-        .returning(parcel_history.c.task_id, parcel_history.c.lease_id)
-    )
-    written = {(r.task_id, r.lease_id) for r in (await session.execute(history, list(rows))).all()}
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if (row["task_id"], row["lease_id"]) not in written:
-            continue
-        seen = latest.get(row["parcel_id"])
-        if seen is None or row["scraped_at"] >= seen["scraped_at"]:
-            latest[row["parcel_id"]] = row
+    written = await append_history(session, parcel_history, "uq_parcel_history_task_lease", rows)
+    latest = newest_written(rows, written, "parcel_id")
     if latest:
         stmt = insert(parcels)
         stmt = stmt.on_conflict_do_update(
@@ -98,15 +89,3 @@ async def save_parcels(
         )
         await session.execute(stmt, list(latest.values()))
     return written
-
-
-async def committed_parcel_leases(
-    session: AsyncSession, pairs: Sequence[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which (task_id, lease_id) pairs already have a committed result."""
-    if not pairs:
-        return set()
-    stmt = sa.select(parcel_history.c.task_id, parcel_history.c.lease_id).where(
-        sa.tuple_(parcel_history.c.task_id, parcel_history.c.lease_id).in_(list(pairs))
-    )
-    return {(r.task_id, r.lease_id) for r in (await session.execute(stmt)).all()}

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.persistence.result_history import append_history, newest_written
+
 metadata = sa.MetaData()
 
 parties = sa.Table(
@@ -81,39 +83,14 @@ async def save_parties(
     """
     if not rows:
         return set()
-    history = (
-        insert(party_history)
-        .on_conflict_do_nothing(constraint="uq_party_history_task_lease")
-        .returning(party_history.c.task_id, party_history.c.lease_id)
+    history_fields = ("party_id", "platform", "scraped_at", "data", "task_id", "lease_id")
+    written = await append_history(
+        session,
+        party_history,
+        "uq_party_history_task_lease",
+        [{k: row[k] for k in history_fields} for row in rows],
     )
-    written = {
-        (r.task_id, r.lease_id)
-        for r in (
-            await session.execute(
-                history,
-                [
-                    {
-                        k: row[k]
-                        for k in (
-                            "party_id",
-                            "platform",
-                            "scraped_at",
-                            "data",
-                            "task_id",
-                            "lease_id",
-                        )
-                    }
-                    for row in rows
-                ],
-            )
-        ).all()
-    }
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if (row["task_id"], row["lease_id"]) in written:
-            seen = latest.get(row["party_id"])
-            if seen is None or row["scraped_at"] >= seen["scraped_at"]:
-                latest[row["party_id"]] = row
+    latest = newest_written(rows, written, "party_id")
     for row in latest.values():
         upsert = insert(parties).values(
             party_id=row["party_id"], **{f: row[f] for f in _PARTY_FIELDS}
@@ -141,15 +118,3 @@ async def save_parties(
                 [{"party_id": party_id, "parcel_id": p} for p in sorted(set(row["parcel_ids"]))],
             )
     return written
-
-
-async def committed_party_leases(
-    session: AsyncSession, pairs: Sequence[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which (task_id, lease_id) pairs already have a committed result."""
-    if not pairs:
-        return set()
-    stmt = sa.select(party_history.c.task_id, party_history.c.lease_id).where(
-        sa.tuple_(party_history.c.task_id, party_history.c.lease_id).in_(list(pairs))
-    )
-    return {(r.task_id, r.lease_id) for r in (await session.execute(stmt)).all()}

@@ -34,19 +34,24 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/tasks", summary="Enqueue tasks (producer tokens)", responses=_AUTH_ERRORS)
-async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -> EnqueueResponse:
-    """Enqueue a batch; a (platform, key) already queued or leased counts as a duplicate."""
-    if len(body.tasks) > plane.settings.enqueue_max_batch:
+def _check_batch(field: str, count: int, limit: int) -> None:
+    """422 for a batch over the configured size."""
+    if count > limit:
         raise InvalidInput(
             [
                 {
-                    "loc": ["body", "tasks"],
-                    "msg": f"at most {plane.settings.enqueue_max_batch} tasks per request",
+                    "loc": ["body", field],
+                    "msg": f"at most {limit} {field} per request",
                     "type": "too_long",
                 }
             ]
         )
+
+
+@router.post("/tasks", summary="Enqueue tasks (producer tokens)", responses=_AUTH_ERRORS)
+async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -> EnqueueResponse:
+    """Enqueue a batch; a (platform, key) already queued or leased counts as a duplicate."""
+    _check_batch("tasks", len(body.tasks), plane.settings.enqueue_max_batch)
     outcome = await plane.enqueue(body.tasks)
     new = sum(outcome.new)
     return EnqueueResponse(
@@ -113,16 +118,7 @@ async def work(
 )
 async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> ResultsResponse:
     """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes."""
-    if len(body.results) > plane.settings.results_max_batch:
-        raise InvalidInput(
-            [
-                {
-                    "loc": ["body", "results"],
-                    "msg": f"at most {plane.settings.results_max_batch} results per request",
-                    "type": "too_long",
-                }
-            ]
-        )
+    _check_batch("results", len(body.results), plane.settings.results_max_batch)
     outcomes = await plane.results.submit(body.worker_id, body.results)
     return ResultsResponse(
         accepted=sum(o.outcome == "accepted" for o in outcomes),

@@ -26,8 +26,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.persistence.parcel_results import committed_parcel_leases, save_parcels
-from gateway.persistence.party_results import committed_party_leases, save_parties
+from gateway.persistence.parcel_results import parcel_history, save_parcels
+from gateway.persistence.party_results import party_history, save_parties
+from gateway.persistence.result_history import committed_leases
 from gateway.services.work.backend import database_guard
 from gateway.services.work.metrics import WorkerMetrics
 from gateway.services.work.models import ResultItem, ResultOutcome
@@ -176,12 +177,10 @@ class ResultService:
             )
 
     async def _committed(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        lookup = (
-            committed_parcel_leases if self.record_type is ParcelResult else committed_party_leases
-        )
+        history = parcel_history if self.record_type is ParcelResult else party_history
         with database_guard():
             async with self.sessionmaker() as session:
-                return await lookup(session, pairs)
+                return await committed_leases(session, history, pairs)
 
     async def _save(self, session: AsyncSession, pending: list[_Pending]) -> None:
         rows = []

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import Settings
-from tests.support.public import insert_history, insert_parcel, public_app, write_tiers
+from tests.support.public import (
+    insert_history,
+    insert_parcel,
+    metric_value,
+    public_app,
+    write_tiers,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +133,20 @@ async def test_security_headers_and_cors(settings: Settings) -> None:
     assert "access-control-allow-origin" not in foreign.headers
     assert allowed.headers["access-control-allow-origin"] == "https://site.example"
     assert "RateLimit" in allowed.headers["access-control-expose-headers"]
+
+
+async def test_cors_preflights_are_requests_like_any_other(settings: Settings) -> None:
+    """CORS sits inside the request context: preflights get an id, a log line, metrics."""
+    async with public_app(settings, cors_origins=["https://site.example"]) as app:
+        preflight = await app.client.options(
+            "/v1/properties/x",
+            headers={
+                "Origin": "https://site.example",
+                "Access-Control-Request-Method": "GET",
+                "X-Request-ID": "preflight-1",
+            },
+        )
+        metrics = await app.metrics()
+    assert preflight.status_code == 200
+    assert preflight.headers["x-request-id"] == "preflight-1"
+    assert metric_value(metrics, "http_requests_total", method="OPTIONS", status="200") == 1
