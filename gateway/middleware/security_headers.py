@@ -3,7 +3,7 @@
 Sets `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
 `X-Frame-Options: DENY` and a restrictive `Content-Security-Policy` for JSON (the docs
 pages keep theirs off so Swagger UI still loads), and removes any `Server` header so no
-version leaks. It also appends headers that inner layers left in
+version leaks. It also appends the raw headers that inner layers left in
 `scope["state"]["response_headers"]`: the rate limiter decides before the route runs
 and its `RateLimit` headers must reach every response that consumed budget, including
 problem responses raised later (422, 404, 503).
@@ -29,7 +29,12 @@ _ALWAYS = (
     (b"cross-origin-resource-policy", b"same-site"),
 )
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_ALWAYS_AND_CSP = (*_ALWAYS, _CSP)
 _DOCS = ("/docs", "/redoc", "/openapi.json")
+# Names a response may already carry that this policy sets, replaces or removes.
+_MANAGED = frozenset(
+    {name for name, _ in _ALWAYS_AND_CSP} | {b"server", b"ratelimit", b"ratelimit-policy"}
+)
 
 
 class SecurityHeaders:
@@ -38,20 +43,25 @@ class SecurityHeaders:
     def __call__(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
+        state = scope.get("state")
+        extra: list[tuple[bytes, bytes]] | None = (
+            state.get(RESPONSE_HEADERS_STATE) if state else None
+        )
         # ASGI requires lowercase header names, and every layer here sends them so.
+        if not any(name in _MANAGED for name, _ in headers):
+            # The common case (every cache hit): nothing to replace or keep.
+            headers += _ALWAYS_AND_CSP if not scope["path"].startswith(_DOCS) else _ALWAYS
+            if extra:
+                headers += extra
+            return headers
         present = {name for name, _ in headers}
         if b"server" in present:
             headers = [(k, v) for k, v in headers if k != b"server"]
         headers.extend(h for h in _ALWAYS if h[0] not in present)
         if _CSP[0] not in present and not scope["path"].startswith(_DOCS):
             headers.append(_CSP)
-        state = scope.get("state")
-        extra: dict[str, str] | None = state.get(RESPONSE_HEADERS_STATE) if state else None
         if extra:
-            for name, value in extra.items():
-                encoded = name.lower().encode("latin-1")
-                if encoded not in present:
-                    headers.append((encoded, value.encode("latin-1")))
+            headers.extend(h for h in extra if h[0] not in present)
         return headers
 
 

@@ -94,12 +94,7 @@ async def admit(
     """
     decision = await plane.limiter.check(principal.limit_key, principal.tier, prefetch=prefetch)
     # Every response of an admitted (or refused) request carries the limiter state.
-    state = scope.setdefault("state", {})
-    headers = state.get(RESPONSE_HEADERS_STATE)
-    if headers is None:
-        state[RESPONSE_HEADERS_STATE] = decision.limit_headers()
-    else:
-        headers.update(decision.limit_headers())
+    scope.setdefault("state", {})[RESPONSE_HEADERS_STATE] = decision.limit_headers()
     if not decision.allowed:
         plane.metrics.rate_limited.labels(principal.tier.name, decision.kind or "rate").inc()
         raise decision.error()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from gateway.services.public.tiers import Tier
 log = structlog.get_logger("gateway.public.ratelimit")
 
 _SCRIPT = (Path(__file__).with_name("ratelimit.lua")).read_text()
+# A principal's limit state in Redis, as ratelimit.lua packs it: tokens, last refill
+# (Redis clock, s), day number, requests counted that day.
+STATE_FORMAT = struct.Struct("<dddd")
 _FALLBACK_LOG_EVERY_S = 10.0
 
 
@@ -59,19 +63,27 @@ class Decision:
     prefetched: bytes | None = field(default=None, repr=False)
     prefetch_done: bool = False
 
-    def limit_headers(self) -> dict[str, str]:
-        """IETF draft `RateLimit-Policy` and `RateLimit`."""
+    def limit_headers(self) -> list[tuple[bytes, bytes]]:
+        """IETF draft `RateLimit-Policy` and `RateLimit`, as raw ASGI headers (every
+        admitted response carries them, so they are built ready to send)."""
         tier = self.tier
-        bucket_reset = math.ceil(max(0.0, tier.burst - self.tokens) / tier.rate_per_s)
-        state = f'"burst";r={math.floor(self.tokens)};t={bucket_reset}'
+        tokens = self.tokens
+        bucket_reset = math.ceil(max(0.0, tier.burst - tokens) / tier.rate_per_s)
         if tier.daily_quota:
             remaining = max(0, tier.daily_quota - self.quota_used)
-            state += f', "daily";r={remaining};t={math.ceil(self.day_reset_s)}'
-        return {"RateLimit-Policy": _policy(tier, self.window_s), "RateLimit": state}
+            state = (
+                f'"burst";r={math.floor(tokens)};t={bucket_reset}, '
+                f'"daily";r={remaining};t={math.ceil(self.day_reset_s)}'
+            )
+        else:
+            state = f'"burst";r={math.floor(tokens)};t={bucket_reset}'
+        return [(b"ratelimit-policy", _policy(tier, self.window_s)), (b"ratelimit", state.encode())]
 
     def headers(self) -> dict[str, str]:
-        """`limit_headers`, plus `Retry-After` when denied."""
-        headers = self.limit_headers()
+        """`limit_headers`, plus `Retry-After` when denied, for a problem response."""
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in self.limit_headers()
+        }
         if not self.allowed:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_s)))
         return headers
@@ -91,20 +103,22 @@ class Decision:
         )
 
 
-_POLICIES: dict[tuple[str, float, int, int, int], str] = {}
+_POLICIES: dict[tuple[str, float, int, int, int], bytes] = {}
 
 
-def _policy(tier: Tier, window_s: int) -> str:
-    """`RateLimit-Policy` of a tier: the same string for every request, built once."""
+def _policy(tier: Tier, window_s: int) -> bytes:
+    """`RateLimit-Policy` of a tier: the same value for every request, built once."""
     key = (tier.name, tier.rate_per_s, tier.burst, tier.daily_quota, window_s)
-    policy = _POLICIES.get(key)
-    if policy is None:
-        policy = f'"burst";q={tier.burst};w={tier.bucket_window_s}'
-        if tier.daily_quota:
-            policy += f', "daily";q={tier.daily_quota};w={window_s}'
-        if len(_POLICIES) < 1024:  # tiers are configuration: a handful of keys
-            _POLICIES[key] = policy
-    return policy
+    cached = _POLICIES.get(key)
+    if cached is not None:
+        return cached
+    policy = f'"burst";q={tier.burst};w={tier.bucket_window_s}'
+    if tier.daily_quota:
+        policy += f', "daily";q={tier.daily_quota};w={window_s}'
+    encoded = policy.encode()
+    if len(_POLICIES) < 1024:  # tiers are configuration: a handful of keys
+        _POLICIES[key] = encoded
+    return encoded
 
 
 class RateLimitExceeded(TooManyRequests):
@@ -185,7 +199,7 @@ class RateLimiter:
         self._script = ScriptBatcher(
             resources.redis,
             _SCRIPT,
-            keys_per_call=3,
+            keys_per_call=2,
             args_per_call=5,
             timeout_s=self._timeout,
             on_batch=self._count_batch,
@@ -198,12 +212,8 @@ class RateLimiter:
         self._metrics.limiter_batches.inc()
         self._metrics.limiter_calls.inc(calls)
 
-    def _keys(self, limit_key: str) -> list[str]:
-        # One hash tag per principal keeps both keys in one slot on a Redis Cluster.
-        return [
-            self._resources.key("rl", "{" + limit_key + "}", "bucket"),
-            self._resources.key("rl", "{" + limit_key + "}", "day", ""),
-        ]
+    def _state_key(self, limit_key: str) -> str:
+        return self._resources.key("rl", limit_key)
 
     async def check(
         self, limit_key: str, tier: Tier, cost: int = 1, *, prefetch: str | None = None
@@ -213,25 +223,26 @@ class RateLimiter:
         With `prefetch` (a full Redis key), an admitted request also reads that key in the
         same script, saving the response cache its own round trip.
         """
-        keys = [*self._keys(limit_key), prefetch or ""]  # '': no cache entry to read
+        keys = (self._state_key(limit_key), prefetch or "")  # '': no cache entry to read
         try:  # bounded by the batch's deadline (RATELIMIT_REDIS_TIMEOUT_S)
             raw = await self._script.submit(
-                keys, [tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window]
+                keys, (tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window)
             )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._fallback(limit_key, tier, cost, exc)
-        allowed, kind, tokens, used, retry, day_reset, cached = raw
+        # Integers from the script (see ratelimit.lua); hiredis hands them over as ints.
+        allowed, kind, micro_tokens, used, retry_ms, day_reset_ms, cached = raw
         return Decision(
-            allowed=int(allowed) == 1,
-            kind=(kind.decode() if isinstance(kind, bytes) else str(kind)) or None,
+            allowed=allowed == 1,
+            kind=kind.decode() if kind else None,
             tier=tier,
-            tokens=float(tokens),
-            quota_used=int(used),
-            retry_after_s=float(retry),
-            day_reset_s=float(day_reset),
+            tokens=micro_tokens / 1_000_000,
+            quota_used=used,
+            retry_after_s=retry_ms / 1000,
+            day_reset_s=day_reset_ms / 1000,
             window_s=self._window,
-            prefetched=bytes(cached) if cached else None,
-            prefetch_done=prefetch is not None and int(allowed) == 1,
+            prefetched=cached or None,
+            prefetch_done=prefetch is not None and allowed == 1,
         )
 
     def _fallback(self, key: str, tier: Tier, cost: int, exc: BaseException) -> Decision:
@@ -252,8 +263,10 @@ class RateLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 seconds, _micros = await redis.time()
-                day = int(seconds) // self._window
-                value = await redis.get(self._keys(limit_key)[1] + str(day))
+                raw = await redis.get(self._state_key(limit_key))
         except (RedisError, OSError, TimeoutError):
             return 0
-        return int(value or 0)
+        if not isinstance(raw, bytes) or len(raw) != STATE_FORMAT.size:
+            return 0
+        _tokens, _refilled, day, used = STATE_FORMAT.unpack(raw)
+        return int(used) if int(day) == int(seconds) // self._window else 0

@@ -61,6 +61,23 @@ async def test_two_limiters_on_one_redis_share_the_budget(settings: Settings) ->
     assert sum(d.allowed for d in decisions) == 50
 
 
+async def test_a_state_key_holding_something_else_starts_a_full_bucket(
+    settings: Settings,
+) -> None:
+    # Whatever an old deployment or an operator left under the key must not fail the
+    # script: that would send every check of the batch to the per-process fallback.
+    async with _patient_resources(settings) as resources:
+        limiter = _limiter(resources)
+        redis = resources.redis
+        await redis.set(resources.key("rl", "user:garbage"), b"not a limit state")
+        await redis.hset(resources.key("rl", "user:hash"), "tokens", "3")
+        for principal in ("user:garbage", "user:hash"):
+            decisions = [await limiter.check(principal, BUDGET_50) for _ in range(51)]
+            assert not any(d.fallback for d in decisions)
+            assert [d.allowed for d in decisions] == [True] * 50 + [False]
+            assert decisions[49].quota_used == 50
+
+
 async def test_quota_counts_only_admitted_requests_and_resets(
     settings: Settings, tmp_path: Path
 ) -> None:
