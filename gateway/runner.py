@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import structlog
 import uvicorn
 
+from gateway.http_protocol import OneWriteHttpToolsProtocol
+
 log = structlog.get_logger("gateway.runner")
 
 EXIT_OK = 0
@@ -77,6 +79,8 @@ def make_server(app: object, sock: socket.socket, *, graceful_timeout_s: float) 
         # Said, not guessed: uvicorn takes an app whose `__call__` is not a coroutine
         # function for ASGI2, and the apps' `__call__` returns the stack's coroutine.
         interface="asgi3",
+        # httptools with each response in one write (gateway/http_protocol.py).
+        http=OneWriteHttpToolsProtocol,
         log_config=None,
         access_log=False,
         server_header=False,
