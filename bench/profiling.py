@@ -9,8 +9,11 @@ from pathlib import Path
 
 
 def start_py_spy(pid: int, out: Path, rate: int = 200) -> subprocess.Popen[bytes]:
-    """Sample `pid` without pausing it (`--nonblocking`: pausing would slow the server
-    enough to trip its Redis timeouts) into collapsed stacks at `out`."""
+    """Sample `pid` into collapsed stacks at `out`.
+
+    py-spy pauses the process for each sample (a few µs at 200 Hz, far below any Redis
+    timeout): `--nonblocking` reads the stacks while the process runs, and under uvloop
+    that attributed time to lines that merely happened to be on the stack."""
     beside = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen(
         [
@@ -24,7 +27,6 @@ def start_py_spy(pid: int, out: Path, rate: int = 200) -> subprocess.Popen[bytes
             str(out),
             "--rate",
             str(rate),
-            "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from gateway.observability.log_context import merge_log_fields
 from gateway.settings import LogFormat
 
 REDACTED = "[redacted]"
@@ -87,7 +88,7 @@ class _StdoutHandler(logging.StreamHandler[Any]):
 def configure_logging(level: str, fmt: LogFormat) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        merge_log_fields,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

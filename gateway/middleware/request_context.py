@@ -4,8 +4,8 @@
 buffer streaming bodies, so this is a plain ASGI callable. It is the outermost layer of
 every app, which gives it jobs no inner layer can do:
 
-* bind `request_id` and `audience` to structlog's context for every line of the request,
-  and echo the id in `X-Request-ID`;
+* bind `request_id` and `audience` to every log line of the request
+  (`gateway.observability.log_context`), and echo the id in `X-Request-ID`;
 * let the audience adjust the headers of every response (`ResponseHeaders`: the public
   port's security headers), here rather than in a layer of its own, which would cost
   another coroutine frame and another send wrapper per request;
@@ -23,6 +23,7 @@ every app, which gives it jobs no inner layer can do:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from gateway.api.problems import send_problem
 from gateway.audience import Audience
 from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.observability.http_metrics import UNMATCHED, HttpMetrics
+from gateway.observability.log_context import end_request, start_request
 
 REQUEST_ID_HEADER = b"x-request-id"
 HEALTH_PATH = "/health"
@@ -47,6 +49,11 @@ _HEALTH_HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(HEALTH_BODY)).encode()),
 ]
+# Generated ids: 64 random bits per process, then a counter. The shape of uuid4().hex
+# (32 hex digits) without a system call per request; ids correlate log lines, nothing
+# needs them unguessable.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_SEQUENCE = itertools.count(1)
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes arrive every few seconds from every replica; logging each at info
 # would drown real traffic, so successful ones are logged at debug.
@@ -75,17 +82,20 @@ def _request_id(scope: Scope) -> str:
             if _SANE_REQUEST_ID.match(value):
                 return bytes(value).decode("ascii")
             break
-    return os.urandom(16).hex()  # the shape of uuid4().hex, at a fraction of its cost
+    return f"{_ID_PREFIX}{next(_ID_SEQUENCE):016x}"
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's `Content-Length` (None: absent or unreadable) and whether its body
+    is chunked, the one framing whose size nothing bounds before it arrives."""
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        if name == b"content-length" and length is None:
+            length = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 class RequestContextMiddleware:
@@ -113,7 +123,7 @@ class RequestContextMiddleware:
 
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id, audience=self.audience)
+        fields = start_request(request_id, self.audience)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -133,7 +143,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            length = _content_length(scope)
+            length, chunked = _body_framing(scope)
             if length is not None and length > self.max_body_bytes:
                 await send_problem(
                     send_with_id,
@@ -149,7 +159,9 @@ class RequestContextMiddleware:
                 body = HEALTH_BODY if scope["method"] == "GET" else b""
                 await send_with_id({"type": "http.response.body", "body": body})
             else:
-                await self.app(scope, self._limited(receive), send_with_id)
+                # The HTTP server never delivers more than a Content-Length announced, so
+                # only chunked bodies need counting as they arrive.
+                await self.app(scope, self._limited(receive) if chunked else receive, send_with_id)
         except Exception:
             log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
             if not response_started:
@@ -158,9 +170,8 @@ class RequestContextMiddleware:
                 )
         finally:
             self._finish(scope, status, started)
-            # Clear everything, not just our two keys: the planes bind worker, task and
-            # principal ids for the rest of the request (gateway.observability.log_context).
-            structlog.contextvars.clear_contextvars()
+            # Also drops what the planes bound during the request (worker, task, principal).
+            end_request(fields)
 
     def _too_large_detail(self) -> str:
         return f"Request body exceeds {self.max_body_bytes} bytes"
