@@ -18,7 +18,11 @@ batch, each of which takes its own fallback path, as after its own failed call. 
 request pays one extra loop turn (no batch to wait for).
 
 The round trip skips redis-py's command machinery: the command is packed by hiredis's C
-packer and written and read on a connection of the shared pool. One deadline
+packer and written and read on a connection of the shared pool, which the batcher keeps
+for its next batch (up to `MAX_IDLE_CONNECTIONS`) instead of handing it back: checking a
+connection out of redis-py's pool costs a lock, a timeout and a socket poll. Kept
+connections still belong to the pool (its limit counts them; closing the pool closes
+them). One deadline
 (`timeout_s`) bounds the whole batch: a timer per call cost as much as the rest of the
 batching. A batch that times out fails every call in it with `TimeoutError`; the read it
 abandoned closes its connection, so a late reply can never be read by the next user of
@@ -41,6 +45,9 @@ Call = tuple[Sequence[str], Sequence[Any]]
 
 # Bounds one script invocation (and so how long one batch holds Redis) under a burst.
 MAX_CALLS_PER_SCRIPT = 256
+# Connections a batcher keeps between batches (a loaded gateway has two or three batches
+# in flight): taking one from the pool costs a lock, a timeout and a socket check.
+MAX_IDLE_CONNECTIONS = 4
 
 
 class ScriptBatcher:
@@ -62,6 +69,7 @@ class ScriptBatcher:
         self._sha = redis.register_script(script).sha.encode()  # Redis names scripts by SHA1
         self._queue: list[tuple[Call, asyncio.Future[Any]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: list[Any] = []  # pool connections kept for the next batch
         self._timeout_s = timeout_s
         self._on_batch = on_batch  # told each batch's number of calls
         self._keys_per_call = keys_per_call
@@ -148,7 +156,8 @@ class ScriptBatcher:
     async def _round_trip(self, chunks: list[list[Call]]) -> list[Any]:
         """Each chunk as one EVALSHA, all in one write; one reply (or error) per chunk."""
         packed = b"".join(self._pack(chunk) for chunk in chunks)
-        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        idle = self._idle
+        connection = idle.pop() if idle else await self._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             self.round_trips += 1
             await connection.send_packed_command(packed)
@@ -159,9 +168,15 @@ class ScriptBatcher:
                     replies.append(await connection.read_response(timeout=math.inf))
                 except ResponseError as error:  # that chunk's error; the rest follow
                     replies.append(error)
-            return replies
-        finally:
+        except BaseException:
+            # redis-py disconnected it if a read was abandoned; the pool reconnects it.
             await self._pool.release(connection)
+            raise
+        if len(idle) < MAX_IDLE_CONNECTIONS:
+            idle.append(connection)
+        else:
+            await self._pool.release(connection)
+        return replies
 
     def _pack(self, chunk: list[Call]) -> bytes:
         keys = [key for call_keys, _ in chunk for key in call_keys]
