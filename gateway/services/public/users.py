@@ -35,6 +35,10 @@ class UserService:
         self._tiers = tiers
         self._cache_s = cache_s
         self._seen: dict[str, tuple[UserRow, float]] = {}
+        # The principal last built per user, with the claims and row it came from: a
+        # hot token brings the same claims object (the verifier caches it) and the
+        # same row until either changes, so its principal is built once.
+        self._built: dict[str, tuple[dict[str, Any], UserRow, Principal]] = {}
         # Requests in flight when a user's entry expires share one upsert.
         self._recording: SingleFlight[str, UserRow] = SingleFlight()
         self._changes = 0  # bumped by set-tier/set-role (see `ApiKeyService._changes`)
@@ -61,6 +65,9 @@ class UserService:
         uid = str(claims["uid"])
         email = claims.get("email")
         row = await self.record_seen(uid, email if isinstance(email, str) else None)
+        built = self._built.get(uid)
+        if built is not None and built[0] is claims and built[1] is row:
+            return built[2]
         claimed_tier = claims.get("tier")
         tier_name = (
             claimed_tier
@@ -69,7 +76,7 @@ class UserService:
         )
         claimed_role = claims.get("role")
         role = parse_role(claimed_role if isinstance(claimed_role, str) else row.role)
-        return Principal(
+        principal = Principal(
             kind=PrincipalKind.USER,
             id=uid,
             tier=self._tiers.get(tier_name),
@@ -78,6 +85,10 @@ class UserService:
             email=row.email,
             claims=claims,
         )
+        if len(self._built) > 100_000:
+            self._built.clear()
+        self._built[uid] = (claims, row, principal)
+        return principal
 
     async def get(self, uid: str) -> UserRow | None:
         """The stored user, if any."""
