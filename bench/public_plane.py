@@ -24,8 +24,9 @@ Then, all in the same run:
    (`bench/paced.py`), against the upstream directly and through the gateway (API key);
    the p99 the gateway adds is the difference of the medians.
 
-`--profile` adds one more saturation run of the API-key target with py-spy attached to
-the gateway (collapsed stacks in bench/results/public_plane_gateway.pyspy.txt).
+`--profile` adds one more saturation run of each gateway target with py-spy attached to
+the gateway (collapsed stacks in bench/results/public_plane_gateway.pyspy.txt for the API
+key, public_plane_gateway_firebase.pyspy.txt for the Firebase token).
 
 Results: a table on stdout, JSON in bench/results/public_plane.json, logs in
 bench/results/logs/. Every server is stopped with SIGTERM at the end.
@@ -63,6 +64,7 @@ from wrk import WrkError, WrkResult
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+PROFILE_FILES = ("public_plane_gateway.pyspy.txt", "public_plane_gateway_firebase.pyspy.txt")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PARCEL = "BENCH-0001"
@@ -455,21 +457,32 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         if args.profile:
-            profiler = start_py_spy(gateway.pid, RESULTS_DIR / "public_plane_gateway.pyspy.txt")
-            try:
-                _wrk(targets[0], load, args.duration)
-            finally:
-                stop_py_spy(profiler)
+            for target, out in zip(checked, PROFILE_FILES, strict=False):
+                profiler = start_py_spy(gateway.pid, RESULTS_DIR / out)
+                try:
+                    _wrk(target, load, args.duration)
+                finally:
+                    stop_py_spy(profiler)
 
     summaries = [_summarize(name, rs) for name, rs in results.items()]
     paced_summaries = [_summarize_paced(name, rs) for name, rs in paced_results.items()]
     by_name = {s.name: s for s in summaries}
-    ratio = by_name[GW_KEY].rps / by_name[BARE].rps
+    bare = by_name[BARE]
+    # Per gateway target: (by requests/s, by CPU per request) over the bare baseline.
+    ratios = {
+        name: (
+            by_name[name].rps / bare.rps,
+            bare.cpu_us_per_request / by_name[name].cpu_us_per_request,
+        )
+        for name in (GW_KEY, GW_FIREBASE)
+        if name in by_name
+    }
+    ratio = ratios[GW_KEY][0]
     plane_share = by_name[GW_KEY].rps / by_name[GW_HEALTH].rps
     gw_paced, up_paced = paced_summaries
     added_p99 = gw_paced.p99_ms - up_paced.p99_ms
     added_p50 = gw_paced.p50_ms - up_paced.p50_ms
-    _print(args, summaries, paced_summaries, ratio, added_p50, added_p99, sf_calls)
+    _print(args, summaries, paced_summaries, ratios, added_p50, added_p99, sf_calls)
     print(f"gateway (API key) / gateway /health: {plane_share:.2f}  (cost of the plane itself)")
     record = {
         "when": datetime.now(UTC).isoformat(),
@@ -482,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         "saturation": [asdict(s) for s in summaries],
         "paced": [asdict(s) for s in paced_summaries],
         "ratio_gateway_over_bare": ratio,
+        "ratios_over_bare_rps_cpu": ratios,
         "ratio_gateway_over_gateway_health": plane_share,
         "added_p50_ms": added_p50,
         "added_p99_ms": added_p99,
@@ -526,7 +540,7 @@ def _print(
     args: argparse.Namespace,
     summaries: list[Summary],
     paced: list[Summary],
-    ratio: float,
+    ratios: dict[str, tuple[float, float]],
     added_p50: float,
     added_p99: float,
     sf_calls: int,
@@ -548,7 +562,9 @@ def _print(
     )
     for s in paced:
         print(_row(s))
-    print(f"\nratio gateway (API key) / bare: {ratio:.2f}  (target >= 0.5)")
+    print()
+    for name, (by_rps, by_cpu) in ratios.items():
+        print(f"ratio {name} / bare: {by_rps:.2f} by req/s, {by_cpu:.2f} by CPU  (target >= 0.5)")
     print(
         f"p99 added by the gateway at {args.rate} req/s: {added_p99:.2f} ms  (target < 5 ms;"
         f" p50 {added_p50:+.2f} ms)"
