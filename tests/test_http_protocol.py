@@ -144,8 +144,11 @@ async def server_port() -> AsyncIterator[int]:
     config = uvicorn.Config(app, http=OneWriteHttpToolsProtocol, log_config=None, lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    for _ in range(500):  # uvicorn offers no event for "listening"
+        if server.started:
+            break
         await asyncio.sleep(0.01)
+    assert server.started
     yield sock.getsockname()[1]
     server.should_exit = True
     await task
@@ -153,9 +156,7 @@ async def server_port() -> AsyncIterator[int]:
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
-    headers = dict(
-        line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
-    )
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
     if b"content-length" in headers:
         return head, await reader.readexactly(int(headers[b"content-length"]))
     body = b""
