@@ -13,6 +13,10 @@ everything else about the protocol (parsing, keep-alive, pipelining, flow contro
 WebSocket upgrades, shutdown) is uvicorn's own. Requests that announce
 `Expect: 100-continue` are left alone: their first write is the interim `100 Continue`
 the client waits for.
+
+The hook is uvicorn's `_start_asgi_task`, which every request passes through (pipelined
+ones too). It is private: a uvicorn without it leaves responses in two writes, which
+`tests/test_http_protocol.py` would report.
 """
 
 from __future__ import annotations

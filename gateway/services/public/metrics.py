@@ -63,7 +63,7 @@ class PublicMetrics:
         )
         self.limiter_batches = Counter(
             "gateway_limiter_batches_total",
-            "Pipelines of rate-limit checks sent to Redis (one round trip each).",
+            "Batches of rate-limit checks sent to Redis (one script call, one round trip each).",
             registry=registry,
         )
         self.limiter_calls = Counter(
