@@ -21,8 +21,10 @@ from gateway.observability.log_context import (
     log_context,
 )
 from gateway.resources import Resources
-from gateway.settings import LogFormat
+from gateway.settings import LogFormat, Settings
 from tests.conftest import app_client
+from tests.support import work
+from tests.support.public import public_app
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +143,44 @@ def test_log_context_binds_for_a_block_only(
     assert found["inside"]["task_id"] == "task-1"
     assert "lease_id" not in found["inside"]
     assert "task_id" not in found["outside"]
+
+
+async def test_public_requests_carry_the_principal_that_made_them(
+    settings: Settings,
+    json_logs: Callable[[], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with public_app(settings) as app:
+        issued = await app.plane.api_keys.create(name="logs", tier="free", user_uid="alice")
+        json_logs()
+        served = await app.client.get("/v1/me", headers={"X-API-Key": issued.secret})
+        refused = await app.client.get("/v1/me", headers={"X-API-Key": "tlk_nope_nope"})
+    requests = [
+        line
+        for raw in capsys.readouterr().out.splitlines()
+        if raw.startswith("{") and (line := json.loads(raw))["event"] == "request"
+    ]
+    assert (served.status_code, refused.status_code) == (200, 401)
+    assert [line["status"] for line in requests] == [200, 401]
+    assert requests[0]["principal_id"] == issued.row.id
+    assert requests[0]["tier"] == "free"
+    assert "principal_id" not in requests[1]  # nobody authenticated
+
+
+async def test_worker_requests_carry_the_worker_id(
+    settings: Settings,
+    json_logs: Callable[[], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with work.work_app(settings) as (resources, client):
+        token = await work.make_token(resources, role="worker")
+        json_logs()
+        beat = await client.post(
+            "/internal/heartbeat", json={"worker_id": "parser-9"}, headers={"X-Worker-Token": token}
+        )
+        leased = await work.lease(client, token, worker_id="parser-9")
+    found = lines(capsys.readouterr().out)
+    assert beat.status_code == 200, beat.text
+    assert leased == []
+    assert found["request /internal/heartbeat"]["worker_id"] == "parser-9"
+    assert found["request /internal/work"]["worker_id"] == "parser-9"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import AudienceDep, ResourcesDep
 from gateway.api.internal.auth import authenticate_worker
+from gateway.observability.log_context import bind_worker
 from gateway.services.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, ProxyPool, Release
 from gateway.services.work.models import Platform, WorkerId
 
@@ -102,6 +103,7 @@ async def lease_proxy(
     body: LeaseRequest, resources: ResourcesDep, audience: AudienceDep
 ) -> LeaseResponse:
     """Lease the healthiest, least recently used proxy free on that platform."""
+    bind_worker(body.worker_id, platform=body.platform)
     pool = ProxyPool.for_resources(resources, audience)
     return _lease_body(await pool.lease(body.worker_id, body.platform))
 

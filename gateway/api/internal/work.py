@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from gateway.api.internal.auth import ProducerDep, WorkerDep
 from gateway.api.internal.plane import WorkerPlaneDep
 from gateway.errors import InvalidInput
+from gateway.observability.log_context import bind_worker
 from gateway.services.work.models import (
     EnqueueRequest,
     EnqueueResponse,
@@ -100,6 +101,7 @@ async def work(
 ) -> WorkResponse:
     """Lease up to `limit` tasks (capped at WORK_MAX_LIMIT); long-polls up to `wait`
     seconds (capped at WORK_MAX_WAIT_S) when nothing is ready."""
+    bind_worker(worker_id)
     names = _platforms(platforms)
     batch = await plane.lease(
         worker_id,
@@ -118,6 +120,7 @@ async def work(
 )
 async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> ResultsResponse:
     """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes."""
+    bind_worker(body.worker_id)
     _check_batch("results", len(body.results), plane.settings.results_max_batch)
     outcomes = await plane.results.submit(body.worker_id, body.results)
     return ResultsResponse(
@@ -135,6 +138,7 @@ async def heartbeat(
     body: HeartbeatRequest, plane: WorkerPlaneDep, principal: WorkerDep
 ) -> HeartbeatResponse:
     """Extend the leases the worker still holds; tell it which are lost and what to do."""
+    bind_worker(body.worker_id)
     beat = await plane.registry.heartbeat(body, principal.name)
     return HeartbeatResponse(
         extended=beat.extended,

@@ -21,6 +21,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from gateway.errors import TooManyRequests, Unauthorized
+from gateway.observability.log_context import bind_principal
 from gateway.resources import Resources
 from gateway.services.public.api_keys import ApiKeyService
 from gateway.services.public.firebase import FirebaseVerifier
@@ -66,14 +67,17 @@ class Authenticator:
         self._blocked: dict[str, float] = {}
 
     async def authenticate(self, headers: Mapping[str, str], client_ip: str) -> Principal:
-        """The caller's principal, or `Unauthorized` / 429."""
+        """The caller's principal, or `Unauthorized` / 429. The rest of the request's log
+        lines carry its id and tier (`principal_id`, `tier`)."""
         api_key = headers.get("x-api-key")
         authorization = headers.get("authorization")
         if api_key is None and authorization is None:
             if self._anonymous is not None:
-                return Principal(
+                anonymous = Principal(
                     kind=PrincipalKind.ANONYMOUS, id=client_ip, tier=self._anonymous, role=Role.USER
                 )
+                bind_principal(anonymous.id, tier=anonymous.tier.name)
+                return anonymous
             self._metrics.auth_failures.labels("missing_credentials").inc()
             raise Unauthorized(
                 "Send X-API-Key or Authorization: Bearer <ID token>", reason="missing_credentials"
@@ -85,12 +89,14 @@ class Authenticator:
                 raise self._blocked_error(blocked_until - time.monotonic())
             del self._blocked[client_ip]
         try:
-            return await self._resolve(api_key, authorization)
+            principal = await self._resolve(api_key, authorization)
         except Unauthorized as exc:
             reason = str(exc.extra.get("reason", "invalid_credentials"))
             self._metrics.auth_failures.labels(reason).inc()
             await self._count_failure(client_ip)
             raise
+        bind_principal(principal.id, tier=principal.tier.name)
+        return principal
 
     async def _resolve(self, api_key: str | None, authorization: str | None) -> Principal:
         if api_key is not None and authorization is not None:
