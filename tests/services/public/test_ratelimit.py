@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -59,6 +60,30 @@ async def test_two_limiters_on_one_redis_share_the_budget(settings: Settings) ->
         )
     assert not any(d.fallback for d in decisions)
     assert sum(d.allowed for d in decisions) == 50
+
+
+async def test_interleaved_principals_in_one_batch_each_get_their_own_exact_budget(
+    settings: Settings,
+) -> None:
+    # The script keeps each principal's state in Lua while the batch runs and writes it
+    # once at the end: every check must still see what the previous one of its principal
+    # left, and the next batch must see the final state.
+    budget_5 = Tier(name="b5", rate_per_s=0.001, burst=5, daily_quota=0, max_page_size=10)
+    async with _patient_resources(settings) as resources:
+        limiter = _limiter(resources)
+        principals = [f"user:mix-{i}" for i in range(3)]
+        decisions = await asyncio.gather(
+            *(limiter.check(principals[i % 3], budget_5) for i in range(21))
+        )
+        after = [await limiter.check(p, budget_5) for p in principals]
+    assert not any(d.fallback for d in decisions + after)
+    for i, principal in enumerate(principals):
+        mine = decisions[i::3]
+        assert [d.allowed for d in mine] == [True] * 5 + [False] * 2, principal
+        assert [math.floor(d.tokens) for d in mine[:5]] == [4, 3, 2, 1, 0]
+        assert [d.quota_used for d in mine] == [1, 2, 3, 4, 5, 5, 5]
+    assert [d.allowed for d in after] == [False, False, False]
+    assert [d.quota_used for d in after] == [5, 5, 5]
 
 
 async def test_a_state_key_holding_something_else_starts_a_full_bucket(
