@@ -95,7 +95,11 @@ def bind_task(task_id: str, *, lease_id: str | None = None, platform: str | None
 
 def bind_principal(principal_id: str, *, tier: str | None = None) -> None:
     """Tag the rest of this request's log lines with the caller's id (never its secret)."""
-    _bind(_present({PRINCIPAL_ID: principal_id, TIER: tier}))
+    # Spelled out rather than through `_present`: every authenticated request binds this.
+    fields = {**_FIELDS.get(), PRINCIPAL_ID: principal_id}
+    if tier is not None:
+        fields[TIER] = tier
+    _FIELDS.set(fields)
 
 
 @contextlib.contextmanager
