@@ -22,7 +22,9 @@ packer and written and read on a connection of the shared pool, which the batche
 for its next batch (up to `MAX_IDLE_CONNECTIONS`) instead of handing it back: checking a
 connection out of redis-py's pool costs a lock, a timeout and a socket poll. Kept
 connections still belong to the pool (its limit counts them; closing the pool closes
-them). One deadline
+them). The price: after Redis restarts, each kept connection fails one batch (its checks
+take the fallback path) before the pool reconnects it; a batch is never retried, since
+a reply lost after Redis ran the script would count the budget twice. One deadline
 (`timeout_s`) bounds the whole batch: a timer per call cost as much as the rest of the
 batching. A batch that times out fails every call in it with `TimeoutError`; the read it
 abandoned closes its connection, so a late reply can never be read by the next user of
