@@ -184,9 +184,14 @@ async def test_redis_down_uses_fallback_limiter_and_never_500(
             during = [await app.client.get("/v1/me", headers=headers) for _ in range(5)]
             text = await app.metrics()
             await proxy.restore()
+            after = [await app.client.get("/v1/me", headers=headers) for _ in range(3)]
+            text_after = await app.metrics()
     finally:
         await proxy.close()
     # The fallback bucket starts full (3) in this process: 3 admitted, then refused.
     assert [r.status_code for r in during] == [200, 200, 200, 429, 429]
     assert "ratelimit" in during[0].headers
     assert metric_value(text, "gateway_limiter_fallbacks_total") == 5
+    # Back on Redis at once: its bucket still holds the 2 tokens the outage did not touch.
+    assert [r.status_code for r in after] == [200, 200, 429]
+    assert metric_value(text_after, "gateway_limiter_fallbacks_total") == 5
