@@ -8,7 +8,8 @@
 -- Returns  one reply per check, in order, integers only (Redis truncates Lua numbers
 --          anyway, and formatting strings cost more than the checks themselves):
 --          {allowed, kind, tokens in millionths, used, retry_after_ms, day_reset_ms,
---           cached or ''}
+--           cached or '' or the number of an earlier check of this call whose reply
+--           carries the same cached response}
 -- Each check sees the state the checks before it left: the same as separate calls.
 --
 -- The day is the Redis clock's: every gateway process agrees on it without trusting its
@@ -30,6 +31,7 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local states = {}   -- key -> {tokens, ts, day, used}
 local written = {}  -- keys in first-seen order, for the writes at the end
 local bodies = {}   -- cache key -> cached response (or false: absent)
+local holders = {}  -- cache key -> number of the first check whose reply carries it
 
 local function load(key, burst)
   -- pcall: a key of another type answers an error table, which is not ours either.
@@ -41,7 +43,7 @@ local function load(key, burst)
   return {burst, now, -1, 0}
 end
 
-local function check(key, cache_key, rate, burst, quota, cost, window)
+local function check(n, key, cache_key, rate, burst, quota, cost, window)
   local day = math.floor(tonumber(t[1]) / window)
   local day_reset = (day + 1) * window - now
 
@@ -83,7 +85,16 @@ local function check(key, cache_key, rate, burst, quota, cost, window)
       if type(body) ~= 'string' then body = false end
       bodies[cache_key] = body
     end
-    if body then cached = body end
+    if body then
+      -- One copy per call: later checks name the check that carries it.
+      local first = holders[cache_key]
+      if first then
+        cached = first
+      else
+        holders[cache_key] = n
+        cached = body
+      end
+    end
   end
   return {allowed, kind, math.floor(tokens * 1000000), used,
           math.ceil(retry * 1000), math.ceil(day_reset * 1000), cached}
@@ -92,7 +103,7 @@ end
 local out = {}
 for i = 0, #KEYS / 2 - 1 do
   local a = 5 * i
-  out[i + 1] = check(KEYS[2 * i + 1], KEYS[2 * i + 2],
+  out[i + 1] = check(i + 1, KEYS[2 * i + 1], KEYS[2 * i + 2],
                      tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
                      tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]))
 end

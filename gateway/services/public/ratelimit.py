@@ -23,6 +23,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
@@ -189,6 +190,14 @@ class FallbackLimiter:
         )
 
 
+def _share_cached_bodies(replies: list[Any]) -> None:
+    """Replace the script's references to an earlier check's cached response (its
+    number, 1-based) by that response: each call sends a cached response once."""
+    for reply in replies:
+        if isinstance(reply, list) and isinstance(reply[6], int):
+            reply[6] = replies[reply[6] - 1][6]
+
+
 class RateLimiter:
     """Checks and consumes a principal's budget on every request."""
 
@@ -203,6 +212,7 @@ class RateLimiter:
             args_per_call=5,
             timeout_s=self._timeout,
             on_batch=self._count_batch,
+            on_replies=_share_cached_bodies,
         )
         self._window = resources.settings.quota_window_s
         self.fallback = FallbackLimiter(self._window)

@@ -64,6 +64,7 @@ class ScriptBatcher:
         args_per_call: int,
         timeout_s: float | None = None,
         on_batch: Callable[[int], None] | None = None,
+        on_replies: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._redis = redis
         self._pool = redis.connection_pool
@@ -74,6 +75,8 @@ class ScriptBatcher:
         self._idle: list[Any] = []  # pool connections kept for the next batch
         self._timeout_s = timeout_s
         self._on_batch = on_batch  # told each batch's number of calls
+        # Given one script call's replies (in place), before they reach the callers.
+        self._on_replies = on_replies
         self._keys_per_call = keys_per_call
         self._args_per_call = args_per_call
         self.round_trips = 0  # for tests: Redis round trips made (a NOSCRIPT retry adds one)
@@ -152,6 +155,8 @@ class ScriptBatcher:
             elif not isinstance(reply, list) or len(reply) != len(chunk):
                 out += [ResponseError("the script did not return one reply per call")] * len(chunk)
             else:
+                if self._on_replies is not None:
+                    self._on_replies(reply)
                 out += reply
         return out
 

@@ -86,6 +86,32 @@ async def test_interleaved_principals_in_one_batch_each_get_their_own_exact_budg
     assert [d.quota_used for d in after] == [5, 5, 5]
 
 
+async def test_every_admitted_check_of_a_batch_gets_its_cached_response(
+    settings: Settings,
+) -> None:
+    # The script sends a cached response once per call and refers to it from the other
+    # checks that asked for it; each caller must still receive the whole response.
+    budget_4 = Tier(name="b4", rate_per_s=0.001, burst=4, daily_quota=0, max_page_size=10)
+    async with _patient_resources(settings) as resources:
+        limiter = _limiter(resources)
+        hot, cold, absent = (resources.key("cache", name) for name in ("hot", "cold", "absent"))
+        await resources.redis.set(hot, b"hot entry")
+        await resources.redis.set(cold, b"cold entry")
+        asks = [("user:a", hot), ("user:b", cold), ("user:a", hot), ("user:c", absent)] * 3
+        decisions = await asyncio.gather(
+            *(limiter.check(who, budget_4, prefetch=key) for who, key in asks)
+        )
+    assert not any(d.fallback for d in decisions)
+    expected = {hot: b"hot entry", cold: b"cold entry", absent: None}
+    for (who, key), decision in zip(asks, decisions, strict=True):
+        assert decision.prefetch_done == decision.allowed
+        assert decision.prefetched == (expected[key] if decision.allowed else None), who
+    # user:a asked 6 times with a burst of 4: the last two were refused, read nothing.
+    assert [d.allowed for (who, _), d in zip(asks, decisions, strict=True) if who == "user:a"] == [
+        True
+    ] * 4 + [False] * 2
+
+
 async def test_a_state_key_holding_something_else_starts_a_full_bucket(
     settings: Settings,
 ) -> None:
