@@ -24,7 +24,13 @@ from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
-BUDGET_50 = Tier(name="b50", rate_per_s=0.001, burst=50, daily_quota=0, max_page_size=10)
+
+def _budget(burst: int) -> Tier:
+    """A tier of `burst` requests that (at 0.001/s) does not refill during a test."""
+    return Tier(name=f"b{burst}", rate_per_s=0.001, burst=burst, daily_quota=0, max_page_size=10)
+
+
+BUDGET_50 = _budget(50)
 
 
 def _limiter(resources: Resources) -> RateLimiter:
@@ -68,7 +74,7 @@ async def test_interleaved_principals_in_one_batch_each_get_their_own_exact_budg
     # The script keeps each principal's state in Lua while the batch runs and writes it
     # once at the end: every check must still see what the previous one of its principal
     # left, and the next batch must see the final state.
-    budget_5 = Tier(name="b5", rate_per_s=0.001, burst=5, daily_quota=0, max_page_size=10)
+    budget_5 = _budget(5)
     async with _patient_resources(settings) as resources:
         limiter = _limiter(resources)
         principals = [f"user:mix-{i}" for i in range(3)]
@@ -91,7 +97,7 @@ async def test_every_admitted_check_of_a_batch_gets_its_cached_response(
 ) -> None:
     # The script sends a cached response once per call and refers to it from the other
     # checks that asked for it; each caller must still receive the whole response.
-    budget_4 = Tier(name="b4", rate_per_s=0.001, burst=4, daily_quota=0, max_page_size=10)
+    budget_4 = _budget(4)
     async with _patient_resources(settings) as resources:
         limiter = _limiter(resources)
         hot, cold, absent = (resources.key("cache", name) for name in ("hot", "cold", "absent"))
