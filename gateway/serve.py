@@ -18,6 +18,7 @@ import structlog
 
 from gateway.apps.registry import app_specs
 from gateway.migrations.runner import upgrade_to_head
+from gateway.observability.gc_pauses import settle_startup_heap
 from gateway.observability.runtime import ProcessMonitor
 from gateway.resources import BackendUrls, Resources, open_resources
 from gateway.runner import Runner, ServerEntry, bind_socket, make_server
@@ -107,6 +108,8 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
                 server=spec.audience.value,
                 address="{}:{}".format(*sock.getsockname()[:2]),
             )
+        # Everything built so far lives until exit: keep the collector off it.
+        settle_startup_heap()
         code = await Runner(entries, resources.stopping).run()
     log.info("stopped", exit_code=code)
     return code

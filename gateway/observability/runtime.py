@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from gateway.observability.gc_pauses import GcPauses
 from gateway.persistence.database import ping as ping_database
 
 log = structlog.get_logger("gateway.runtime")
@@ -61,6 +62,7 @@ class RuntimeMetrics:
             ["dependency"],
             registry=registry,
         )
+        self.gc_pauses = GcPauses(registry)
         self.monitor_started = False
 
 
@@ -132,7 +134,8 @@ Probe = Callable[[], Awaitable[object]]
 
 
 class ProcessMonitor:
-    """Runs the loop-lag sampler and the dependency prober for one process."""
+    """Runs the loop-lag sampler and the dependency prober, and measures GC pauses, for
+    one process."""
 
     def __init__(
         self,
@@ -187,6 +190,7 @@ class ProcessMonitor:
             raise RuntimeError("a ProcessMonitor is already running for this MetricsHub")
         self.metrics.monitor_started = True
         self.metrics.event_loop_lag.set_function(self.sampler.worst)
+        self.metrics.gc_pauses.install()
         # The first probe runs before the servers accept traffic, so the gauge exists
         # (and is truthful) from the first scrape on.
         await self.probe_once()
@@ -208,4 +212,5 @@ class ProcessMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self.metrics.gc_pauses.uninstall()
         self.metrics.monitor_started = False

@@ -410,6 +410,20 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "of the process waits this long.",
             ),
             Panel(
+                "Time stopped in garbage collection",
+                "percentunit",
+                [
+                    (
+                        "max without (audience) (sum without (generation) "
+                        f'(rate(gateway_gc_pause_seconds_sum{{job="gateway"}}{RATE})))',
+                        "{{instance}}",
+                    )
+                ],
+                "Share of wall time the process stood still in the cyclic collector (every "
+                "port waits). The start-up heap is frozen, so this stays near 0; "
+                "gateway_gc_pause_seconds has the pauses by generation and length.",
+            ),
+            Panel(
                 "Memory (RSS)",
                 "bytes",
                 [

@@ -21,6 +21,13 @@ from tests.support.ports import free_port, port_open
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
+def _gauge(text: str, name: str, audience: str, generation: str | None = None) -> float:
+    labels = f'audience="{audience}"' + (f',generation="{generation}"' if generation else "")
+    prefix = f"{name}{{{labels}}} "
+    line = next(line for line in text.splitlines() if line.startswith(prefix))
+    return float(line.removeprefix(prefix))
+
+
 def _check_audiences(gw: GatewayProcess) -> None:
     for audience in ("public", "parcel", "party"):
         assert httpx.get(gw.url(audience, "/health")).json() == {"status": "ok"}
@@ -28,6 +35,9 @@ def _check_audiences(gw: GatewayProcess) -> None:
         assert metrics.status_code == 200
         assert f'audience="{audience}"' in metrics.text
         assert "gateway_build_info" in metrics.text
+        assert _gauge(metrics.text, "gateway_gc_frozen_objects", audience) > 10_000
+        # The start-up collection before the freeze was a full one, and was measured.
+        assert _gauge(metrics.text, "gateway_gc_pause_seconds_count", audience, "2") >= 1
     assert httpx.get(gw.url("public", "/v1/info")).json()["audience"] == "public"
     assert httpx.get(gw.url("public", "/internal/info")).status_code == 404
     for audience in ("parcel", "party"):
