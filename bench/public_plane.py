@@ -96,6 +96,7 @@ class Measured:
     system_s: float
     limiter_calls: float = 0.0
     limiter_batches: float = 0.0
+    gc_pause_s: float = float("nan")  # gateway only: time it stood still in GC
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Summary:
     server_busy: float = float("nan")  # share of one core the server used
     kernel_share: float = float("nan")  # of that CPU, the part spent in the kernel
     batch: float = float("nan")  # mean limiter checks per Redis round trip
+    gc_share: float = float("nan")  # of the run's wall time, the gateway's GC pauses
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -142,28 +144,36 @@ def _wrk(target: Target, args: list[str], duration_s: float) -> WrkResult:
     return wrk.parse(done.stdout)
 
 
-def _limiter_counts(base_url: str) -> tuple[float, float]:
-    """The gateway's limiter checks and Redis round trips so far."""
+_COUNTERS = (
+    "gateway_limiter_calls_total",
+    "gateway_limiter_batches_total",
+    "gateway_gc_pause_seconds_sum",
+)
+
+
+def _gateway_counts(base_url: str) -> tuple[float, float, float]:
+    """The gateway's limiter checks, Redis round trips and GC pause seconds so far."""
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    found = {"gateway_limiter_calls_total": 0.0, "gateway_limiter_batches_total": 0.0}
+    found = dict.fromkeys(_COUNTERS, 0.0)
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in found:
+        if name in found:  # summed over labels (GC: over generations)
             found[name] += float(line.rsplit(" ", 1)[1])
-    return found["gateway_limiter_calls_total"], found["gateway_limiter_batches_total"]
+    calls, batches, gc_s = (found[name] for name in _COUNTERS)
+    return calls, batches, gc_s
 
 
 def _measure(target: Target, load: list[str], duration_s: float) -> Measured:
     gateway = target.server.name == "gateway"
-    calls, trips = _limiter_counts(target.server.base_url) if gateway else (0.0, 0.0)
+    calls, trips, gc_s = _gateway_counts(target.server.base_url) if gateway else (0.0, 0.0, 0.0)
     user, system = target.server.cpu_times()
     result = _wrk(target, load, duration_s)
     user_after, system_after = target.server.cpu_times()
     cpu, kernel = user_after - user + system_after - system, system_after - system
     if not gateway:
         return Measured(result, cpu, kernel)
-    calls_after, trips_after = _limiter_counts(target.server.base_url)
-    return Measured(result, cpu, kernel, calls_after - calls, trips_after - trips)
+    calls_after, trips_after, gc_after = _gateway_counts(target.server.base_url)
+    return Measured(result, cpu, kernel, calls_after - calls, trips_after - trips, gc_after - gc_s)
 
 
 def _summarize_paced(name: str, results: Sequence[WrkResult | PacedResult]) -> Summary:
@@ -194,6 +204,7 @@ def _summarize(name: str, measured: list[Measured]) -> Summary:
             (m.limiter_calls / m.limiter_batches if m.limiter_batches else float("nan"))
             for m in measured
         ),
+        gc_share=statistics.median(m.gc_pause_s / m.wrk.elapsed_s for m in measured),
     )
 
 
@@ -530,9 +541,10 @@ def _row(s: Summary, spread: str = "") -> str:
     busy = "" if s.server_busy != s.server_busy else f"{100 * s.server_busy:.0f}%"
     batch = "" if s.batch != s.batch else f"{s.batch:.1f}"
     kernel = "" if s.kernel_share != s.kernel_share else f"{100 * s.kernel_share:.0f}%"
+    gc = "" if s.gc_share != s.gc_share else f"{100 * s.gc_share:.1f}%"
     return (
         f"{s.name:<28} {s.rps:>10,.0f} {spread:>17} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}"
-        f" {cpu:>8} {kernel:>6} {busy:>6} {batch:>6} {s.errors:>7}"
+        f" {cpu:>8} {kernel:>6} {busy:>6} {batch:>6} {gc:>6} {s.errors:>7}"
     )
 
 
@@ -549,8 +561,8 @@ def _print(
     print(f"\nSaturation: {load}, median of {args.runs}")
     header = ("target", "req/s", "(min-max)", "p50 ms", "p99 ms", "CPU µs", "kernel", "busy")
     print(
-        "{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>7}".format(
-            *header, "batch", "errors"
+        "{:<28} {:>10} {:>17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6} {:>7}".format(
+            *header, "batch", "gc", "errors"
         )
     )
     for s in summaries:
