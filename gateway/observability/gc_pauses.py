@@ -19,7 +19,7 @@ up to 112 ms, seven times per run, and the cache-hit p99 was 86-144 ms against a
   collections coming. Ten times fewer young collections promote ten times fewer of them;
   the cost is at most `GEN0_THRESHOLD` cyclic objects waiting a little longer.
 
-Same benchmark after: full collections only at start-up, saturation p99 15-17 ms. The
+Same benchmark after: full collections only at start-up, saturation p99 11-17 ms. The
 histogram lets an operator tie a p99 spike to a pause (`gateway_gc_pause_seconds`).
 """
 
