@@ -32,9 +32,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself (a wheel built by setuptools, installed without re-resolving).
+# The smoke step imports every app from the installed wheel (-I keeps ./gateway off the
+# path); the services read their Lua scripts at import, so a data file left out of
+# package-data fails the build, not the first pod.
 COPY . .
 RUN pip install --no-deps . \
-    && gateway --help > /dev/null
+    && gateway --help > /dev/null \
+    && python -I -c "import gateway.apps.registry"
 
 
 FROM ${PYTHON_IMAGE} AS runtime
