@@ -36,9 +36,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from gateway.observability.buckets import cumulative, le_labels
+
 GEN0_THRESHOLD = 7000
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 GENERATIONS = (0, 1, 2)
+_LE = le_labels(BUCKETS)
 
 
 def settle_startup_heap() -> None:
@@ -92,13 +95,7 @@ class GcPauses(Collector):
             labels=["generation"],
         )
         for generation in GENERATIONS:
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for bound, count in zip(
-                (*(str(b) for b in BUCKETS), "+Inf"), self._counts[generation], strict=True
-            ):
-                cumulative += count
-                buckets.append((bound, cumulative))
+            buckets = cumulative(_LE, self._counts[generation])
             family.add_metric([str(generation)], buckets, self._sums[generation])
         yield family
         yield GaugeMetricFamily(

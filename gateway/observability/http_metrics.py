@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+
+from gateway.observability.buckets import cumulative, le_labels
 
 # Fine enough to read p50/p95/p99 of a gateway that answers in milliseconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 UNMATCHED = "none"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Bucket bounds as prometheus_client writes them (`0.005`, `1.0`, `+Inf`).
-_LE = tuple(floatToGoString(b) for b in (*LATENCY_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+_LE = le_labels(LATENCY_BUCKETS)
 _REQUESTS = ("http_requests_total", "HTTP requests by route template, method and status code.")
 _DURATION = ("http_request_duration_seconds", "HTTP request latency by route template and method.")
 
@@ -79,10 +79,6 @@ class HttpMetrics(Collector):
         for (handler, method), series in list(self._series.items()):
             for status, count in sorted(series.statuses.items()):
                 requests.add_metric([handler, method, str(status)], count)
-            cumulative, buckets = 0, []
-            for le, count in zip(_LE, series.buckets, strict=True):
-                cumulative += count
-                buckets.append((le, cumulative))
-            duration.add_metric([handler, method], buckets, series.sum)
+            duration.add_metric([handler, method], cumulative(_LE, series.buckets), series.sum)
         yield requests
         yield duration
