@@ -66,11 +66,11 @@ async def _ensure_database(url: str) -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     from gateway.apps.public import create_public_app
-    from gateway.logs import configure_logging
+    from gateway.core.logs import configure_logging
+    from gateway.core.resources import BackendUrls, open_resources
+    from gateway.core.settings import LogFormat, load_settings
     from gateway.migrations.runner import upgrade_to_head
-    from gateway.resources import BackendUrls, open_resources
-    from gateway.services.public.cache import Entry, cache_key
-    from gateway.settings import LogFormat, load_settings
+    from gateway.public.cache import Entry, cache_key
 
     settings = load_settings()
     await _ensure_database(settings.database_url)

@@ -43,9 +43,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
-# Identical uvicorn settings on both sides, as gateway/runner.py and gateway/serve.py set
-# them: uvloop, httptools (uvicorn's "auto" when installed), no access log, no Server
-# header, one process.
+# Identical uvicorn settings on both sides, as gateway/process/runner.py and
+# gateway/process/serve.py set them: uvloop, httptools (uvicorn's "auto" when installed),
+# no access log, no Server header, one process.
 UVICORN_LOOP = "uvloop"
 UVICORN_HTTP = "httptools"
 

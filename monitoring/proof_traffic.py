@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from gateway.resources import Resources
+    from gateway.core.resources import Resources
 
 
 class FakeUpstream:
@@ -357,8 +357,8 @@ PUBLIC_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = publi
 @contextlib.asynccontextmanager
 async def gateway_resources(ctx: TrafficContext) -> AsyncIterator[Resources]:
     """Shared resources on the gateway's backends, with the proof's settings."""
-    from gateway.resources import BackendUrls, open_resources
-    from gateway.settings import load_settings
+    from gateway.core.resources import BackendUrls, open_resources
+    from gateway.core.settings import load_settings
 
     settings = load_settings(
         environment="test",
@@ -373,9 +373,9 @@ async def gateway_resources(ctx: TrafficContext) -> AsyncIterator[Resources]:
 
 async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
     """A producer token (may enqueue and work) per internal port, and the proxies."""
-    from gateway.services.proxy_pool.inventory import add_proxies
-    from gateway.services.work.plane import token_store
-    from gateway.services.work.tokens import Role
+    from gateway.proxy_pool.inventory import add_proxies
+    from gateway.work.plane import token_store
+    from gateway.work.tokens import Role
 
     async with gateway_resources(ctx) as resources:
         await add_proxies(resources, PROXY_URLS)
@@ -390,8 +390,8 @@ async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
 
 async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[str, str]:
     """A service API key per tier."""
-    from gateway.services.public.api_keys import ApiKeyService
-    from gateway.services.public.tiers import load_tiers
+    from gateway.public.api_keys import ApiKeyService
+    from gateway.public.tiers import load_tiers
 
     async with gateway_resources(ctx) as resources:
         settings = resources.settings

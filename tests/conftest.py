@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from gateway.apps.parcel_internal import create_parcel_internal_app
 from gateway.apps.party_internal import create_party_internal_app
 from gateway.apps.public import create_public_app
-from gateway.audience import Audience
-from gateway.resources import BackendUrls, Resources, open_resources
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import BackendUrls, Resources, open_resources
+from gateway.core.settings import Settings
 from tests.support.backends import (
     BackendUnavailable,
     SessionDatabase,

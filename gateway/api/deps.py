@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.core.settings import Settings
 
 
 async def get_resources(request: Request) -> Resources:

@@ -10,14 +10,14 @@ from starlette.responses import Response
 
 from gateway.api.deps import AudienceDep, ResourcesDep
 from gateway.api.problems import PROBLEM_CONTENT_TYPE, problem_document
-from gateway.errors import DependencyUnavailable
-from gateway.observability.metrics import CONTENT_TYPE
-from gateway.services.readiness import check_readiness
+from gateway.core.errors import DependencyUnavailable
+from gateway.core.observability.metrics import CONTENT_TYPE
+from gateway.core.readiness import check_readiness
 
 router = APIRouter(tags=["ops"])
 
 # `GET /health` (liveness) is answered by the request-context middleware in front of the
-# router; see gateway/middleware/request_context.py for why.
+# router; see gateway/api/middleware/request_context.py for why.
 
 
 @router.get(

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Send
 
-from gateway.errors import PROBLEM_BASE, GatewayError, InvalidInput
+from gateway.core.errors import PROBLEM_BASE, GatewayError, InvalidInput
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 

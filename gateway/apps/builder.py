@@ -23,11 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gateway
 from gateway.api import ops
+from gateway.api.middleware.request_context import RequestContextMiddleware, ResponseHeaders
 from gateway.api.problems import install_problem_handlers
-from gateway.audience import Audience
-from gateway.middleware.request_context import RequestContextMiddleware, ResponseHeaders
-from gateway.observability.http_metrics import HttpMetrics
-from gateway.resources import Resources
+from gateway.core.audience import Audience
+from gateway.core.observability.http_metrics import HttpMetrics
+from gateway.core.resources import Resources
 
 
 class GatewayApp(FastAPI):

@@ -13,9 +13,9 @@ from fastapi import APIRouter, FastAPI
 
 from gateway.api.internal.plane import worker_plane_lifespan
 from gateway.apps.builder import build_app
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.services.proxy_pool.upkeep import proxy_upkeep
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.proxy_pool.upkeep import proxy_upkeep
 
 
 def build_internal_app(

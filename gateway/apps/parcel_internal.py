@@ -6,8 +6,8 @@ from fastapi import FastAPI
 
 from gateway.api.internal.routes import parcel_routers
 from gateway.apps.internal import build_internal_app
-from gateway.audience import Audience
-from gateway.resources import Resources
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
 
 
 def create_parcel_internal_app(resources: Resources) -> FastAPI:

@@ -9,13 +9,13 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from gateway.api.external import properties
-from gateway.api.external.property_shortcut import PropertyHitShortcut
 from gateway.api.external.routes import public_routers
+from gateway.api.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeaders
 from gateway.apps.builder import build_app
-from gateway.audience import Audience
-from gateway.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeaders
-from gateway.resources import Resources
-from gateway.services.public.plane import PublicPlane
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.fastpath.cache_hit import PropertyHitShortcut
+from gateway.public.plane import PublicPlane
 
 _EXPOSED = [
     "RateLimit",

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from gateway.apps.parcel_internal import create_parcel_internal_app
 from gateway.apps.party_internal import create_party_internal_app
 from gateway.apps.public import create_public_app
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from gateway.cli import commands
-from gateway.cli.errors import CliError, describe_validation_error
+from gateway.kit.cli_errors import CliError, describe_validation_error
 
 EXIT_CONFIG = 2
 

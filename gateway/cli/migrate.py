@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.logs import configure_logging
-from gateway.settings import load_settings
+from gateway.core.logs import configure_logging
+from gateway.core.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level.value, settings.log_format)
     from gateway.migrations.runner import upgrade_to_head
-    from gateway.serve import backends
+    from gateway.process.serve import backends
 
     with backends(settings) as urls:
         upgrade_to_head(urls.database_url)

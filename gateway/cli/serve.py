@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.errors import CliError
-from gateway.logs import configure_logging
-from gateway.runner import PortBindError
-from gateway.settings import load_settings
+from gateway.core.logs import configure_logging
+from gateway.core.settings import load_settings
+from gateway.kit.cli_errors import CliError
+from gateway.process.runner import PortBindError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {} if args.migrate is None else {"run_migrations": args.migrate}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level.value, settings.log_format)
-    from gateway.serve import serve
+    from gateway.process.serve import serve
 
     try:
         return serve(settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from gateway.persistence.database import async_database_url
+from gateway.core.database import async_database_url
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gateway.audience import Audience
-from gateway.resources import BackendUrls, open_resources
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import BackendUrls, open_resources
+from gateway.core.settings import Settings
 from tests.conftest import FACTORIES, ClientFactory, app_client
 from tests.support.tcp_proxy import TcpProxy
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.services.proxy_pool.inventory import add_proxies
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.proxy_pool.inventory import add_proxies
 from tests.conftest import ClientFactory
 from tests.support.work import make_token
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.audience import Audience
-from gateway.resources import Resources
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
 from tests.conftest import FACTORIES, ClientFactory, app_client
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.support.gateway_process import run_gateway
 from tests.support.public import public_app, write_tiers
 

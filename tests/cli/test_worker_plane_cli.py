@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.support.gateway_process import run_gateway
 from tests.support.work import enqueue, failed, lease, make_token, post_results
 
@@ -73,7 +73,7 @@ async def test_tokens_create_list_revoke(
 async def test_enqueue_from_a_file(
     settings: Settings, parcel_client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    from gateway.resources import BackendUrls, open_resources
+    from gateway.core.resources import BackendUrls, open_resources
 
     env = _env(settings)
     bad = tmp_path / "bad.jsonl"
@@ -107,7 +107,7 @@ async def test_enqueue_from_a_file(
 async def test_workers_and_dead_letters(
     settings: Settings, parcel_client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    from gateway.resources import BackendUrls, open_resources
+    from gateway.core.resources import BackendUrls, open_resources
 
     env = _env(settings)
     assert settings.redis_url is not None

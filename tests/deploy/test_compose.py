@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = Settings.model_fields

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from gateway.resources import BackendUrls, open_resources
-from gateway.services.proxy_pool.inventory import add_proxies
-from gateway.settings import Settings
+from gateway.core.resources import BackendUrls, open_resources
+from gateway.core.settings import Settings
+from gateway.proxy_pool.inventory import add_proxies
 from tests.support.gateway_process import start_gateway
 from tests.support.work import make_token
 

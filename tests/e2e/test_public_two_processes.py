@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.support.gateway_process import start_gateway
 from tests.support.public import public_app, write_tiers
 

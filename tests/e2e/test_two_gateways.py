@@ -13,9 +13,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.resources import Resources
-from gateway.services.work.plane import WorkerPlane
-from gateway.settings import Settings
+from gateway.core.resources import Resources
+from gateway.core.settings import Settings
+from gateway.work.plane import WorkerPlane
 from tests.support.gateway_process import GatewayProcess, start_gateway
 from tests.support.work import make_token, parcel_data
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.apps.parcel_internal import create_parcel_internal_app
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.conftest import app_client
 from tests.support.public import public_app
 from tests.support.work import enqueue, lease, make_token, parcel_data, post_results, succeeded

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.audience import Audience
-from gateway.observability.runtime import ProcessMonitor
-from gateway.resources import Resources
+from gateway.core.audience import Audience
+from gateway.core.observability.runtime import ProcessMonitor
+from gateway.core.resources import Resources
 from tests.conftest import ClientFactory
 from tests.monitoring.conftest import MONITORING
 

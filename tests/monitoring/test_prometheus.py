@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.monitoring.conftest import MONITORING, ROOT
 
 RULES = MONITORING / "prometheus" / "alerts.yml"

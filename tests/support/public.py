@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import text
 
 from gateway.apps.public import create_public_app
-from gateway.resources import BackendUrls, Resources, open_resources
-from gateway.services.public.plane import PublicPlane
-from gateway.settings import Settings
+from gateway.core.resources import BackendUrls, Resources, open_resources
+from gateway.core.settings import Settings
+from gateway.public.plane import PublicPlane
 from tests.conftest import app_client
 
 

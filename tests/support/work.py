@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from gateway.audience import Audience
-from gateway.resources import BackendUrls, Resources, open_resources
-from gateway.services.work.plane import token_store
-from gateway.services.work.tokens import Role
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import BackendUrls, Resources, open_resources
+from gateway.core.settings import Settings
+from gateway.work.plane import token_store
+from gateway.work.tokens import Role
 
 _names = itertools.count()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.services.proxy_pool.inventory import add_proxies
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.proxy_pool.inventory import add_proxies
 from gateway.worker_client import Task, TaskContext, Worker, WorkerClient
 from tests.conftest import FACTORIES, app_client
 from tests.support.work import make_token

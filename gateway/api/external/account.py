@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.external.public_deps import CallerDep, PlaneDep
-from gateway.errors import Forbidden
-from gateway.persistence.api_keys import ApiKeyRow
-from gateway.services.public.api_keys import IssuedKey
+from gateway.core.errors import Forbidden
+from gateway.public.api_keys import IssuedKey
+from gateway.public.repository.api_keys import ApiKeyRow
 
 router = APIRouter(prefix="/v1", tags=["account"])
 

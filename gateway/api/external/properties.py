@@ -11,10 +11,10 @@ from fastapi.routing import APIRoute
 
 from gateway.api.external.public_deps import PrincipalDep, admit, plane_of, pre_admitted
 from gateway.api.external.served import served_response
-from gateway.errors import InvalidInput
-from gateway.persistence.parcels_read import SearchFilters
-from gateway.services.public.origin import OriginRequest
-from gateway.services.public.principal import Principal
+from gateway.core.errors import InvalidInput
+from gateway.public.origin import OriginRequest
+from gateway.public.principal import Principal
+from gateway.public.repository.parcels_read import SearchFilters
 
 router = APIRouter(prefix="/v1/properties", tags=["properties"])
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from gateway.errors import Forbidden
-from gateway.middleware.security_headers import RESPONSE_HEADERS_STATE
-from gateway.services.public.plane import PublicPlane
-from gateway.services.public.principal import Principal
-from gateway.services.public.ratelimit import Decision
+from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
+from gateway.core.errors import Forbidden
+from gateway.public.plane import PublicPlane
+from gateway.public.principal import Principal
+from gateway.public.ratelimit import Decision
 
 
 def plane_of(request: Request) -> PublicPlane:

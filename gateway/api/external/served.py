@@ -3,7 +3,7 @@ cache-hit shortcut so both send byte-for-byte the same response."""
 
 from __future__ import annotations
 
-from gateway.services.public.cache import Served
+from gateway.public.cache import Served
 
 RawHeaders = list[tuple[bytes, bytes]]
 

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from gateway.api.internal.plane import WorkerPlaneDep
-from gateway.errors import Forbidden
-from gateway.services.work.tokens import WorkerPrincipal
+from gateway.core.errors import Forbidden
+from gateway.work.tokens import WorkerPrincipal
 
 
 async def authenticate_worker(

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from gateway.audience import Audience
-from gateway.services.work.plane import WorkerPlane
+from gateway.core.audience import Audience
+from gateway.work.plane import WorkerPlane
 
 
 def worker_plane_lifespan(

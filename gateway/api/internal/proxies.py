@@ -1,7 +1,7 @@
 """`/internal/proxy/*`: workers lease, release and rotate outbound proxies.
 
 Served on both internal ports; the pool behind them is shared (see
-`gateway.services.proxy_pool.service` for why). The lease response carries the proxy URL
+`gateway.proxy_pool.service` for why). The lease response carries the proxy URL
 with its credentials: it is the one place they leave the gateway, to an authenticated
 worker, and the access log records only the route and status, never bodies.
 """
@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import AudienceDep, ResourcesDep
 from gateway.api.internal.auth import authenticate_worker
-from gateway.observability.log_context import bind_worker
-from gateway.services.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, ProxyPool, Release
-from gateway.services.work.models import Platform, WorkerId
+from gateway.core.observability.log_context import bind_worker
+from gateway.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, ProxyPool, Release
+from gateway.work.models import Platform, WorkerId
 
 # Every proxy endpoint needs a worker token of this port's audience (any role).
 WORKER_AUTH = Depends(authenticate_worker)

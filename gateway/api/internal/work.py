@@ -1,7 +1,7 @@
 """The leased-work protocol: enqueue, lease (long-poll), results, heartbeat.
 
 Routers stay thin: parse, call the worker plane, shape the answer. The protocol and its
-guarantees are described in `gateway.services.work.queue` and `...results`.
+guarantees are described in `gateway.work.queue` and `...results`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.internal.auth import ProducerDep, WorkerDep
 from gateway.api.internal.plane import WorkerPlaneDep
-from gateway.errors import InvalidInput
-from gateway.observability.log_context import bind_worker
-from gateway.services.work.models import (
+from gateway.core.errors import InvalidInput
+from gateway.core.observability.log_context import bind_worker
+from gateway.work.models import (
     EnqueueRequest,
     EnqueueResponse,
     HeartbeatRequest,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api.external.property_shortcut import PropertyHitShortcut
-from gateway.settings import Settings
+from gateway.core.settings import Settings
+from gateway.fastpath.cache_hit import PropertyHitShortcut
 from tests.support.public import PublicApp, insert_parcel, metric_value, public_app, write_tiers
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.services.work.plane import token_store
-from gateway.services.work.tokens import Role
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.work.plane import token_store
+from gateway.work.tokens import Role
 from tests.conftest import ClientFactory
 from tests.support.work import make_token
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from gateway.audience import Audience
-from gateway.resources import Resources
-from gateway.services.work.plane import WorkerPlane
-from gateway.settings import Settings
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.core.settings import Settings
+from gateway.work.plane import WorkerPlane
 from tests.conftest import ClientFactory
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.work import (

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gateway.resources import Resources
-from gateway.services.work.plane import WorkerPlane
-from gateway.settings import Settings
+from gateway.core.resources import Resources
+from gateway.core.settings import Settings
+from gateway.work.plane import WorkerPlane
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.work import enqueue, lease, make_token, work_app
 

@@ -1,0 +1,89 @@
+"""Shared resources owned by the process, not by any one app.
+
+The runner opens one Redis pool, one SQLAlchemy engine and one httpx client, hands the
+same `Resources` to all three apps, and closes them once after every server stopped.
+Apps never open pools of their own; that keeps connection counts predictable
+(3 ports do not mean 3 pools) and makes shutdown order explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.core.database import create_engine, create_sessionmaker
+from gateway.core.observability.metrics import MetricsHub
+from gateway.core.redis import create_redis
+from gateway.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class BackendUrls:
+    """Where Redis and PostgreSQL are, after embedded servers (if any) have started."""
+
+    redis_url: str
+    database_url: str
+
+
+@dataclass
+class Resources:
+    """Everything the apps share inside one process."""
+
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    metrics: MetricsHub
+    # Set when the process starts shutting down, so long-running handlers (long-polls)
+    # can answer early instead of holding the graceful shutdown for their full wait.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under this deployment's prefix."""
+        return self.settings.redis_key_prefix + ":".join(parts)
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The shared outbound client, with explicit timeouts and pool limits."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=2.0, read=10.0, write=10.0, pool=2.0),
+        limits=httpx.Limits(
+            max_connections=settings.http_max_connections,
+            max_keepalive_connections=settings.http_max_connections // 2,
+        ),
+        follow_redirects=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator[Resources]:
+    """Create the shared resources and close each of them exactly once on exit."""
+    redis = create_redis(urls.redis_url, max_connections=settings.redis_pool_size)
+    engine = create_engine(
+        urls.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    http = create_http_client(settings)
+    resources = Resources(
+        settings=settings,
+        redis=redis,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        http=http,
+        metrics=MetricsHub(commit=settings.build_commit),
+    )
+    resources.metrics.watch_pools(redis, engine)
+    try:
+        yield resources
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await engine.dispose()

@@ -1,0 +1,115 @@
+"""`gateway serve`: the process from start-up to exit code.
+
+Order matters and is the point of this module: bind every port first (a clash costs
+nothing yet), then start embedded backends if no real ones are configured, apply
+migrations where allowed, open the shared resources, build the three apps, and run them
+until a signal. Teardown runs in reverse, each step exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import structlog
+
+from gateway.apps.registry import app_specs
+from gateway.core.observability.gc_pauses import settle_startup_heap
+from gateway.core.observability.runtime import ProcessMonitor
+from gateway.core.resources import BackendUrls, Resources, open_resources
+from gateway.core.settings import Settings
+from gateway.migrations.runner import upgrade_to_head
+from gateway.process.runner import Runner, ServerEntry, bind_socket, make_server
+
+log = structlog.get_logger("gateway.serve")
+
+
+@contextlib.contextmanager
+def backends(settings: Settings) -> Iterator[BackendUrls]:
+    """Configured backends, or embedded child-process servers for the process lifetime."""
+    if settings.redis_url is not None and settings.database_url is not None:
+        yield BackendUrls(settings.redis_url, settings.database_url)
+        return
+    from gateway.embedded import EmbeddedBackends
+
+    started = time.perf_counter()
+    with EmbeddedBackends(settings.data_dir.resolve()) as embedded:
+        urls = embedded.start()
+        log.warning(
+            "embedded_mode",
+            detail="single-node embedded mode: PostgreSQL and Redis run as child processes "
+            "of this gateway; set REDIS_URL and DATABASE_URL for production",
+            data_dir=str(settings.data_dir.resolve()),
+            startup_ms=round((time.perf_counter() - started) * 1000),
+        )
+        yield BackendUrls(urls.redis_url, urls.database_url)
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway until stopped; returns the process exit code."""
+    sockets = _bind_all(settings)
+    try:
+        with backends(settings) as urls:
+            if settings.migrate_on_start:
+                upgrade_to_head(urls.database_url)
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                return runner.run(_serve(settings, urls, sockets))
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it), else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency
+        return None
+    return uvloop.new_event_loop
+
+
+def _bind_all(settings: Settings) -> dict[str, socket.socket]:
+    bound: dict[str, socket.socket] = {}
+    try:
+        for spec in app_specs(settings):
+            bound[spec.audience.value] = bind_socket(
+                settings.gateway_host, spec.port, spec.audience.value
+            )
+    except Exception:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
+def process_monitor(resources: Resources) -> ProcessMonitor:
+    """The process's one loop-lag sampler and dependency prober."""
+    return ProcessMonitor(
+        resources.metrics.runtime,
+        redis=resources.redis,
+        engine=resources.engine,
+        probe_timeout_s=resources.settings.ready_timeout_s,
+    )
+
+
+async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socket.socket]) -> int:
+    async with open_resources(settings, urls) as resources, process_monitor(resources):
+        entries = []
+        for spec in app_specs(settings):
+            sock = sockets[spec.audience.value]
+            app = spec.factory(resources)
+            server = make_server(app, sock, graceful_timeout_s=settings.graceful_timeout_s)
+            entries.append(ServerEntry(spec.audience.value, server, sock))
+            log.info(
+                "listening",
+                server=spec.audience.value,
+                address="{}:{}".format(*sock.getsockname()[:2]),
+            )
+        # Everything built so far lives until exit: keep the collector off it.
+        settle_startup_heap()
+        code = await Runner(entries, resources.stopping).run()
+    log.info("stopped", exit_code=code)
+    return code

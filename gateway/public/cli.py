@@ -1,0 +1,163 @@
+"""Ops commands of the public plane: `gateway keys`, `gateway users`, `gateway cache`.
+
+`keys create` prints the new key alone on the last line of its output, so scripts can
+take it with `tail -n1` while people read the lines above it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from gateway.core.audience import Audience
+from gateway.core.errors import GatewayError, InvalidInput
+from gateway.core.logs import configure_logging
+from gateway.core.resources import Resources, open_resources
+from gateway.core.settings import load_settings
+from gateway.kit.cli_errors import CliError
+from gateway.public.api_keys import ApiKeyService
+from gateway.public.cache import ResponseCache
+from gateway.public.metrics import public_metrics
+from gateway.public.tiers import load_tiers
+from gateway.public.users import UserService
+
+T = TypeVar("T")
+EXIT_USAGE = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `keys`, `users` and `cache`."""
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    create = keys.add_parser("create", help="create a key; prints it alone on the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--tier", required=True)
+    create.add_argument("--user", default=None, help="owner uid (default: a service key)")
+    create.set_defaults(handler=_keys_create)
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--user", default=None, help="only this user's keys")
+    listing.set_defaults(handler=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    users = sub.add_parser("users", help="manage public-port users").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION"
+    )
+    tier = users.add_parser("set-tier", help="set a user's tier")
+    tier.add_argument("uid")
+    tier.add_argument("tier")
+    tier.set_defaults(handler=_users_set_tier)
+    role = users.add_parser("set-role", help="set a user's role (user or admin)")
+    role.add_argument("uid")
+    role.add_argument("role")
+    role.set_defaults(handler=_users_set_role)
+
+    cache = sub.add_parser("cache", help="manage the response cache").add_subparsers(
+        dest="cache_command", required=True, metavar="ACTION"
+    )
+    purge = cache.add_parser("purge", help="drop cached responses matching a glob")
+    purge.add_argument("pattern", nargs="?", default="*", help="glob over /path?query#tier")
+    purge.set_defaults(handler=_cache_purge)
+
+
+def _run(work: Callable[[Resources], Awaitable[T]]) -> T:
+    settings = load_settings()
+    configure_logging(settings.log_level.value, settings.log_format)
+    from gateway.process.serve import backends
+
+    async def main() -> T:
+        async with open_resources(settings, urls) as resources:
+            return await work(resources)
+
+    with backends(settings) as urls:
+        try:
+            return asyncio.run(main())
+        except InvalidInput as exc:
+            msgs = "; ".join(str(e.get("msg")) for e in exc.extra.get("errors", []))
+            raise CliError(msgs or exc.detail, EXIT_USAGE) from exc
+        except GatewayError as exc:
+            raise CliError(exc.detail) from exc
+
+
+def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
+    settings = resources.settings
+    tiers = load_tiers(settings.tiers_file, settings.default_tier)
+    return (
+        ApiKeyService(resources.sessionmaker, tiers, 0),
+        UserService(resources.sessionmaker, tiers, 0),
+    )
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        keys, _ = _services(resources)
+        issued = await keys.create(name=args.name, tier=args.tier, user_uid=args.user)
+        print(f"id:    {issued.row.id}")
+        print(f"name:  {issued.row.name}")
+        print(f"tier:  {issued.row.tier}")
+        print(f"owner: {issued.row.user_uid or '(service)'}")
+        print("The key is shown once; store it now:")
+        print(issued.secret)
+        return 0
+
+    return _run(work)
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        keys, _ = _services(resources)
+        rows = await keys.list_for(args.user, all_users=args.user is None)
+        print(f"{'ID':<12}  {'TIER':<12}  {'OWNER':<28}  {'STATUS':<8}  {'CREATED':<20}  NAME")
+        for r in rows:
+            status = "revoked" if r.revoked_at else "active"
+            created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            owner = r.user_uid or "(service)"
+            print(f"{r.id:<12}  {r.tier:<12}  {owner:<28}  {status:<8}  {created:<20}  {r.name}")
+        return 0
+
+    return _run(work)
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        keys, _ = _services(resources)
+        row = await keys.revoke(args.key_id, owner=None)
+        print(f"revoked {row.id} ({row.name})")
+        return 0
+
+    return _run(work)
+
+
+def _users_set_tier(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        _, users = _services(resources)
+        row = await users.set_tier(args.uid, args.tier)
+        print(f"{row.uid}: tier={row.tier} role={row.role}")
+        return 0
+
+    return _run(work)
+
+
+def _users_set_role(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        _, users = _services(resources)
+        row = await users.set_role(args.uid, args.role)
+        print(f"{row.uid}: tier={row.tier} role={row.role}")
+        return 0
+
+    return _run(work)
+
+
+def _cache_purge(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        cache = ResponseCache(
+            resources, public_metrics(resources.metrics.registry(Audience.PUBLIC))
+        )
+        print(f"purged {await cache.purge(args.pattern)} cached responses")
+        return 0
+
+    return _run(work)

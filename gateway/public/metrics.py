@@ -1,0 +1,92 @@
+"""Public-plane metric families, registered once in the public audience's registry.
+
+The `audience` label is added at exposition (see `gateway.core.observability.metrics`). All
+label values are bounded: reasons, tiers, kinds, cache results and upstream names come
+from closed sets (tier names come from configuration).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class PublicMetrics:
+    """The public plane's counters, gauges and histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.auth_failures = Counter(
+            "gateway_auth_failures_total",
+            "Failed authentication attempts on the public port, by reason code.",
+            ["reason"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total",
+            "Requests refused with 429, by tier and kind (rate or quota).",
+            ["tier", "kind"],
+            registry=registry,
+        )
+        self.cache_requests = Counter(
+            "gateway_cache_requests_total",
+            "Cacheable requests by cache result (hit, miss, stale, bypass).",
+            ["result"],
+            registry=registry,
+        )
+        self.singleflight_waits = Counter(
+            "gateway_singleflight_waits_total",
+            "Requests that waited for another request's upstream fetch, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            "gateway_upstream_requests_total",
+            "Requests sent to an upstream, by upstream and status (code or error class).",
+            ["upstream", "status"],
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_request_duration_seconds",
+            "Upstream request duration.",
+            ["upstream"],
+            buckets=_UPSTREAM_BUCKETS,
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "gateway_circuit_breaker_state",
+            "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.limiter_batches = Counter(
+            "gateway_limiter_batches_total",
+            "Batches of rate-limit checks sent to Redis (one script call, one round trip each).",
+            registry=registry,
+        )
+        self.limiter_calls = Counter(
+            "gateway_limiter_calls_total",
+            "Rate-limit checks sent to Redis; divided by batches: the mean batch size.",
+            registry=registry,
+        )
+        self.limiter_fallbacks = Counter(
+            "gateway_limiter_fallbacks_total",
+            "Rate-limit decisions taken by the per-process fallback limiter (Redis down).",
+            registry=registry,
+        )
+
+
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, PublicMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def public_metrics(registry: CollectorRegistry) -> PublicMetrics:
+    """The metrics of one registry, created on first use (apps may be rebuilt in tests)."""
+    metrics = _BY_REGISTRY.get(registry)
+    if metrics is None:
+        metrics = PublicMetrics(registry)
+        _BY_REGISTRY[registry] = metrics
+    return metrics

@@ -1,0 +1,107 @@
+"""The public plane assembled once per app: every service the public routes call.
+
+Built by the public app factory from the process's shared `Resources` (no pools of its
+own); closed by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.public.api_keys import ApiKeyService
+from gateway.public.authenticate import Authenticator
+from gateway.public.cache import Prefetched, ResponseCache, Served, cache_key
+from gateway.public.firebase import FirebaseVerifier
+from gateway.public.metrics import PublicMetrics, public_metrics
+from gateway.public.origin import (
+    DatabaseOrigin,
+    Origin,
+    OriginRequest,
+    OriginResponse,
+    ParserServiceOrigin,
+)
+from gateway.public.ratelimit import RateLimiter
+from gateway.public.tiers import Tiers, load_tiers
+from gateway.public.upstream import Upstream
+from gateway.public.users import UserService
+
+
+@dataclass
+class PublicPlane:
+    """Services of the public port."""
+
+    resources: Resources
+    tiers: Tiers
+    metrics: PublicMetrics
+    firebase: FirebaseVerifier | None
+    api_keys: ApiKeyService
+    users: UserService
+    authenticator: Authenticator
+    limiter: RateLimiter
+    cache: ResponseCache
+    upstream: Upstream
+
+    @classmethod
+    def create(cls, resources: Resources) -> PublicPlane:
+        """Wire the plane from settings and the shared resources."""
+        settings = resources.settings
+        tiers = load_tiers(settings.tiers_file, settings.default_tier)
+        if settings.anonymous_tier is not None and settings.anonymous_tier not in tiers:
+            raise ValueError(f"ANONYMOUS_TIER {settings.anonymous_tier!r} is not a configured tier")
+        metrics = public_metrics(resources.metrics.registry(Audience.PUBLIC))
+        firebase = FirebaseVerifier(settings) if settings.firebase_project_id else None
+        api_keys = ApiKeyService(resources.sessionmaker, tiers, settings.api_key_cache_s)
+        users = UserService(resources.sessionmaker, tiers, settings.user_cache_s)
+        origin: Origin
+        if settings.parser_service_url is not None:
+            origin = ParserServiceOrigin(
+                resources.http,
+                str(settings.parser_service_url),
+                connect_s=settings.upstream_connect_timeout_s,
+                read_s=settings.upstream_read_timeout_s,
+            )
+        else:
+            origin = DatabaseOrigin(resources.sessionmaker)
+        return cls(
+            resources=resources,
+            tiers=tiers,
+            metrics=metrics,
+            firebase=firebase,
+            api_keys=api_keys,
+            users=users,
+            authenticator=Authenticator(
+                resources=resources,
+                tiers=tiers,
+                metrics=metrics,
+                api_keys=api_keys,
+                users=users,
+                firebase=firebase,
+            ),
+            limiter=RateLimiter(resources, metrics),
+            cache=ResponseCache(resources, metrics),
+            upstream=Upstream(origin, settings, metrics),
+        )
+
+    def close(self) -> None:
+        """Release what the plane holds beyond the shared resources."""
+        if self.firebase is not None:
+            self.firebase.close()
+
+    def cache_redis_key(self, request: OriginRequest) -> str | None:
+        """The Redis key of this request's cached response (None: cache off)."""
+        tier = request.principal.tier.name
+        return self.cache.redis_key(cache_key(request.path, request.query, tier))
+
+    async def serve(self, request: OriginRequest, *, prefetched: Prefetched = None) -> Served:
+        """Answer a properties request through cache, single flight and breaker."""
+        settings = self.resources.settings
+        search = request.route == "search"
+        ttl = settings.cache_search_ttl_s if search else settings.cache_default_ttl_s
+        key = cache_key(request.path, request.query, request.principal.tier.name)
+
+        async def fetch() -> OriginResponse:
+            return await self.upstream.fetch(request)
+
+        return await self.cache.get_or_fetch(key, fetch, ttl, prefetched=prefetched)

@@ -1,0 +1,125 @@
+"""Users of the public port: recorded on first sight, tier and role set by ops.
+
+A Firebase user's row is upserted at most once per `USER_CACHE_S` per process (so
+`last_seen_at` has that resolution and a hot user costs no database write), which also
+bounds how long a `gateway users set-tier` takes to reach every process.
+
+Tier and role come from Firebase custom claims (`tier`, `role`) when present: they are
+set only through the Admin SDK by trusted backends (billing, support), so they win over
+the table; otherwise the table's values, else `DEFAULT_TIER` and role `user`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.core.errors import InvalidInput
+from gateway.kit.sessions import session_scope
+from gateway.kit.single_flight import SingleFlight
+from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
+from gateway.public.repository import users as repo
+from gateway.public.repository.users import UserRow
+from gateway.public.tiers import Tiers
+
+
+class UserService:
+    """First-sight recording and ops changes of users."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], tiers: Tiers, cache_s: float
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._tiers = tiers
+        self._cache_s = cache_s
+        self._seen: dict[str, tuple[UserRow, float]] = {}
+        # The principal last built per user, with the claims and row it came from: a
+        # hot token brings the same claims object (the verifier caches it) and the
+        # same row until either changes, so its principal is built once.
+        self._built: dict[str, tuple[dict[str, Any], UserRow, Principal]] = {}
+        # Requests in flight when a user's entry expires share one upsert.
+        self._recording: SingleFlight[str, UserRow] = SingleFlight()
+        self._changes = 0  # bumped by set-tier/set-role (see `ApiKeyService._changes`)
+
+    async def record_seen(self, uid: str, email: str | None) -> UserRow:
+        """The stored user, inserted on first sight."""
+        cached = self._seen.get(uid)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return await self._recording.run(uid, lambda: self._record(uid, email))
+
+    async def _record(self, uid: str, email: str | None) -> UserRow:
+        changes = self._changes
+        async with session_scope(self._sessionmaker, write=True) as session:
+            row = await repo.record_seen(session, uid, email)
+        if self._cache_s > 0 and changes == self._changes:
+            if len(self._seen) > 100_000:
+                self._seen.clear()
+            self._seen[uid] = (row, time.monotonic() + self._cache_s)
+        return row
+
+    async def principal_for(self, claims: dict[str, Any]) -> Principal:
+        """The principal of a verified Firebase token."""
+        uid = str(claims["uid"])
+        email = claims.get("email")
+        row = await self.record_seen(uid, email if isinstance(email, str) else None)
+        built = self._built.get(uid)
+        if built is not None and built[0] is claims and built[1] is row:
+            return built[2]
+        claimed_tier = claims.get("tier")
+        tier_name = (
+            claimed_tier
+            if isinstance(claimed_tier, str) and claimed_tier in self._tiers
+            else row.tier
+        )
+        claimed_role = claims.get("role")
+        role = parse_role(claimed_role if isinstance(claimed_role, str) else row.role)
+        principal = Principal(
+            kind=PrincipalKind.USER,
+            id=uid,
+            tier=self._tiers.get(tier_name),
+            role=role,
+            user_uid=uid,
+            email=row.email,
+            claims=claims,
+        )
+        if len(self._built) > 100_000:
+            self._built.clear()
+        self._built[uid] = (claims, row, principal)
+        return principal
+
+    async def get(self, uid: str) -> UserRow | None:
+        """The stored user, if any."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repo.get(session, uid)
+
+    async def set_tier(self, uid: str, tier: str) -> UserRow:
+        """Set a user's tier (creating the user if needed)."""
+        if tier not in self._tiers:
+            raise InvalidInput(
+                [
+                    {
+                        "loc": ["tier"],
+                        "msg": f"unknown tier; one of {self._tiers.names()}",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        return await self._set(uid, "tier", tier)
+
+    async def set_role(self, uid: str, role: str) -> UserRow:
+        """Set a user's role (creating the user if needed)."""
+        if role not in {r.value for r in Role if r is not Role.SERVICE}:
+            raise InvalidInput(
+                [{"loc": ["role"], "msg": "role must be user or admin", "type": "value_error"}]
+            )
+        return await self._set(uid, "role", role)
+
+    async def _set(self, uid: str, field: str, value: str) -> UserRow:
+        async with session_scope(self._sessionmaker, write=True) as session:
+            row = await repo.set_field(session, uid, field, value)
+        self._changes += 1
+        self._seen.pop(uid, None)
+        return row

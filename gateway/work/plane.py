@@ -1,0 +1,155 @@
+"""One audience's worker plane: queue, long-poll, results, registry, reaper, tokens.
+
+Each internal app owns one `WorkerPlane` for the life of its lifespan. The reaper runs in
+every replica: reclaiming happens inside one Lua script per pass, so replicas never
+reclaim the same lease twice, and running it everywhere means there is no leader to lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from gateway.core.audience import Audience
+from gateway.core.resources import Resources
+from gateway.work.deadletters import DeadLetters
+from gateway.work.metrics import WorkerMetrics
+from gateway.work.models import TaskIn
+from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
+from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
+from gateway.work.registry import WorkerRegistry
+from gateway.work.results import ResultService
+from gateway.work.scripts import load_scripts
+from gateway.work.stats import queue_stats
+from gateway.work.tokens import TokenStore, TokenVerifier
+
+log = structlog.get_logger("gateway.work")
+
+# A reaper pass normally takes milliseconds; one stuck on a hanging Redis is abandoned
+# after this so the process still stops within its graceful timeout.
+_STOP_GRACE_S = 2.0
+
+
+def token_store(resources: Resources) -> TokenStore:
+    """The token store of the deployment (shared by both worker ports)."""
+    return TokenStore(
+        resources.sessionmaker, resources.redis, resources.key("worker_tokens", "epoch")
+    )
+
+
+class WorkerPlane:
+    """Everything the worker endpoints of one audience need."""
+
+    def __init__(self, resources: Resources, audience: str) -> None:
+        settings = resources.settings
+        self.resources = resources
+        self.audience = audience
+        self.settings = settings
+        self.queue = WorkQueue(
+            resources.redis,
+            load_scripts(resources.redis),
+            resources.key("wq", audience, ""),
+            settings,
+        )
+        self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(Audience(audience)))
+        self.notifier = Notifier(resources.redis, self.queue.wake_channel)
+        self.registry = WorkerRegistry(self.queue)
+        self.dead_letters = DeadLetters(self.queue)
+        self.results = ResultService(audience, self.queue, resources.sessionmaker, self.metrics)
+        self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
+        """Enqueue tasks and count the new ones."""
+        outcome = await self.queue.enqueue(tasks)
+        for platform, new in zip(outcome.platforms, outcome.new, strict=True):
+            if new:
+                self.metrics.enqueued.labels(platform).inc()
+        return outcome
+
+    async def lease(
+        self, worker_id: str, platforms: Sequence[str], limit: int, wait_s: float
+    ) -> LeaseBatch:
+        """Lease work, holding the call up to `wait_s` until some is ready (long-poll)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        stopping = self.resources.stopping
+        while True:
+            with self.notifier.waiter(platforms) as woken:
+                batch = await self.queue.lease(worker_id, platforms, limit)
+                remaining = deadline - loop.time()
+                if batch.command != "run":
+                    # Hold a quiet/terminated worker's poll for its `wait`, so one that
+                    # ignores its heartbeat command cannot spin on /internal/work.
+                    await _wait_any(stopping, stopping, max(0.0, remaining))
+                    break
+                if batch.tasks or remaining <= 0 or stopping.is_set():
+                    break
+                timeout = min(remaining, SAFETY_RECHECK_S)
+                if batch.next_due_in_s is not None:
+                    timeout = min(timeout, batch.next_due_in_s + 0.01)
+                await _wait_any(woken, stopping, timeout)
+        for task in batch.tasks:
+            self.metrics.leased.labels(task.platform).inc()
+        return batch
+
+    async def reap_once(self) -> None:
+        """One reaper pass: reclaim expired leases, expire workers, refresh gauges."""
+        for count in await self.queue.reap():
+            self.metrics.lease_expirations.labels(count.platform).inc(count.count)
+            if count.kind == "retry":
+                self.metrics.retries.labels(count.platform).inc(count.count)
+            else:
+                self.metrics.dead_lettered.labels(count.platform).inc(count.count)
+        now_s, now_us = await self.resources.redis.time()
+        await self.registry.expire(self.settings.worker_expiry_s, now_s * 1000 + now_us // 1000)
+        stats = await queue_stats(self.queue, self.settings.worker_expiry_s)
+        for (platform, state), depth in stats.depth.items():
+            self.metrics.queue_depth.labels(platform, state).set(depth)
+        for platform, age in stats.oldest_ready_age_s.items():
+            self.metrics.oldest_ready_age.labels(platform).set(age)
+        self.metrics.workers_active.set(stats.workers_active)
+        self.metrics.heartbeat_age_max.set(stats.heartbeat_age_max_s)
+
+    async def _reaper_loop(self) -> None:
+        interval = self.settings.reaper_interval_s
+        stopping = self.resources.stopping
+        while not (stopping.is_set() or self._closing.is_set()):
+            started = time.monotonic()
+            try:
+                await self.reap_once()
+            except Exception as exc:  # an outage must not kill the reaper; it retries
+                log.warning("reaper_pass_failed", audience=self.audience, error=type(exc).__name__)
+            delay = max(0.0, interval - (time.monotonic() - started))
+            await _wait_any(self._closing, stopping, delay)
+
+    async def start(self) -> None:
+        """Start the wake subscriber and the reaper."""
+        self.notifier.start()
+        self._reaper = asyncio.create_task(self._reaper_loop(), name=f"reaper:{self.audience}")
+
+    async def stop(self) -> None:
+        """Stop background tasks; pending long-polls answer at once."""
+        self._closing.set()
+        if self._reaper is not None:
+            # Let an in-flight pass finish: cancelling redis-py mid-command can leave the
+            # task waiting forever on its connection's teardown.
+            done, _ = await asyncio.wait({self._reaper}, timeout=_STOP_GRACE_S)
+            if not done:
+                self._reaper.cancel()
+                log.warning("reaper_stop_timeout", audience=self.audience)
+        await self.notifier.stop()
+        await self.tokens.close()
+
+
+async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, within_s: float) -> None:
+    waits = [asyncio.create_task(event.wait()), asyncio.create_task(stopping.wait())]
+    try:
+        await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
