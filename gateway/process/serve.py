@@ -18,10 +18,10 @@ import structlog
 
 from gateway.apps.registry import app_specs
 from gateway.core.observability.gc_pauses import settle_startup_heap
-from gateway.core.observability.runtime import ProcessMonitor
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
 from gateway.migrations.runner import upgrade_to_head
+from gateway.process.monitor import ProcessMonitor
 from gateway.process.runner import Runner, ServerEntry, bind_socket, make_server
 
 log = structlog.get_logger("gateway.serve")

@@ -1,4 +1,4 @@
-"""The pool's Lua scripts, each prefixed with the shared `common.lua` prelude.
+"""The pool's Lua scripts (`lua/`), each prefixed with the shared `common.lua` prelude.
 
 Every state change of the pool is one script, so it is atomic across gateway replicas
 without locks; scripts run by EVALSHA (redis-py loads them on a NOSCRIPT miss).
@@ -6,17 +6,16 @@ without locks; scripts run by EVALSHA (redis-py loads them on a NOSCRIPT miss).
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
-_DIR = Path(__file__).resolve().parent / "lua"
+from gateway.kit.lua import register_scripts
+from gateway.kit.memo import PerOwner
+
 NAMES = ("lease", "release", "rotate", "sync", "tick", "status")
 
-
-@cache
-def source(name: str) -> str:
-    """Full source of one script: the prelude, then its body."""
-    if name not in NAMES:
-        raise KeyError(name)
-    prelude = (_DIR / "common.lua").read_text(encoding="utf-8")
-    return prelude + "\n" + (_DIR / f"{name}.lua").read_text(encoding="utf-8")
+# A pool object is built per request; hashing the script sources once per client keeps
+# that cheap.
+scripts_for: PerOwner[Redis, dict[str, AsyncScript]] = PerOwner(
+    lambda redis: register_scripts(redis, "gateway.proxy_pool", NAMES, prelude="common")
+)

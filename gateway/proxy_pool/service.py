@@ -34,20 +34,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from weakref import WeakKeyDictionary
 
 import structlog
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.audience import Audience
 from gateway.core.errors import DependencyUnavailable, NotFound, ServiceUnavailable
 from gateway.core.resources import Resources
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
+from gateway.kit.outage import is_database_down, redis_guard
 from gateway.proxy_pool import scripts
 from gateway.proxy_pool.metrics import ProxyMetrics, proxy_metrics
 from gateway.proxy_pool.repository.proxies import list_proxies
@@ -111,19 +107,6 @@ class ProxyPlatformStatus:
     cool_until: datetime | None
 
 
-_SCRIPTS: WeakKeyDictionary[Redis, dict[str, AsyncScript]] = WeakKeyDictionary()
-
-
-def _scripts_for(redis: Redis) -> dict[str, AsyncScript]:
-    # A pool object is built per request; hashing the script sources once per client
-    # keeps that cheap.
-    found = _SCRIPTS.get(redis)
-    if found is None:
-        found = {name: redis.register_script(scripts.source(name)) for name in scripts.NAMES}
-        _SCRIPTS[redis] = found
-    return found
-
-
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -155,7 +138,7 @@ class ProxyPool:
         self._base = key_base
         self._metrics = metrics
         self._clock = clock
-        self._scripts = _scripts_for(redis)
+        self._scripts = scripts.scripts_for(redis)
 
     @classmethod
     def for_resources(
@@ -180,10 +163,8 @@ class ProxyPool:
     async def _run(self, name: str, *args: str | int) -> Any:
         tier = self._settings.proxy_max_error_tier
         argv: list[str | int] = [self._base, self._now_ms(), tier, *args]
-        try:
+        with redis_guard():
             return await self._scripts[name](args=argv)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise DependencyUnavailable("redis") from exc
 
     def _lease_args(self, lease_id: str) -> list[str | int]:
         return [
@@ -296,7 +277,9 @@ class ProxyPool:
         try:
             async with self._sessionmaker() as session:
                 rows = await list_proxies(session)
-        except (OSError, OperationalError, DBAPIError) as exc:
+        except Exception as exc:
+            if not is_database_down(exc):
+                raise
             # Keep serving from the Redis copy if there is one: a PostgreSQL outage
             # must not take proxies away from workers that are scraping right now.
             known = await self._redis.hlen(self._base + "inv")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from gateway.kit.sessions import session_scope
+from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo

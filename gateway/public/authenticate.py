@@ -18,11 +18,11 @@ import time
 from collections.abc import Mapping
 
 import structlog
-from redis.exceptions import RedisError
 
 from gateway.core.errors import TooManyRequests, Unauthorized
 from gateway.core.observability.log_context import bind_principal
 from gateway.core.resources import Resources
+from gateway.kit.outage import REDIS_FAILURE
 from gateway.public.api_keys import ApiKeyService
 from gateway.public.firebase import FirebaseVerifier
 from gateway.public.metrics import PublicMetrics
@@ -128,7 +128,7 @@ class Authenticator:
                 ttl = self._window
                 if int(count) > self._limit:
                     ttl = int(await self._resources.redis.ttl(key))
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_FAILURE:
             return  # failing open here is fine: the credentials were refused anyway
         if int(count) > self._limit:
             until = time.monotonic() + max(1, ttl)

@@ -36,9 +36,12 @@ from redis.exceptions import RedisError
 
 from gateway.core.errors import DependencyUnavailable
 from gateway.core.resources import Resources
+from gateway.kit.outage import REDIS_FAILURE
 from gateway.public.metrics import PublicMetrics
 from gateway.public.origin import OriginResponse
 
+# Redis failing, or an entry that no longer decodes: either way answer from the origin.
+_UNREADABLE: tuple[type[BaseException], ...] = (*REDIS_FAILURE, ValueError)
 log = structlog.get_logger("gateway.public.cache")
 
 _RELEASE = """
@@ -218,7 +221,7 @@ class ResponseCache:
                 entry = None if raw is None else Entry.loads(raw)
             else:
                 entry = await self._read(key)
-        except (RedisError, OSError, TimeoutError, ValueError):
+        except _UNREADABLE:
             # The cache is an optimisation: without Redis, answer from the upstream.
             return self._bypass(await fetch(), default_ttl)
         now = time.time()
@@ -269,7 +272,7 @@ class ResponseCache:
         try:
             async with asyncio.timeout(self._timeout):
                 acquired = await self._redis.set(lock, token, nx=True, px=self._lock_ms)
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_FAILURE:
             acquired = None
         if not acquired:
             entry = await self._wait_for_other_process(key, lock)
@@ -298,7 +301,7 @@ class ResponseCache:
                 async with asyncio.timeout(self._timeout):
                     if not await self._redis.exists(lock):
                         return None  # the leader stored nothing we can use: fetch ourselves
-            except (RedisError, OSError, TimeoutError, ValueError):
+            except _UNREADABLE:
                 return None
         self._metrics.singleflight_waits.labels("timeout").inc()
         return None
@@ -326,7 +329,7 @@ class ResponseCache:
                 await self._redis.set(
                     self._key(key), entry.dumps(), px=(max_age + self._stale_s) * 1000
                 )
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_FAILURE:
             log.warning("cache_store_failed", key=key)
         self._metrics.cache_requests.labels("miss").inc()
         return self._from_entry(entry, "MISS", now), entry

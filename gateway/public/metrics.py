@@ -7,9 +7,9 @@ from closed sets (tier names come from configuration).
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.kit.memo import PerOwner
 
 _UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -78,15 +78,5 @@ class PublicMetrics:
         )
 
 
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, PublicMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def public_metrics(registry: CollectorRegistry) -> PublicMetrics:
-    """The metrics of one registry, created on first use (apps may be rebuilt in tests)."""
-    metrics = _BY_REGISTRY.get(registry)
-    if metrics is None:
-        metrics = PublicMetrics(registry)
-        _BY_REGISTRY[registry] = metrics
-    return metrics
+# Apps may be rebuilt over one registry (tests); a registry refuses duplicate collectors.
+public_metrics: PerOwner[CollectorRegistry, PublicMetrics] = PerOwner(PublicMetrics)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import InvalidInput
+from gateway.kit.outage import is_database_down
 from gateway.public.principal import Principal
 from gateway.public.repository import parcels_read
 from gateway.public.repository.parcels_read import SearchFilters
@@ -174,10 +173,8 @@ class DatabaseOrigin:
         try:
             async with self._sessionmaker() as session:
                 return await self._answer(session, request)
-        except (OperationalError, PoolTimeout, OSError) as exc:
-            raise UpstreamFailure("connect_error") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
+        except Exception as exc:
+            if is_database_down(exc):
                 raise UpstreamFailure("connect_error") from exc
             raise
 

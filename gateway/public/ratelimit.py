@@ -22,21 +22,21 @@ import math
 import struct
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
-from redis.exceptions import RedisError
 
 from gateway.core.errors import TooManyRequests
 from gateway.core.resources import Resources
 from gateway.fastpath.redis_batch import ScriptBatcher
+from gateway.kit.lua import lua_source
+from gateway.kit.outage import REDIS_FAILURE
 from gateway.public.metrics import PublicMetrics
 from gateway.public.tiers import Tier
 
 log = structlog.get_logger("gateway.public.ratelimit")
 
-_SCRIPT = (Path(__file__).parent / "lua" / "ratelimit.lua").read_text()
+_SCRIPT = lua_source("gateway.public", "ratelimit")
 # A principal's limit state in Redis, as ratelimit.lua packs it: tokens, last refill
 # (Redis clock, s), day number, requests counted that day.
 STATE_FORMAT = struct.Struct("<dddd")
@@ -238,7 +238,7 @@ class RateLimiter:
             raw = await self._script.submit(
                 keys, (tier.rate_per_s, tier.burst, tier.daily_quota, cost, self._window)
             )
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILURE as exc:
             return self._fallback(limit_key, tier, cost, exc)
         # Integers from the script (see ratelimit.lua); hiredis hands them over as ints.
         allowed, kind, micro_tokens, used, retry_ms, day_reset_ms, cached = raw
@@ -274,7 +274,7 @@ class RateLimiter:
             async with asyncio.timeout(self._timeout):
                 seconds, _micros = await redis.time()
                 raw = await redis.get(self._state_key(limit_key))
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_FAILURE:
             return 0
         if not isinstance(raw, bytes) or len(raw) != STATE_FORMAT.size:
             return 0

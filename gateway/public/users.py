@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import InvalidInput
-from gateway.kit.sessions import session_scope
+from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import users as repo

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.work.backend import redis_guard
+from gateway.kit.outage import redis_guard
 from gateway.work.queue import WorkQueue, ms_to_datetime
 
 _CHUNK = 500

@@ -7,13 +7,9 @@ and alerts aggregate them with `max without (instance)` (never `sum`).
 
 from __future__ import annotations
 
-import weakref
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, WorkerMetrics] = (
-    weakref.WeakKeyDictionary()
-)
+from gateway.kit.memo import PerOwner
 
 
 class WorkerMetrics:
@@ -72,8 +68,7 @@ class WorkerMetrics:
     @classmethod
     def for_registry(cls, registry: CollectorRegistry) -> WorkerMetrics:
         """The metrics of `registry`, created on first use (apps may be built twice)."""
-        metrics = _BY_REGISTRY.get(registry)
-        if metrics is None:
-            metrics = cls(registry)
-            _BY_REGISTRY[registry] = metrics
-        return metrics
+        return _worker_metrics(registry)
+
+
+_worker_metrics: PerOwner[CollectorRegistry, WorkerMetrics] = PerOwner(WorkerMetrics)

@@ -8,13 +8,13 @@ reclaim the same lease twice, and running it everywhere means there is no leader
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
 import structlog
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
+from gateway.kit.periodic import PeriodicLoop, wait_any
 from gateway.work.deadletters import DeadLetters
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import TaskIn
@@ -27,10 +27,6 @@ from gateway.work.stats import queue_stats
 from gateway.work.tokens import TokenStore, TokenVerifier
 
 log = structlog.get_logger("gateway.work")
-
-# A reaper pass normally takes milliseconds; one stuck on a hanging Redis is abandoned
-# after this so the process still stops within its graceful timeout.
-_STOP_GRACE_S = 2.0
 
 
 def token_store(resources: Resources) -> TokenStore:
@@ -60,8 +56,13 @@ class WorkerPlane:
         self.dead_letters = DeadLetters(self.queue)
         self.results = ResultService(audience, self.queue, resources.sessionmaker, self.metrics)
         self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
-        self._reaper: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._reaper = PeriodicLoop(
+            f"reaper:{audience}",
+            self.reap_once,
+            settings.reaper_interval_s,
+            stopping=resources.stopping,
+            audience=audience,
+        )
 
     async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
         """Enqueue tasks and count the new ones."""
@@ -85,14 +86,14 @@ class WorkerPlane:
                 if batch.command != "run":
                     # Hold a quiet/terminated worker's poll for its `wait`, so one that
                     # ignores its heartbeat command cannot spin on /internal/work.
-                    await _wait_any(stopping, stopping, max(0.0, remaining))
+                    await wait_any([stopping], remaining)
                     break
                 if batch.tasks or remaining <= 0 or stopping.is_set():
                     break
                 timeout = min(remaining, SAFETY_RECHECK_S)
                 if batch.next_due_in_s is not None:
                     timeout = min(timeout, batch.next_due_in_s + 0.01)
-                await _wait_any(woken, stopping, timeout)
+                await wait_any([woken, stopping], timeout)
         for task in batch.tasks:
             self.metrics.leased.labels(task.platform).inc()
         return batch
@@ -115,41 +116,13 @@ class WorkerPlane:
         self.metrics.workers_active.set(stats.workers_active)
         self.metrics.heartbeat_age_max.set(stats.heartbeat_age_max_s)
 
-    async def _reaper_loop(self) -> None:
-        interval = self.settings.reaper_interval_s
-        stopping = self.resources.stopping
-        while not (stopping.is_set() or self._closing.is_set()):
-            started = time.monotonic()
-            try:
-                await self.reap_once()
-            except Exception as exc:  # an outage must not kill the reaper; it retries
-                log.warning("reaper_pass_failed", audience=self.audience, error=type(exc).__name__)
-            delay = max(0.0, interval - (time.monotonic() - started))
-            await _wait_any(self._closing, stopping, delay)
-
     async def start(self) -> None:
         """Start the wake subscriber and the reaper."""
         self.notifier.start()
-        self._reaper = asyncio.create_task(self._reaper_loop(), name=f"reaper:{self.audience}")
+        self._reaper.start()
 
     async def stop(self) -> None:
         """Stop background tasks; pending long-polls answer at once."""
-        self._closing.set()
-        if self._reaper is not None:
-            # Let an in-flight pass finish: cancelling redis-py mid-command can leave the
-            # task waiting forever on its connection's teardown.
-            done, _ = await asyncio.wait({self._reaper}, timeout=_STOP_GRACE_S)
-            if not done:
-                self._reaper.cancel()
-                log.warning("reaper_stop_timeout", audience=self.audience)
+        await self._reaper.stop()
         await self.notifier.stop()
         await self.tokens.close()
-
-
-async def _wait_any(event: asyncio.Event, stopping: asyncio.Event, within_s: float) -> None:
-    waits = [asyncio.create_task(event.wait()), asyncio.create_task(stopping.wait())]
-    try:
-        await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

@@ -33,7 +33,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.core.settings.work import WorkerPlaneSettings
-from gateway.work.backend import redis_guard
+from gateway.kit.outage import redis_guard
 from gateway.work.models import Command, LeasedTask, TaskIn, parse_command
 from gateway.work.scripts import Scripts
 

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.work.backend import database_guard
+from gateway.kit.outage import database_guard
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue

@@ -10,10 +10,11 @@ script (Lua has no `require` inside Redis).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources as importlib_resources
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from gateway.kit.lua import register_scripts
 
 _NAMES = (
     "enqueue",
@@ -26,10 +27,6 @@ _NAMES = (
     "dlq_requeue",
     "dlq_purge",
 )
-
-
-def _source(name: str) -> str:
-    return (importlib_resources.files("gateway.work") / "lua" / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,4 @@ class Scripts:
 
 def load_scripts(redis: Redis) -> Scripts:
     """Register every script on `redis` (no round trip until first use)."""
-    common = _source("common")
-    return Scripts(
-        **{name: redis.register_script(common + "\n" + _source(name)) for name in _NAMES}
-    )
+    return Scripts(**register_scripts(redis, "gateway.work", _NAMES, prelude="common"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.work.backend import redis_guard
+from gateway.kit.outage import redis_guard
 from gateway.work.queue import WorkQueue
 
 STATES = ("ready", "delayed", "leased", "dead")

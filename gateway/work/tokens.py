@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import Conflict, DependencyUnavailable, NotFound, Unauthorized
-from gateway.work.backend import database_guard, is_database_down, redis_guard
+from gateway.kit.outage import database_guard, is_database_down, redis_guard
 from gateway.work.repository import worker_tokens as repo
 
 log = structlog.get_logger("gateway.work.tokens")

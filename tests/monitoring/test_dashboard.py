@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from gateway.core.audience import Audience
-from gateway.core.observability.runtime import ProcessMonitor
 from gateway.core.resources import Resources
+from gateway.process.monitor import ProcessMonitor
 from tests.conftest import ClientFactory
 from tests.monitoring.conftest import MONITORING
 

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 import gateway
 from gateway.core.audience import Audience
-from gateway.core.observability.runtime import ProcessMonitor
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
+from gateway.process.monitor import ProcessMonitor
 from tests.conftest import ClientFactory
 
 pytestmark = pytest.mark.integration
