@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
+from gateway.kit.ttl_cache import TtlCache
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo
 from gateway.public.repository import users as users_repo
@@ -65,7 +65,7 @@ class ApiKeyService:
         self._sessionmaker = sessionmaker
         self._tiers = tiers
         self._cache_s = cache_s
-        self._cache: dict[str, tuple[bytes, Principal, float]] = {}
+        self._cache: TtlCache[str, tuple[bytes, Principal]] = TtlCache(100_000)
         self._lookups: SingleFlight[str, ApiKeyRow | None] = SingleFlight()
         # Bumped by rotate/revoke, so a lookup that read the row before the change does
         # not cache what it read.
@@ -145,7 +145,7 @@ class ApiKeyService:
 
     def _forget(self, key_id: str) -> None:
         self._changes += 1
-        self._cache.pop(key_id, None)
+        self._cache.pop(key_id)
 
     async def authenticate(self, key: str) -> Principal:
         """The principal of a valid key, or `Unauthorized`."""
@@ -155,7 +155,7 @@ class ApiKeyService:
         key_id = match.group(1)
         digest = hash_key(key)
         cached = self._cache.get(key_id)
-        if cached is not None and cached[2] > time.monotonic():
+        if cached is not None:
             if hmac.compare_digest(cached[0], digest):
                 return cached[1]
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")
@@ -177,10 +177,7 @@ class ApiKeyService:
             and self._cache_s > 0
             and changes == self._changes
         ):
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            until = time.monotonic() + self._cache_s
-            self._cache[key_id] = (row.secret_hash, self._principal(row), until)
+            self._cache.put(key_id, (row.secret_hash, self._principal(row)), self._cache_s)
         return row
 
     def _principal(self, row: ApiKeyRow) -> Principal:

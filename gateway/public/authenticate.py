@@ -23,6 +23,7 @@ from gateway.core.errors import TooManyRequests, Unauthorized
 from gateway.core.observability.log_context import bind_principal
 from gateway.core.resources import Resources
 from gateway.kit.outage import REDIS_FAILURE
+from gateway.kit.ttl_cache import TtlCache
 from gateway.public.api_keys import ApiKeyService
 from gateway.public.firebase import FirebaseVerifier
 from gateway.public.metrics import PublicMetrics
@@ -64,7 +65,8 @@ class Authenticator:
         self._limit = settings.auth_failure_limit
         self._window = settings.auth_failure_window_s
         self._timeout = settings.ratelimit_redis_timeout_s
-        self._blocked: dict[str, float] = {}
+        # Addresses over the failure limit, each with the monotonic time its block ends.
+        self._blocked: TtlCache[str, float] = TtlCache(100_000)
 
     async def authenticate(self, headers: Mapping[str, str], client_ip: str) -> Principal:
         """The caller's principal, or `Unauthorized` / 429. The rest of the request's log
@@ -84,10 +86,8 @@ class Authenticator:
             )
         blocked_until = self._blocked.get(client_ip)
         if blocked_until is not None:
-            if blocked_until > time.monotonic():
-                self._metrics.auth_failures.labels("too_many_failures").inc()
-                raise self._blocked_error(blocked_until - time.monotonic())
-            del self._blocked[client_ip]
+            self._metrics.auth_failures.labels("too_many_failures").inc()
+            raise self._blocked_error(blocked_until - time.monotonic())
         try:
             principal = await self._resolve(api_key, authorization)
         except Unauthorized as exc:
@@ -132,7 +132,7 @@ class Authenticator:
             return  # failing open here is fine: the credentials were refused anyway
         if int(count) > self._limit:
             until = time.monotonic() + max(1, ttl)
-            self._blocked[client_ip] = until
+            self._blocked.put_until(client_ip, until, until)
             log.warning("auth_failures_exceeded", client_ip=client_ip, failures=int(count))
             raise self._blocked_error(max(1, ttl))
 

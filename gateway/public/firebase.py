@@ -22,7 +22,6 @@ import hashlib
 import os
 import time
 import uuid
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from firebase_admin import exceptions as firebase_exceptions
 from gateway.core.errors import DependencyUnavailable, Unauthorized
 from gateway.core.settings import Settings
 from gateway.kit.single_flight import SingleFlight
+from gateway.kit.ttl_cache import TtlCache
 
 EMULATOR_ENV = "FIREBASE_AUTH_EMULATOR_HOST"
 _CLOCK_SKEW_S = 5
@@ -69,7 +69,6 @@ def _reason_for(exc: auth.InvalidIdTokenError) -> str:
 class _UserStatus:
     disabled: bool
     valid_after_ms: int
-    until: float
 
 
 class FirebaseVerifier:
@@ -112,11 +111,13 @@ class FirebaseVerifier:
             settings.firebase_verify_threads, thread_name_prefix="firebase-verify"
         )
         self._margin_s = settings.firebase_token_cache_margin_s
-        self._cache_size = settings.firebase_token_cache_size
         self._revocation_ttl_s = settings.firebase_revocation_cache_s
-        self._claims: OrderedDict[bytes, tuple[dict[str, Any], float]] = OrderedDict()
+        # Wall clock: a token's claims are good until its own `exp` (less the margin).
+        self._claims: TtlCache[bytes, dict[str, Any]] = TtlCache(
+            settings.firebase_token_cache_size, clock=time.time
+        )
         self._inflight: SingleFlight[bytes, dict[str, Any]] = SingleFlight()
-        self._users: dict[str, _UserStatus] = {}
+        self._users: TtlCache[str, _UserStatus] = TtlCache(settings.firebase_token_cache_size)
 
     def close(self) -> None:
         """Stop the worker threads and drop the Firebase app."""
@@ -139,11 +140,7 @@ class FirebaseVerifier:
         digest = hashlib.sha256(token.encode()).digest()
         now = time.time()
         cached = self._claims.get(digest)
-        if cached is not None and cached[1] > now:
-            self._claims.move_to_end(digest)
-            claims = cached[0]
-        else:
-            claims = await self._verify_shared(digest, token)
+        claims = cached if cached is not None else await self._verify_shared(digest, token)
         if float(claims.get("exp", 0)) <= now:
             raise Unauthorized("The ID token has expired", reason="token_expired")
         if self.check_revoked:
@@ -159,14 +156,7 @@ class FirebaseVerifier:
         return await self._inflight.run(digest, verify)
 
     def _remember(self, digest: bytes, claims: dict[str, Any]) -> None:
-        if self._cache_size == 0:
-            return
-        until = float(claims.get("exp", 0)) - self._margin_s
-        if until <= time.time():
-            return
-        self._claims[digest] = (claims, until)
-        while len(self._claims) > self._cache_size:
-            self._claims.popitem(last=False)
+        self._claims.put_until(digest, claims, float(claims.get("exp", 0)) - self._margin_s)
 
     async def _verify_in_thread(self, token: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -185,7 +175,7 @@ class FirebaseVerifier:
     async def _check_not_revoked(self, claims: dict[str, Any]) -> None:
         uid = str(claims["uid"])
         status = self._users.get(uid)
-        if status is None or status.until <= time.monotonic():
+        if status is None:
             status = await self._fetch_status(uid)
         if status.disabled:
             raise Unauthorized("The user account is disabled", reason="user_disabled")
@@ -203,9 +193,6 @@ class FirebaseVerifier:
         status = _UserStatus(
             disabled=bool(user.disabled),
             valid_after_ms=int(user.tokens_valid_after_timestamp or 0),
-            until=time.monotonic() + self._revocation_ttl_s,
         )
-        if len(self._users) > self._cache_size:
-            self._users.clear()
-        self._users[uid] = status
+        self._users.put(uid, status, self._revocation_ttl_s)
         return status

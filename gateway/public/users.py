@@ -11,7 +11,6 @@ the table; otherwise the table's values, else `DEFAULT_TIER` and role `user`.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.core.errors import InvalidInput
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
+from gateway.kit.ttl_cache import TtlCache
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import users as repo
 from gateway.public.repository.users import UserRow
@@ -34,7 +34,7 @@ class UserService:
         self._sessionmaker = sessionmaker
         self._tiers = tiers
         self._cache_s = cache_s
-        self._seen: dict[str, tuple[UserRow, float]] = {}
+        self._seen: TtlCache[str, UserRow] = TtlCache(100_000)
         # The principal last built per user, with the claims and row it came from: a
         # hot token brings the same claims object (the verifier caches it) and the
         # same row until either changes, so its principal is built once.
@@ -46,8 +46,8 @@ class UserService:
     async def record_seen(self, uid: str, email: str | None) -> UserRow:
         """The stored user, inserted on first sight."""
         cached = self._seen.get(uid)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         return await self._recording.run(uid, lambda: self._record(uid, email))
 
     async def _record(self, uid: str, email: str | None) -> UserRow:
@@ -55,9 +55,7 @@ class UserService:
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.record_seen(session, uid, email)
         if self._cache_s > 0 and changes == self._changes:
-            if len(self._seen) > 100_000:
-                self._seen.clear()
-            self._seen[uid] = (row, time.monotonic() + self._cache_s)
+            self._seen.put(uid, row, self._cache_s)
         return row
 
     async def principal_for(self, claims: dict[str, Any]) -> Principal:
@@ -121,5 +119,5 @@ class UserService:
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.set_field(session, uid, field, value)
         self._changes += 1
-        self._seen.pop(uid, None)
+        self._seen.pop(uid)
         return row

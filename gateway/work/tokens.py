@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import Conflict, DependencyUnavailable, NotFound, Unauthorized
 from gateway.kit.outage import database_guard, is_database_down, redis_guard
+from gateway.kit.ttl_cache import TtlCache
 from gateway.work.repository import worker_tokens as repo
 
 log = structlog.get_logger("gateway.work.tokens")
@@ -118,7 +119,6 @@ class _Cached:
     principal: WorkerPrincipal
     stored_hash: str
     revoked: bool
-    fetched: float
 
 
 class TokenVerifier:
@@ -128,7 +128,7 @@ class TokenVerifier:
         self.store = store
         self.audience = audience
         self.cache_s = cache_s
-        self._cache: dict[str, _Cached] = {}
+        self._cache: TtlCache[str, _Cached] = TtlCache(100_000)
         self._epoch: bytes | str | None = None
         self._touched: dict[int, float] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -154,8 +154,9 @@ class TokenVerifier:
         return entry.principal
 
     async def _lookup(self, digest: str) -> _Cached | None:
-        cached = self._cache.get(digest)
-        if cached is not None and time.monotonic() - cached.fetched < self.cache_s:
+        found = self._cache.peek(digest)
+        cached = None if found is None else found[0]
+        if found is not None and found[1]:
             return cached
         try:
             async with self.store.sessionmaker() as session:
@@ -167,15 +168,14 @@ class TokenVerifier:
                 return cached  # serve stale: a database outage must not stop heartbeats
             raise DependencyUnavailable("database") from exc
         if row is None:
-            self._cache.pop(digest, None)
+            self._cache.pop(digest)
             return None
         entry = _Cached(
             WorkerPrincipal(row.id, row.name, row.audience, Role(row.role)),
             row.token_hash,
             row.revoked_at is not None,
-            time.monotonic(),
         )
-        self._cache[digest] = entry
+        self._cache.put(digest, entry, self.cache_s)
         return entry
 
     def _touch(self, token_id: int) -> None:
