@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.core.logs import configure_logging
-from gateway.core.settings import load_settings
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `migrate` subcommand."""
@@ -15,10 +12,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gateway.core.backends import backends
+    from gateway.core.logs import configure_logging
+    from gateway.core.settings import load_settings
+    from gateway.migrations.runner import upgrade_to_head
+
     settings = load_settings()
     configure_logging(settings.log_level.value, settings.log_format)
-    from gateway.migrations.runner import upgrade_to_head
-    from gateway.process.serve import backends
 
     with backends(settings) as urls:
         upgrade_to_head(urls.database_url)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.core.logs import configure_logging
-from gateway.core.settings import load_settings
 from gateway.kit.cli_errors import CliError
-from gateway.process.runner import PortBindError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,10 +20,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gateway.core.logs import configure_logging
+    from gateway.core.settings import load_settings
+    from gateway.process.runner import PortBindError
+    from gateway.process.serve import serve
+
     overrides = {} if args.migrate is None else {"run_migrations": args.migrate}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level.value, settings.log_format)
-    from gateway.process.serve import serve
 
     try:
         return serve(settings)

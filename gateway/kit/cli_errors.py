@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # bad arguments, input or settings
 
 
 class CliError(Exception):
     """A failure the CLI prints as `gateway: <message>` with an exit code."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 

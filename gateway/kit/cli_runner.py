@@ -1,19 +1,32 @@
-"""Run an async operator command against the configured Redis and PostgreSQL."""
+"""Run an operator command against the configured (or embedded) Redis and PostgreSQL.
+
+Every command that needs the backends goes through `run_with_resources`, so they share
+one start-up (settings, warnings-only logging: commands print their own output), one
+set of resources, and one map from errors to exit codes:
+
+| what went wrong                                   | exit |
+|---------------------------------------------------|------|
+| invalid input (`InvalidInput`: a bad tier, a bad field) | 2 |
+| any other gateway error (not found, backend down) | 1    |
+| invalid settings (raised before, in `gateway.cli.main`) | 2 |
+
+Heavy modules are imported inside the functions, so `gateway --help` and argument
+errors do not pay for SQLAlchemy, redis-py or the apps.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from gateway.core.errors import GatewayError
-from gateway.core.settings import LogLevel, load_settings
-from gateway.kit.cli_errors import CliError
+from gateway.kit.cli_errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from gateway.core.resources import Resources
 
+T = TypeVar("T")
 AUDIENCES = ("parcel", "party")
 
 
@@ -22,23 +35,26 @@ def add_audience(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience", required=True, choices=AUDIENCES, help="worker port")
 
 
-def run_with_resources(command: Callable[[Resources], Awaitable[int]]) -> int:
+def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     """Open the shared resources, run `command`, map gateway errors to CLI errors."""
-    # Imported here so `gateway --help` and `gateway serve` do not pay for them.
+    from gateway.core.backends import backends
+    from gateway.core.errors import GatewayError, InvalidInput
     from gateway.core.logs import configure_logging
     from gateway.core.resources import open_resources
-    from gateway.process.serve import backends
+    from gateway.core.settings import LogLevel, load_settings
 
     settings = load_settings()
-    # Operator commands print their own output; only warnings go to the log.
     configure_logging(LogLevel.WARNING.value, settings.log_format)
 
-    async def main() -> int:
+    async def main() -> T:
         with backends(settings) as urls:
             async with open_resources(settings, urls) as resources:
                 return await command(resources)
 
     try:
         return asyncio.run(main())
+    except InvalidInput as exc:
+        messages = "; ".join(str(e.get("msg")) for e in exc.extra.get("errors", []))
+        raise CliError(messages or exc.detail, EXIT_USAGE) from exc
     except GatewayError as exc:
         raise CliError(exc.detail) from exc

@@ -9,14 +9,13 @@ until a signal. Teardown runs in reverse, each step exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import structlog
 
 from gateway.apps.registry import app_specs
+from gateway.core.backends import backends
 from gateway.core.observability.gc_pauses import settle_startup_heap
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
@@ -25,27 +24,6 @@ from gateway.process.monitor import ProcessMonitor
 from gateway.process.runner import Runner, ServerEntry, bind_socket, make_server
 
 log = structlog.get_logger("gateway.serve")
-
-
-@contextlib.contextmanager
-def backends(settings: Settings) -> Iterator[BackendUrls]:
-    """Configured backends, or embedded child-process servers for the process lifetime."""
-    if settings.redis_url is not None and settings.database_url is not None:
-        yield BackendUrls(settings.redis_url, settings.database_url)
-        return
-    from gateway.embedded import EmbeddedBackends
-
-    started = time.perf_counter()
-    with EmbeddedBackends(settings.data_dir.resolve()) as embedded:
-        urls = embedded.start()
-        log.warning(
-            "embedded_mode",
-            detail="single-node embedded mode: PostgreSQL and Redis run as child processes "
-            "of this gateway; set REDIS_URL and DATABASE_URL for production",
-            data_dir=str(settings.data_dir.resolve()),
-            startup_ms=round((time.perf_counter() - started) * 1000),
-        )
-        yield BackendUrls(urls.redis_url, urls.database_url)
 
 
 def serve(settings: Settings) -> int:

@@ -9,19 +9,13 @@ users can read in the process list.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from gateway.core.logs import configure_logging
-from gateway.core.resources import BackendUrls, Resources, open_resources
-from gateway.core.settings import load_settings
-from gateway.kit.cli_errors import CliError
+from gateway.kit.cli_errors import EXIT_USAGE, CliError
+from gateway.kit.cli_runner import run_with_resources
 from gateway.proxy_pool.urls import InvalidProxyUrl
-
-T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,19 +39,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     remove.set_defaults(handler=_remove)
 
 
-def _with_resources(job: Callable[[Resources], Awaitable[T]]) -> T:
-    settings = load_settings()
-    configure_logging(settings.log_level.value, settings.log_format)
-    from gateway.process.serve import backends
-
-    async def run(urls: BackendUrls) -> T:
-        async with open_resources(settings, urls) as resources:
-            return await job(resources)
-
-    with backends(settings) as urls:
-        return asyncio.run(run(urls))
-
-
 def _read_urls(args: argparse.Namespace) -> list[str]:
     urls = list(args.urls)
     if args.file:
@@ -68,11 +49,11 @@ def _read_urls(args: argparse.Namespace) -> list[str]:
                 with open(args.file, encoding="utf-8") as handle:
                     text = handle.read()
             except OSError as exc:
-                raise CliError(f"cannot read {args.file}: {exc.strerror}", 2) from exc
+                raise CliError(f"cannot read {args.file}: {exc.strerror}", EXIT_USAGE) from exc
         urls += [line.strip() for line in text.splitlines()]
     urls = [u for u in urls if u and not u.startswith("#")]
     if not urls:
-        raise CliError("no proxy URLs given (arguments, --file FILE or --file -)", 2)
+        raise CliError("no proxy URLs given (arguments, --file FILE or --file -)", EXIT_USAGE)
     return urls
 
 
@@ -81,11 +62,11 @@ def _add(args: argparse.Namespace) -> int:
 
     urls = _read_urls(args)
     try:
-        added = _with_resources(lambda r: add_proxies(r, urls))
+        added = run_with_resources(lambda r: add_proxies(r, urls))
     except InvalidProxyUrl as exc:
         # The message never contains the URL; say which entry so it can be found.
         index = next(i for i, url in enumerate(urls, 1) if _invalid(url))
-        raise CliError(f"proxy URL #{index} is invalid: {exc}", 2) from exc
+        raise CliError(f"proxy URL #{index} is invalid: {exc}", EXIT_USAGE) from exc
     for item in added:
         verb = "added" if item.created else "exists"
         print(f"{verb} {item.proxy_id} {item.masked_url}")
@@ -105,7 +86,7 @@ def _invalid(url: str) -> bool:
 def _list(args: argparse.Namespace) -> int:
     from gateway.proxy_pool.inventory import describe_proxies
 
-    views = _with_resources(describe_proxies)
+    views = run_with_resources(describe_proxies)
     if args.json:
         doc: list[dict[str, Any]] = [
             {
@@ -144,7 +125,7 @@ def _list(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from gateway.proxy_pool.inventory import remove_proxies
 
-    removed = _with_resources(lambda r: remove_proxies(r, args.ids))
+    removed = run_with_resources(lambda r: remove_proxies(r, args.ids))
     missing = [str(i) for i, found in removed.items() if not found]
     for proxy_id, found in removed.items():
         if found:

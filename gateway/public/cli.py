@@ -7,24 +7,14 @@ take it with `tail -n1` while people read the lines above it.
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
-from gateway.core.audience import Audience
-from gateway.core.errors import GatewayError, InvalidInput
-from gateway.core.logs import configure_logging
-from gateway.core.resources import Resources, open_resources
-from gateway.core.settings import load_settings
-from gateway.kit.cli_errors import CliError
-from gateway.public.api_keys import ApiKeyService
-from gateway.public.cache import ResponseCache
-from gateway.public.metrics import public_metrics
-from gateway.public.tiers import load_tiers
-from gateway.public.users import UserService
+from gateway.kit.cli_runner import run_with_resources
 
-T = TypeVar("T")
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from gateway.core.resources import Resources
+    from gateway.public.api_keys import ApiKeyService
+    from gateway.public.users import UserService
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,26 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     purge.set_defaults(handler=_cache_purge)
 
 
-def _run(work: Callable[[Resources], Awaitable[T]]) -> T:
-    settings = load_settings()
-    configure_logging(settings.log_level.value, settings.log_format)
-    from gateway.process.serve import backends
-
-    async def main() -> T:
-        async with open_resources(settings, urls) as resources:
-            return await work(resources)
-
-    with backends(settings) as urls:
-        try:
-            return asyncio.run(main())
-        except InvalidInput as exc:
-            msgs = "; ".join(str(e.get("msg")) for e in exc.extra.get("errors", []))
-            raise CliError(msgs or exc.detail, EXIT_USAGE) from exc
-        except GatewayError as exc:
-            raise CliError(exc.detail) from exc
-
-
 def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
+    from gateway.public.api_keys import ApiKeyService
+    from gateway.public.tiers import load_tiers
+    from gateway.public.users import UserService
+
     settings = resources.settings
     tiers = load_tiers(settings.tiers_file, settings.default_tier)
     return (
@@ -104,7 +79,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         print(issued.secret)
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
 
 
 def _keys_list(args: argparse.Namespace) -> int:
@@ -119,7 +94,7 @@ def _keys_list(args: argparse.Namespace) -> int:
             print(f"{r.id:<12}  {r.tier:<12}  {owner:<28}  {status:<8}  {created:<20}  {r.name}")
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
@@ -129,7 +104,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         print(f"revoked {row.id} ({row.name})")
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
 
 
 def _users_set_tier(args: argparse.Namespace) -> int:
@@ -139,7 +114,7 @@ def _users_set_tier(args: argparse.Namespace) -> int:
         print(f"{row.uid}: tier={row.tier} role={row.role}")
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
 
 
 def _users_set_role(args: argparse.Namespace) -> int:
@@ -149,10 +124,14 @@ def _users_set_role(args: argparse.Namespace) -> int:
         print(f"{row.uid}: tier={row.tier} role={row.role}")
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
 
 
 def _cache_purge(args: argparse.Namespace) -> int:
+    from gateway.core.audience import Audience
+    from gateway.public.cache import ResponseCache
+    from gateway.public.metrics import public_metrics
+
     async def work(resources: Resources) -> int:
         cache = ResponseCache(
             resources, public_metrics(resources.metrics.registry(Audience.PUBLIC))
@@ -160,4 +139,4 @@ def _cache_purge(args: argparse.Namespace) -> int:
         print(f"purged {await cache.purge(args.pattern)} cached responses")
         return 0
 
-    return _run(work)
+    return run_with_resources(work)
