@@ -80,7 +80,7 @@ async def _run(args: argparse.Namespace) -> None:
         settings, BackendUrls(settings.redis_url, settings.database_url)
     ) as resources:
         app = create_public_app(resources)
-        plane = app.state.public
+        plane = app.state.planes["public"]
         key = (await plane.api_keys.create(name="inprocess", tier="bench", user_uid=None)).secret
         body = json.dumps({"id": "BENCH-0001", "pad": "x" * 300}).encode()
         entry = Entry(200, body, "application/json", '"bench"', time.time(), 3600)

@@ -6,7 +6,7 @@ thread, which for a one-line attribute lookup costs more than the whole request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -31,6 +31,11 @@ async def get_settings(request: Request) -> Settings:
     """The process settings."""
     resources: Resources = request.app.state.resources
     return resources.settings
+
+
+def plane_of(request: Request, name: str) -> Any:
+    """The plane `name` of the app serving `request` (see `gateway/kit/plane.py`)."""
+    return request.app.state.planes[name]
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

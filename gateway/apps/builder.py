@@ -14,8 +14,8 @@ coroutine frame per request and a wrapper per message sent.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
@@ -28,6 +28,7 @@ from gateway.api.problems import install_problem_handlers
 from gateway.core.audience import Audience
 from gateway.core.observability.http_metrics import HttpMetrics
 from gateway.core.resources import Resources
+from gateway.kit.plane import Plane, running
 
 
 class GatewayApp(FastAPI):
@@ -58,18 +59,25 @@ def build_app(
     title: str,
     routers: Sequence[APIRouter],
     docs_enabled: bool = True,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    planes: Sequence[Plane] = (),
     response_headers: ResponseHeaders | None = None,
     layers: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble one audience's ASGI app around the shared resources.
 
-    `lifespan` runs the audience's background jobs (e.g. a lease reaper); it must not
-    open pools of its own: the shared ones are on `app.state.resources`.
+    `planes` are the capabilities this port runs (`gateway/kit/plane.py`), already built
+    from `resources`: started in order before the port serves, stopped in reverse after,
+    and reached by routes as `app.state.planes[name]`.
     `response_headers` adjusts the headers of every response (security headers);
     `layers` are pure ASGI layers between the request context and FastAPI's stack
     (outermost first), e.g. CORS or a shortcut for hot requests.
     """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(planes):
+            yield
+
     app = GatewayApp(
         lifespan=lifespan,
         title=title,
@@ -83,6 +91,7 @@ def build_app(
     )
     app.state.resources = resources
     app.state.audience = audience
+    app.state.planes = {plane.name: plane for plane in planes}
     install_problem_handlers(app)
     app.include_router(ops.router)
     for router in routers:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
@@ -30,14 +27,7 @@ _EXPOSED = [
 
 def create_public_app(resources: Resources) -> FastAPI:
     """The public API (`/v1/...`)."""
-    plane = PublicPlane.create(resources)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            plane.close()
+    plane = PublicPlane.build(resources, Audience.PUBLIC)
 
     cors = Middleware(
         CrossOriginOnlyCORS,
@@ -53,12 +43,12 @@ def create_public_app(resources: Resources) -> FastAPI:
         expose_headers=_EXPOSED,
         max_age=600,
     )
-    app = build_app(
+    return build_app(
         audience=Audience.PUBLIC,
         resources=resources,
         title="Tax-lien gateway: public API",
         routers=public_routers(),
-        lifespan=lifespan,
+        planes=[plane],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         response_headers=SecurityHeaders(),
@@ -67,5 +57,3 @@ def create_public_app(resources: Resources) -> FastAPI:
             Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route()),
         ],
     )
-    app.state.public = plane
-    return app

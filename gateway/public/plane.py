@@ -1,12 +1,13 @@
 """The public plane assembled once per app: every service the public routes call.
 
 Built by the public app factory from the process's shared `Resources` (no pools of its
-own); closed by the app's lifespan.
+own); started and stopped with the app (`gateway/kit/plane.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
@@ -43,8 +44,10 @@ class PublicPlane:
     cache: ResponseCache
     upstream: Upstream
 
+    name: ClassVar[str] = "public"
+
     @classmethod
-    def create(cls, resources: Resources) -> PublicPlane:
+    def build(cls, resources: Resources, audience: Audience = Audience.PUBLIC) -> Self:
         """Wire the plane from settings and the shared resources."""
         settings = resources.settings
         tiers = load_tiers(settings.tiers_file, settings.default_tier)
@@ -84,7 +87,10 @@ class PublicPlane:
             upstream=Upstream(origin, settings, metrics),
         )
 
-    def close(self) -> None:
+    async def start(self) -> None:
+        """Nothing runs in the background: every service works per request."""
+
+    async def stop(self) -> None:
         """Release what the plane holds beyond the shared resources."""
         if self.firebase is not None:
             self.firebase.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import ClassVar, Self
 
 import structlog
 
@@ -38,6 +39,13 @@ def token_store(resources: Resources) -> TokenStore:
 
 class WorkerPlane:
     """Everything the worker endpoints of one audience need."""
+
+    name: ClassVar[str] = "work"
+
+    @classmethod
+    def build(cls, resources: Resources, audience: Audience) -> Self:
+        """The plane of `audience`'s port (not yet started)."""
+        return cls(resources, audience.value)
 
     def __init__(self, resources: Resources, audience: str) -> None:
         settings = resources.settings

@@ -47,7 +47,7 @@ async def public_app(settings: Settings, **overrides: Any) -> AsyncIterator[Publ
     async with open_resources(s, BackendUrls(s.redis_url, s.database_url)) as resources:
         app = create_public_app(resources)
         async with app_client(app) as client:
-            yield PublicApp(client, resources, app.state.public)
+            yield PublicApp(client, resources, app.state.planes["public"])
 
 
 def write_tiers(path: Path, **tiers: dict[str, Any]) -> Path:

@@ -31,7 +31,7 @@ async def test_reaper_pass_exports_queue_gauges_and_expires_workers(settings: Se
         await client.post(
             "/internal/heartbeat", json={"worker_id": "w1"}, headers={"X-Worker-Token": token}
         )
-        plane: WorkerPlane = client._transport.app.state.worker_plane  # type: ignore[attr-defined]
+        plane: WorkerPlane = client._transport.app.state.planes["work"]  # type: ignore[attr-defined]
         await plane.reap_once()
         text = (await client.get("/metrics")).text
         a = 'audience="parcel",platform="alpha"'

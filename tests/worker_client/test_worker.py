@@ -189,7 +189,7 @@ async def test_lost_lease_cancels_its_work_and_posts_nothing(settings: Settings)
 
 
 async def _set_command(app: FastAPI, command: str) -> None:
-    await app.state.worker_plane.registry.set_command(command, None)
+    await app.state.planes["work"].registry.set_command(command, None)
 
 
 async def test_quiet_pauses_leasing_and_terminate_stops_the_worker(resources: Resources) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from gateway.api.external.public_deps import PrincipalDep, admit, plane_of, pre_admitted
+from gateway.api.external.public_deps import PrincipalDep, admit, pre_admitted, public_plane
 from gateway.api.external.served import served_response
 from gateway.core.errors import InvalidInput
 from gateway.public.origin import OriginRequest
@@ -34,7 +34,7 @@ def _request_id(request: Request) -> str:
 
 
 async def _serve(request: Request, origin_request: OriginRequest) -> Response:
-    plane = plane_of(request)
+    plane = public_plane(request)
     caller = pre_admitted(request.scope)
     if caller is not None:  # the shortcut took the budget and read the cache already
         decision = caller.decision

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
 from gateway.core.errors import Forbidden
 from gateway.public.plane import PublicPlane
@@ -15,15 +16,15 @@ from gateway.public.principal import Principal
 from gateway.public.ratelimit import Decision
 
 
-def plane_of(request: Request) -> PublicPlane:
+def public_plane(request: Request) -> PublicPlane:
     """The public plane of the app serving `request`."""
-    plane: PublicPlane = request.app.state.public
+    plane: PublicPlane = plane_of(request, PublicPlane.name)
     return plane
 
 
 async def get_plane(request: Request) -> PublicPlane:
     """The public plane of this app (async: FastAPI runs sync dependencies in threads)."""
-    return plane_of(request)
+    return public_plane(request)
 
 
 PlaneDep = Annotated[PublicPlane, Depends(get_plane)]
@@ -73,7 +74,7 @@ async def get_principal(request: Request) -> Principal:
         return caller.principal
     # The plane is read here rather than through `PlaneDep`: every dependency node costs
     # FastAPI tens of microseconds per request, and this one sits on every public route.
-    plane = plane_of(request)
+    plane = public_plane(request)
     return await plane.authenticator.authenticate(request.headers, client_ip(request, plane))
 
 

@@ -14,10 +14,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import AudienceDep, ResourcesDep
 from gateway.api.internal.auth import authenticate_worker
+from gateway.api.internal.plane import ProxyPoolDep
 from gateway.core.observability.log_context import bind_worker
-from gateway.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, ProxyPool, Release
+from gateway.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, Release
 from gateway.work.models import Platform, WorkerId
 
 # Every proxy endpoint needs a worker token of this port's audience (any role).
@@ -99,12 +99,10 @@ def _release_body(lease_id: str, released: Release) -> ReleaseResponse:
 
 
 @router.post("/lease", summary="Lease a proxy for a platform", responses=_PROBLEMS)
-async def lease_proxy(
-    body: LeaseRequest, resources: ResourcesDep, audience: AudienceDep
-) -> LeaseResponse:
+async def lease_proxy(body: LeaseRequest, proxies: ProxyPoolDep) -> LeaseResponse:
     """Lease the healthiest, least recently used proxy free on that platform."""
     bind_worker(body.worker_id, platform=body.platform)
-    pool = ProxyPool.for_resources(resources, audience)
+    pool = proxies.pool
     return _lease_body(await pool.lease(body.worker_id, body.platform))
 
 
@@ -113,11 +111,9 @@ async def lease_proxy(
     summary="Release a proxy with its outcome",
     responses={**_PROBLEMS, 404: {"description": "Unknown proxy lease"}},
 )
-async def release_proxy(
-    body: ReleaseRequest, resources: ResourcesDep, audience: AudienceDep
-) -> ReleaseResponse:
+async def release_proxy(body: ReleaseRequest, proxies: ProxyPoolDep) -> ReleaseResponse:
     """Return a proxy; `banned` cools it down on that platform, `error` lowers its rank."""
-    pool = ProxyPool.for_resources(resources, audience)
+    pool = proxies.pool
     released = await pool.release(body.proxy_lease_id, body.outcome, body.status_code)
     return _release_body(body.proxy_lease_id, released)
 
@@ -127,11 +123,9 @@ async def release_proxy(
     summary="Release a proxy and lease another in one call",
     responses={**_PROBLEMS, 404: {"description": "Unknown proxy lease"}},
 )
-async def rotate_proxy(
-    body: ReleaseRequest, resources: ResourcesDep, audience: AudienceDep
-) -> RotateResponse:
+async def rotate_proxy(body: ReleaseRequest, proxies: ProxyPoolDep) -> RotateResponse:
     """Release with an outcome and lease a different proxy of the same platform."""
-    pool = ProxyPool.for_resources(resources, audience)
+    pool = proxies.pool
     released, lease = await pool.rotate(body.proxy_lease_id, body.outcome, body.status_code)
     return RotateResponse(
         **_lease_body(lease).model_dump(),
