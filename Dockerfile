@@ -26,10 +26,10 @@ RUN python -m venv "$VIRTUAL_ENV"
 
 WORKDIR /src
 
-# Dependencies first, read from pyproject.toml alone, so editing gateway/ reuses this layer.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# Dependencies first, from the runtime lock alone (exact versions, hash-checked; the
+# dev lock CI tests pins the same ones), so editing gateway/ reuses this layer.
+COPY requirements/runtime.lock requirements/
+RUN pip install --require-hashes -r requirements/runtime.lock
 
 # Then the project itself (a wheel built by setuptools, installed without re-resolving).
 # The smoke step imports every app from the installed wheel (-I keeps ./gateway off the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.11+ and install the project (plus extras given as $1,
-# e.g. "dev"). Re-installs only when pyproject.toml changed since the last install.
+# e.g. "dev") at the exact, hash-checked versions of requirements/*.lock, then the
+# project itself without re-resolving. Re-installs only when pyproject.toml or the lock
+# changed since the last install. Packages no longer in the lock are not removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +23,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+# The smallest lock that covers the extras (scripts/lock.sh writes all three).
+case ",$extras," in
+  ,,) lock=requirements/runtime.lock ;;
+  ,dev,) lock=requirements/dev.lock ;;
+  *,bench,*) lock=requirements/bench.lock ;;
+  *) echo "error: no lock in requirements/ covers extras '$extras'" >&2; exit 2 ;;
+esac
+stamp=".venv/.installed-$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e "$spec"
+  .venv/bin/python -m pip install --quiet --require-hashes -r "$lock"
+  .venv/bin/python -m pip install --quiet --no-deps -e "$spec"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
