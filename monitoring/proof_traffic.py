@@ -390,8 +390,8 @@ async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
 
 async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[str, str]:
     """A service API key per tier."""
+    from gateway.core.settings.tiers import load_tiers
     from gateway.public.api_keys import ApiKeyService
-    from gateway.public.tiers import load_tiers
 
     async with gateway_resources(ctx) as resources:
         settings = resources.settings

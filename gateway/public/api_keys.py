@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from gateway.core.settings.tiers import Tiers
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
@@ -30,7 +31,6 @@ from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo
 from gateway.public.repository import users as users_repo
 from gateway.public.repository.api_keys import ApiKeyRow
-from gateway.public.tiers import Tiers
 
 PREFIX = "tlk_"
 _KEY_RE = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

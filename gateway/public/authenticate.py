@@ -22,13 +22,13 @@ import structlog
 from gateway.core.errors import TooManyRequests, Unauthorized
 from gateway.core.observability.log_context import bind_principal
 from gateway.core.resources import Resources
+from gateway.core.settings.tiers import Tiers
 from gateway.kit.outage import REDIS_FAILURE
 from gateway.kit.ttl_cache import TtlCache
 from gateway.public.api_keys import ApiKeyService
 from gateway.public.firebase import FirebaseVerifier
 from gateway.public.metrics import PublicMetrics
 from gateway.public.principal import Principal, PrincipalKind, Role
-from gateway.public.tiers import Tiers
 from gateway.public.users import UserService
 
 log = structlog.get_logger("gateway.public.auth")

@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
+    from gateway.core.settings.tiers import load_tiers
     from gateway.public.api_keys import ApiKeyService
-    from gateway.public.tiers import load_tiers
     from gateway.public.users import UserService
 
     settings = resources.settings

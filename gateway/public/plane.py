@@ -11,6 +11,7 @@ from typing import ClassVar, Self
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
+from gateway.core.settings.tiers import Tiers, load_tiers
 from gateway.public.api_keys import ApiKeyService
 from gateway.public.authenticate import Authenticator
 from gateway.public.cache import Prefetched, ResponseCache, Served, cache_key
@@ -24,7 +25,6 @@ from gateway.public.origin import (
     ParserServiceOrigin,
 )
 from gateway.public.ratelimit import RateLimiter
-from gateway.public.tiers import Tiers, load_tiers
 from gateway.public.upstream import Upstream
 from gateway.public.users import UserService
 

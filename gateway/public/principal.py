@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.public.tiers import Tier
+from gateway.core.settings.tiers import Tier
 
 
 class PrincipalKind(enum.StrEnum):

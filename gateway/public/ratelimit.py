@@ -28,11 +28,11 @@ import structlog
 
 from gateway.core.errors import TooManyRequests
 from gateway.core.resources import Resources
+from gateway.core.settings.tiers import Tier
 from gateway.fastpath.redis_batch import ScriptBatcher
 from gateway.kit.lua import lua_source
 from gateway.kit.outage import REDIS_FAILURE
 from gateway.public.metrics import PublicMetrics
-from gateway.public.tiers import Tier
 
 log = structlog.get_logger("gateway.public.ratelimit")
 

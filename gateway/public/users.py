@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import InvalidInput
+from gateway.core.settings.tiers import Tiers
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import users as repo
 from gateway.public.repository.users import UserRow
-from gateway.public.tiers import Tiers
 
 
 class UserService:

@@ -16,9 +16,9 @@ import pytest
 from gateway.core.audience import Audience
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
+from gateway.core.settings.tiers import Tier
 from gateway.public.metrics import public_metrics
 from gateway.public.ratelimit import RateLimiter
-from gateway.public.tiers import Tier
 from tests.support.public import metric_value, public_app, write_tiers
 from tests.support.tcp_proxy import TcpProxy
 

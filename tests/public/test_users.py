@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.core.resources import Resources
+from gateway.core.settings.tiers import load_tiers
 from gateway.public.principal import Role
-from gateway.public.tiers import load_tiers
 from gateway.public.users import UserService
 
 pytestmark = pytest.mark.integration

@@ -80,7 +80,7 @@ class PublicPlaneSettings(BaseSettings):
     def _tiers_configured(self) -> Self:
         # Read TIERS_FILE now so a bad file or an unknown DEFAULT_TIER/ANONYMOUS_TIER is
         # a one-line configuration error at start-up, not a traceback from the app.
-        from gateway.public.tiers import load_tiers
+        from gateway.core.settings.tiers import load_tiers
 
         tiers = load_tiers(self.tiers_file, self.default_tier)
         if self.anonymous_tier is not None and self.anonymous_tier not in tiers:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.public.tiers import DEFAULT_TIERS, TierConfigError, load_tiers
+from gateway.core.settings.tiers import DEFAULT_TIERS, TierConfigError, load_tiers
 from tests.support.gateway_process import run_gateway
 
 
