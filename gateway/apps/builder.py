@@ -78,7 +78,10 @@ def build_app(
         async with running(planes):
             yield
 
-    app = GatewayApp(
+    # FASTPATH=off: stock FastAPI, our layers added as ordinary middleware (inside
+    # Starlette's server-error middleware, as any app's would be).
+    app_class = GatewayApp if resources.settings.fastpath else FastAPI
+    app = app_class(
         lifespan=lifespan,
         title=title,
         version=gateway.__version__,
@@ -97,7 +100,7 @@ def build_app(
     for router in routers:
         app.include_router(router)
 
-    app.front = [
+    front = [
         # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
         Middleware(
             RequestContextMiddleware,
@@ -108,4 +111,9 @@ def build_app(
         ),
         *layers,
     ]
+    if isinstance(app, GatewayApp):
+        app.front = front
+    else:
+        for layer in reversed(front):
+            app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     return app

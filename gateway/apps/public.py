@@ -43,6 +43,12 @@ def create_public_app(resources: Resources) -> FastAPI:
         expose_headers=_EXPOSED,
         max_age=600,
     )
+    layers = [cors]
+    if resources.settings.fastpath:
+        # Fresh single-parcel cache hits answered in front of FastAPI (gateway/fastpath/).
+        layers.append(
+            Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route())
+        )
     return build_app(
         audience=Audience.PUBLIC,
         resources=resources,
@@ -52,8 +58,5 @@ def create_public_app(resources: Resources) -> FastAPI:
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         response_headers=SecurityHeaders(),
-        layers=[
-            cors,
-            Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route()),
-        ],
+        layers=layers,
     )

@@ -189,3 +189,39 @@ class ScriptBatcher:
         keys = [key for call_keys, _ in chunk for key in call_keys]
         args = [arg for _, call_args in chunk for arg in call_args]
         return pack_command((b"EVALSHA", self._sha, len(keys), *keys, *args))  # type: ignore[no-any-return]
+
+
+class SingleCalls:
+    """FASTPATH=off: the same `submit` as `ScriptBatcher`, one plain redis-py EVALSHA each.
+
+    The script is batch-aware, so a call is a batch of one; redis-py loads it on a
+    NOSCRIPT miss and its pool hands out a connection per call. The reply conventions
+    (an error reply reaches its caller; `on_replies` sees the call's replies) are kept.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        script: str,
+        *,
+        timeout_s: float | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        on_replies: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        self._script = redis.register_script(script)
+        self._timeout_s = timeout_s
+        self._on_batch = on_batch
+        self._on_replies = on_replies
+
+    async def submit(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's reply for these keys and arguments."""
+        if self._on_batch is not None:
+            self._on_batch(1)
+        async with asyncio.timeout(self._timeout_s):
+            replies = list(await self._script(keys=list(keys), args=list(args)))
+        if self._on_replies is not None:
+            self._on_replies(replies)
+        reply = replies[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply

@@ -71,7 +71,9 @@ def bind_socket(host: str, port: int, name: str) -> socket.socket:
     return sock
 
 
-def make_server(app: object, sock: socket.socket, *, graceful_timeout_s: float) -> uvicorn.Server:
+def make_server(
+    app: object, sock: socket.socket, *, graceful_timeout_s: float, fastpath: bool = True
+) -> uvicorn.Server:
     """A uvicorn server for an app on a pre-bound socket, with our logging in charge."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -79,8 +81,9 @@ def make_server(app: object, sock: socket.socket, *, graceful_timeout_s: float) 
         # Said, not guessed: uvicorn takes an app whose `__call__` is not a coroutine
         # function for ASGI2, and the apps' `__call__` returns the stack's coroutine.
         interface="asgi3",
-        # httptools with each response in one write (gateway/fastpath/one_write.py).
-        http=OneWriteHttpToolsProtocol,
+        # httptools with each response in one write (gateway/fastpath/one_write.py), or
+        # uvicorn's own httptools protocol with FASTPATH=off.
+        http=OneWriteHttpToolsProtocol if fastpath else "httptools",
         log_config=None,
         access_log=False,
         server_header=False,

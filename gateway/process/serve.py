@@ -79,7 +79,12 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
         for spec in app_specs(settings):
             sock = sockets[spec.audience.value]
             app = spec.factory(resources)
-            server = make_server(app, sock, graceful_timeout_s=settings.graceful_timeout_s)
+            server = make_server(
+                app,
+                sock,
+                graceful_timeout_s=settings.graceful_timeout_s,
+                fastpath=settings.fastpath,
+            )
             entries.append(ServerEntry(spec.audience.value, server, sock))
             log.info(
                 "listening",

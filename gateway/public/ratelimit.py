@@ -29,7 +29,7 @@ import structlog
 from gateway.core.errors import TooManyRequests
 from gateway.core.resources import Resources
 from gateway.core.settings.tiers import Tier
-from gateway.fastpath.redis_batch import ScriptBatcher
+from gateway.fastpath.redis_batch import ScriptBatcher, SingleCalls
 from gateway.kit.lua import lua_source
 from gateway.kit.outage import REDIS_FAILURE
 from gateway.public.metrics import PublicMetrics
@@ -205,15 +205,25 @@ class RateLimiter:
         self._resources = resources
         self._metrics = metrics
         self._timeout = resources.settings.ratelimit_redis_timeout_s
-        self._script = ScriptBatcher(
-            resources.redis,
-            _SCRIPT,
-            keys_per_call=2,
-            args_per_call=5,
-            timeout_s=self._timeout,
-            on_batch=self._count_batch,
-            on_replies=_share_cached_bodies,
-        )
+        self._script: ScriptBatcher | SingleCalls
+        if resources.settings.fastpath:
+            self._script = ScriptBatcher(
+                resources.redis,
+                _SCRIPT,
+                keys_per_call=2,
+                args_per_call=5,
+                timeout_s=self._timeout,
+                on_batch=self._count_batch,
+                on_replies=_share_cached_bodies,
+            )
+        else:
+            self._script = SingleCalls(
+                resources.redis,
+                _SCRIPT,
+                timeout_s=self._timeout,
+                on_batch=self._count_batch,
+                on_replies=_share_cached_bodies,
+            )
         self._window = resources.settings.quota_window_s
         self.fallback = FallbackLimiter(self._window)
         self._last_fallback_log = 0.0

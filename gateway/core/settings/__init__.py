@@ -104,6 +104,9 @@ class CoreSettings(BaseSettings):
     ready_timeout_s: float = Field(default=1.0, gt=0, le=30)
     # Set by the image build (Dockerfile ARG BUILD_COMMIT); exported in gateway_build_info.
     build_commit: str = Field(default="unknown", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # FASTPATH=off serves through stock uvicorn, FastAPI and redis-py: the way to rule
+    # the fast path (gateway/fastpath/README.md) in or out when something looks wrong.
+    fastpath: bool = True
 
     redis_pool_size: int = Field(default=100, ge=1)
     database_pool_size: int = Field(default=10, ge=1)

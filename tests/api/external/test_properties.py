@@ -18,6 +18,12 @@ from tests.support.public import (
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=[True, False], ids=["fastpath", "stock"])
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Every properties test runs with the fast path on and with FASTPATH=off."""
+    return settings.model_copy(update={"fastpath": request.param})
+
+
 def _tiers(tmp_path: Path) -> Path:
     return write_tiers(
         tmp_path / "t.json",
