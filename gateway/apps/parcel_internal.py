@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api.internal.routes import parcel_routers
+from gateway.api.internal import parcel
 from gateway.apps.internal import build_internal_app
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
@@ -16,5 +16,5 @@ def create_parcel_internal_app(resources: Resources) -> FastAPI:
         resources,
         Audience.PARCEL,
         title="Tax-lien gateway: parcel workers",
-        routers=parcel_routers(),
+        routers=parcel.routers(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api.internal.routes import party_routers
+from gateway.api.internal import party
 from gateway.apps.internal import build_internal_app
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
@@ -16,5 +16,5 @@ def create_party_internal_app(resources: Resources) -> FastAPI:
         resources,
         Audience.PARTY,
         title="Tax-lien gateway: party workers",
-        routers=party_routers(),
+        routers=party.routers(),
     )

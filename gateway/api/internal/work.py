@@ -1,4 +1,4 @@
-"""The leased-work protocol: enqueue, lease (long-poll), results, heartbeat.
+"""The leased-work protocol: enqueue, lease (long-poll), results (heartbeat: heartbeat.py).
 
 Routers stay thin: parse, call the worker plane, shape the answer. The protocol and its
 guarantees are described in `gateway.work.queue` and `...results`.
@@ -18,8 +18,6 @@ from gateway.core.observability.log_context import bind_worker
 from gateway.work.models import (
     EnqueueRequest,
     EnqueueResponse,
-    HeartbeatRequest,
-    HeartbeatResponse,
     Platform,
     ResultsRequest,
     ResultsResponse,
@@ -29,7 +27,7 @@ from gateway.work.models import (
 
 router = APIRouter(prefix="/internal", tags=["work"])
 
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, unknown, revoked or other-audience token"},
     503: {"description": "Redis or PostgreSQL unavailable; retry after `Retry-After`"},
 }
@@ -49,7 +47,7 @@ def _check_batch(field: str, count: int, limit: int) -> None:
         )
 
 
-@router.post("/tasks", summary="Enqueue tasks (producer tokens)", responses=_AUTH_ERRORS)
+@router.post("/tasks", summary="Enqueue tasks (producer tokens)", responses=AUTH_ERRORS)
 async def enqueue(body: EnqueueRequest, plane: WorkerPlaneDep, _: ProducerDep) -> EnqueueResponse:
     """Enqueue a batch; a (platform, key) already queued or leased counts as a duplicate."""
     _check_batch("tasks", len(body.tasks), plane.settings.enqueue_max_batch)
@@ -90,7 +88,7 @@ def _platforms(raw: str) -> list[str]:
     return list(dict.fromkeys(platforms))
 
 
-@router.get("/work", summary="Lease tasks, waiting up to `wait` seconds", responses=_AUTH_ERRORS)
+@router.get("/work", summary="Lease tasks, waiting up to `wait` seconds", responses=AUTH_ERRORS)
 async def work(
     plane: WorkerPlaneDep,
     _: WorkerDep,
@@ -115,7 +113,7 @@ async def work(
 @router.post(
     "/results",
     summary="Report results of leased tasks",
-    responses=_AUTH_ERRORS,
+    responses=AUTH_ERRORS,
     response_model_exclude_none=True,
 )
 async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> ResultsResponse:
@@ -128,21 +126,4 @@ async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> 
         duplicate=sum(o.outcome == "duplicate" for o in outcomes),
         rejected=sum(o.outcome == "rejected" for o in outcomes),
         results=outcomes,
-    )
-
-
-@router.post(
-    "/heartbeat", summary="Register the worker and extend its leases", responses=_AUTH_ERRORS
-)
-async def heartbeat(
-    body: HeartbeatRequest, plane: WorkerPlaneDep, principal: WorkerDep
-) -> HeartbeatResponse:
-    """Extend the leases the worker still holds; tell it which are lost and what to do."""
-    bind_worker(body.worker_id)
-    beat = await plane.registry.heartbeat(body, principal.name)
-    return HeartbeatResponse(
-        extended=beat.extended,
-        lost=beat.lost,
-        command=beat.command,
-        heartbeat_interval_s=plane.settings.heartbeat_interval_for(body.platforms),
     )
