@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 from gateway.core.errors import PROBLEM_BASE, GatewayError, InvalidInput
+from gateway.kit.field_errors import field_errors
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -96,18 +97,6 @@ def problem_response(error: GatewayError, request: Request) -> Response:
     return Response(
         body, status_code=error.status, headers=error.headers, media_type=PROBLEM_CONTENT_TYPE
     )
-
-
-def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    """Reduce pydantic errors to location, message and type (no submitted input)."""
-    return [
-        {
-            "loc": [str(p) for p in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in errors
-    ]
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from gateway.core.errors import Forbidden, NotFound, Unauthorized
 from gateway.core.settings.tiers import Tiers
+from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
@@ -73,22 +74,12 @@ class ApiKeyService:
 
     def _check_tier(self, tier: str) -> None:
         if tier not in self._tiers:
-            raise InvalidInput(
-                [{"loc": ["body", "tier"], "msg": "unknown tier", "type": "value_error"}]
-            )
+            raise invalid_field("body", "tier", msg="unknown tier")
 
     @staticmethod
     def _check_name(name: str) -> None:
         if not _NAME_RE.match(name):
-            raise InvalidInput(
-                [
-                    {
-                        "loc": ["body", "name"],
-                        "msg": "1-64 letters, digits, spaces or . : @ / - _",
-                        "type": "value_error",
-                    }
-                ]
-            )
+            raise invalid_field("body", "name", msg="1-64 letters, digits, spaces or . : @ / - _")
 
     async def create(self, *, name: str, tier: str, user_uid: str | None) -> IssuedKey:
         """Store a new key for a user (or a service when `user_uid` is None)."""

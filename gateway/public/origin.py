@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.core.errors import InvalidInput
+from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import is_database_down
 from gateway.public.principal import Principal
 from gateway.public.repository import parcels_read
@@ -91,9 +91,7 @@ def decode_cursor(cursor: str, kind: type[str] | type[int]) -> str | int:
     except (binascii.Error, ValueError, KeyError, TypeError):
         value = None
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise InvalidInput(
-            [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
-        )
+        raise invalid_field("query", "cursor", msg="invalid cursor")
     return value
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.core.errors import InvalidInput
 from gateway.core.settings.tiers import Tiers
+from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
@@ -96,23 +96,13 @@ class UserService:
     async def set_tier(self, uid: str, tier: str) -> UserRow:
         """Set a user's tier (creating the user if needed)."""
         if tier not in self._tiers:
-            raise InvalidInput(
-                [
-                    {
-                        "loc": ["tier"],
-                        "msg": f"unknown tier; one of {self._tiers.names()}",
-                        "type": "value_error",
-                    }
-                ]
-            )
+            raise invalid_field("tier", msg=f"unknown tier; one of {self._tiers.names()}")
         return await self._set(uid, "tier", tier)
 
     async def set_role(self, uid: str, role: str) -> UserRow:
         """Set a user's role (creating the user if needed)."""
         if role not in {r.value for r in Role if r is not Role.SERVICE}:
-            raise InvalidInput(
-                [{"loc": ["role"], "msg": "role must be user or admin", "type": "value_error"}]
-            )
+            raise invalid_field("role", msg="role must be user or admin")
         return await self._set(uid, "role", role)
 
     async def _set(self, uid: str, field: str, value: str) -> UserRow:

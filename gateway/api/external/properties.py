@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from gateway.api.external.public_deps import PrincipalDep, admit, pre_admitted, public_plane
 from gateway.api.external.served import served_response
-from gateway.core.errors import InvalidInput
+from gateway.kit.field_errors import invalid_field
 from gateway.public.origin import OriginRequest
 from gateway.public.principal import Principal
 from gateway.public.repository.parcels_read import SearchFilters
@@ -90,15 +90,7 @@ async def search(
 ) -> Response:
     """Parcels matching every filter, ordered by parcel id, one page at a time."""
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise InvalidInput(
-            [
-                {
-                    "loc": ["query", "min_amount"],
-                    "msg": "must not exceed max_amount",
-                    "type": "value_error",
-                }
-            ]
-        )
+        raise invalid_field("query", "min_amount", msg="must not exceed max_amount")
     filters = SearchFilters(
         state=state.upper() if state else None,
         county=county.strip() if county else None,

@@ -13,8 +13,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.internal.auth import ProducerDep, WorkerDep
 from gateway.api.internal.plane import WorkerPlaneDep
-from gateway.core.errors import InvalidInput
 from gateway.core.observability.log_context import bind_worker
+from gateway.kit.field_errors import invalid_field
 from gateway.work.models import (
     EnqueueRequest,
     EnqueueResponse,
@@ -36,14 +36,8 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 def _check_batch(field: str, count: int, limit: int) -> None:
     """422 for a batch over the configured size."""
     if count > limit:
-        raise InvalidInput(
-            [
-                {
-                    "loc": ["body", field],
-                    "msg": f"at most {limit} {field} per request",
-                    "type": "too_long",
-                }
-            ]
+        raise invalid_field(
+            "body", field, msg=f"at most {limit} {field} per request", type="too_long"
         )
 
 
@@ -66,25 +60,11 @@ def _platforms(raw: str) -> list[str]:
     try:
         platforms = _PLATFORMS.validate_python(names)
     except ValidationError as exc:
-        raise InvalidInput(
-            [
-                {
-                    "loc": ["query", "platforms"],
-                    "msg": "comma-separated platform names ([a-z0-9_-], up to 64 chars)",
-                    "type": "value_error",
-                }
-            ]
+        raise invalid_field(
+            "query", "platforms", msg="comma-separated platform names ([a-z0-9_-], up to 64 chars)"
         ) from exc
     if not platforms or len(platforms) > 100:
-        raise InvalidInput(
-            [
-                {
-                    "loc": ["query", "platforms"],
-                    "msg": "name 1 to 100 platforms",
-                    "type": "value_error",
-                }
-            ]
-        )
+        raise invalid_field("query", "platforms", msg="name 1 to 100 platforms")
     return list(dict.fromkeys(platforms))
 
 
