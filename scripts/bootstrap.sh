@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.11+ and install the project (plus extras given as $1,
-# e.g. "dev"). Re-installs only when pyproject.toml changed since the last install.
+# e.g. "dev,embedded"). With dev or bench it also installs the worker client
+# (clients/worker, its own distribution: the server does not depend on it, the tests and
+# benchmarks do). Re-installs only when a pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +23,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+specs=(-e "$spec")
+case ",$extras," in
+  *,dev,* | *,bench,*) specs+=(-e clients/worker) ;;
+esac
+stamp=".venv/.installed-$(cat pyproject.toml clients/worker/pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e "$spec"
+  .venv/bin/python -m pip install --quiet "${specs[@]}"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
