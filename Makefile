@@ -2,7 +2,7 @@
 .PHONY: install run test lint bench ci
 
 install:
-	bash scripts/bootstrap.sh dev
+	bash scripts/bootstrap.sh dev,embedded
 
 run:
 	bash scripts/run.sh

@@ -44,7 +44,7 @@ sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 from profiling import start_py_spy, stop_py_spy  # noqa: E402
 from servers import Server, free_ports  # noqa: E402
 
-from gateway.worker_client import Task, TaskContext, Worker, WorkerClient  # noqa: E402
+from taxlien_worker import Task, TaskContext, Worker, WorkerClient  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"

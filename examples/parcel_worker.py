@@ -24,7 +24,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.worker_client import Task, TaskContext, TaskFailed, Worker, WorkerClient
+from taxlien_worker import Task, TaskContext, TaskFailed, Worker, WorkerClient
 
 STATES = ("FL", "AZ", "IL", "NJ", "CO")
 

@@ -3,7 +3,7 @@
 # Usage: bash scripts/bench.sh [health|worker|public ...]   (default: all that exist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh "dev,bench"
+bash scripts/bootstrap.sh "dev,bench,embedded"
 if ! command -v wrk >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.11+ and install the project (plus extras given as $1,
-# e.g. "dev") at the exact, hash-checked versions of requirements/*.lock, then the
-# project itself without re-resolving. Re-installs only when pyproject.toml or the lock
-# changed since the last install. Packages no longer in the lock are not removed.
+# e.g. "dev,embedded") at the exact, hash-checked versions of requirements/*.lock, then
+# the project itself without re-resolving. With dev or bench it also installs the worker
+# client (clients/worker, its own distribution: the server does not depend on it, the
+# tests and benchmarks do). Re-installs only when a pyproject.toml or the lock changed
+# since the last install. Packages no longer in the lock are not removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,18 +25,24 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-# The smallest lock that covers the extras (scripts/lock.sh writes all three).
+# The smallest lock that covers the extras (scripts/lock.sh writes all four; dev and
+# bench include embedded, which the tests and benchmarks start when no backend is set).
 case ",$extras," in
   ,,) lock=requirements/runtime.lock ;;
-  ,dev,) lock=requirements/dev.lock ;;
+  ,embedded,) lock=requirements/embedded.lock ;;
   *,bench,*) lock=requirements/bench.lock ;;
+  ,dev,|,dev,embedded,|,embedded,dev,) lock=requirements/dev.lock ;;
   *) echo "error: no lock in requirements/ covers extras '$extras'" >&2; exit 2 ;;
 esac
-stamp=".venv/.installed-$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
+specs=(-e "$spec")
+case ",$extras," in
+  *,dev,* | *,bench,*) specs+=(-e clients/worker) ;;
+esac
+stamp=".venv/.installed-$(cat pyproject.toml clients/worker/pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet --require-hashes -r "$lock"
-  .venv/bin/python -m pip install --quiet --no-deps -e "$spec"
+  .venv/bin/python -m pip install --quiet --no-deps "${specs[@]}"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

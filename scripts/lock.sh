@@ -5,8 +5,9 @@
 #   bash scripts/lock.sh                          # after editing pyproject.toml
 #   bash scripts/lock.sh --upgrade-package redis  # one package (after raising its bound)
 #   bash scripts/lock.sh --upgrade                # everything
-# runtime.lock (base; the image) is resolved first and constrains dev.lock (base + dev;
-# bootstrap, CI) and bench.lock (base + dev + bench), so CI tests the versions that ship.
+# runtime.lock (base; the image) is resolved first and constrains embedded.lock (base +
+# embedded; scripts/run.sh), dev.lock (base + dev + embedded; tests, CI) and bench.lock
+# (base + dev + bench + embedded), so CI tests the versions that ship.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +39,7 @@ compile() {  # compile LOCK [uv args...]
 }
 
 compile runtime.lock "$@"
-compile dev.lock --extra dev --constraint requirements/runtime.lock "$@"
-compile bench.lock --extra dev --extra bench --constraint requirements/runtime.lock "$@"
+compile embedded.lock --extra embedded --constraint requirements/runtime.lock "$@"
+compile dev.lock --extra dev --extra embedded --constraint requirements/runtime.lock "$@"
+compile bench.lock --extra dev --extra bench --extra embedded \
+  --constraint requirements/runtime.lock "$@"

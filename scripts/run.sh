@@ -3,5 +3,5 @@
 # PostgreSQL and Redis under ./var (single-node development mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh embedded
 exec .venv/bin/gateway serve "$@"

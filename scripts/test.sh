@@ -3,7 +3,7 @@
 # when set; otherwise the tests start embedded servers (never under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh dev
+bash scripts/bootstrap.sh dev,embedded
 for setup in scripts/test-setup.d/*.sh; do
   [ -e "$setup" ] && bash "$setup"
 done

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from gateway.core.logs import configure_logging
     from gateway.core.settings import load_settings
+    from gateway.embedded.errors import EmbeddedBackendError
     from gateway.process.runner import PortBindError
     from gateway.process.serve import serve
 
@@ -31,5 +32,5 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         return serve(settings)
-    except PortBindError as exc:
+    except (PortBindError, EmbeddedBackendError) as exc:
         raise CliError(str(exc)) from exc

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from gateway.embedded.errors import EmbeddedBackendError
+from gateway.embedded.errors import EmbeddedBackendError, missing_extra
 
 logger = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ def _psutil() -> Any:
     try:
         import psutil
     except ImportError as exc:
-        raise EmbeddedBackendError("psutil is not installed (pgserver depends on it)") from exc
+        raise missing_extra("psutil") from exc
     return psutil
 
 

@@ -8,7 +8,7 @@ import os
 import pathlib
 from importlib.util import find_spec
 
-from gateway.embedded.errors import EmbeddedBackendError
+from gateway.embedded.errors import EmbeddedBackendError, missing_extra
 
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS, NUL included
 
@@ -19,9 +19,7 @@ def package_dir(name: str) -> pathlib.Path:
     # deprecated pkg_resources, and pgserver's creates lock files in the user's home.
     spec = find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedBackendError(
-            f"the {name} package is not installed: install it, or set REDIS_URL and DATABASE_URL"
-        )
+        raise missing_extra(name)
     return pathlib.Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.proxy_pool.inventory import add_proxies
-from gateway.worker_client import Task, TaskContext, Worker, WorkerClient
+from taxlien_worker import Task, TaskContext, Worker, WorkerClient
 from tests.conftest import FACTORIES, app_client
 from tests.support.work import make_token
 

@@ -16,7 +16,7 @@ from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.proxy_pool.inventory import add_proxies
 from gateway.proxy_pool.service import ProxyPool
-from gateway.worker_client import Task, TaskContext, TaskFailed, Worker, WorkerClient
+from taxlien_worker import Task, TaskContext, TaskFailed, Worker, WorkerClient
 from tests.conftest import FACTORIES, app_client
 from tests.support.work import make_token, parcel_data, work_app
 

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.worker_client.http import WorkerClient
-from gateway.worker_client.models import (
+from taxlien_worker.http import WorkerClient
+from taxlien_worker.models import (
     Command,
     GatewayUnavailable,
     Result,
@@ -30,10 +30,10 @@ from gateway.worker_client.models import (
     Task,
     WorkerClientError,
 )
-from gateway.worker_client.proxy import ProxySession
-from gateway.worker_client.results import ResultBuffer, wait_either
+from taxlien_worker.proxy import ProxySession
+from taxlien_worker.results import ResultBuffer, wait_either
 
-log = logging.getLogger("gateway.worker_client")
+log = logging.getLogger("taxlien_worker")
 
 
 class TaskFailed(Exception):

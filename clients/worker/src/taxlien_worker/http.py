@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway.worker_client.models import (
+from taxlien_worker.models import (
     GatewayUnavailable,
     HeartbeatReply,
     NoProxyAvailable,

@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 from types import TracebackType
 
-from gateway.worker_client.http import WorkerClient
-from gateway.worker_client.models import (
+from taxlien_worker.http import WorkerClient
+from taxlien_worker.models import (
     GatewayUnavailable,
     NoProxyAvailable,
     ProxyLease,

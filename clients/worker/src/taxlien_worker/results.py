@@ -15,8 +15,8 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
-from gateway.worker_client.http import WorkerClient
-from gateway.worker_client.models import GatewayUnavailable, Result, ResultOutcome
+from taxlien_worker.http import WorkerClient
+from taxlien_worker.models import GatewayUnavailable, Result, ResultOutcome
 
 OutcomeHook = Callable[[Result, ResultOutcome], None]
 

@@ -11,8 +11,8 @@ result is dropped before the gateway acknowledged it; lost leases cancel their w
 quiet/terminate are honoured).
 """
 
-from gateway.worker_client.http import WorkerClient
-from gateway.worker_client.models import (
+from taxlien_worker.http import WorkerClient
+from taxlien_worker.models import (
     GatewayUnavailable,
     HeartbeatReply,
     NoProxyAvailable,
@@ -22,9 +22,9 @@ from gateway.worker_client.models import (
     Task,
     WorkerClientError,
 )
-from gateway.worker_client.proxy import ProxySession
-from gateway.worker_client.results import ResultBuffer
-from gateway.worker_client.worker import Handler, TaskContext, TaskFailed, Worker, WorkerStats
+from taxlien_worker.proxy import ProxySession
+from taxlien_worker.results import ResultBuffer
+from taxlien_worker.worker import Handler, TaskContext, TaskFailed, Worker, WorkerStats
 
 __all__ = [
     "GatewayUnavailable",
