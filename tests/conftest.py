@@ -96,7 +96,7 @@ async def redis_prefix(backends: TestBackends) -> AsyncIterator[str]:
 def settings(backends: TestBackends, database_url: str, redis_prefix: str) -> Settings:
     """Test settings on the real backends, isolated for this test."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         redis_url=backends.redis_url,
         database_url=database_url,

@@ -18,7 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 

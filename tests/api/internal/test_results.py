@@ -230,6 +230,7 @@ async def test_retryable_failures_back_off_then_dead_letter(settings: Settings) 
                 tasks = await lease(client, token, wait=5)
                 assert len(tasks) == 1
                 task = tasks[0]
+        assert stored is not None
         assert stored["state"] == "dead"
         assert [e["message"] for e in stored["errors"]] == ["boom 1", "boom 2", "boom 3"]
         assert [e["attempt"] for e in stored["errors"]] == [1, 2, 3]
@@ -361,11 +362,12 @@ async def test_bad_envelopes_are_422(
 ) -> None:
     token = await make_token(resources)
     headers = {"X-Worker-Token": token}
-    for body in (
+    bodies: list[dict[str, object]] = [
         {"results": []},
         {"worker_id": "w1", "results": []},
         {"worker_id": "w1", "results": {}},
-    ):
+    ]
+    for body in bodies:
         response = await parcel_client.post("/internal/results", json=body, headers=headers)
         assert response.status_code == 422, body
 
