@@ -13,7 +13,10 @@ echo "== mypy"; .venv/bin/mypy
 echo "== import rules"; .venv/bin/lint-imports --no-cache
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest "$@"
+# In parallel (a database and Redis key prefixes per worker, tests/support/backends.py)
+# with the branch-coverage gate of pyproject's [tool.coverage.report] fail_under.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadgroup \
+  --cov=gateway --cov-branch --cov-report=term "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then

@@ -28,6 +28,7 @@ from tests.support.backends import (
     TestBackends,
     check_reachable,
     delete_prefix,
+    worker_id,
 )
 
 FACTORIES: dict[Audience, Callable[[Resources], FastAPI]] = {
@@ -87,7 +88,7 @@ async def database_url(session_database: SessionDatabase) -> str:
 @pytest.fixture
 async def redis_prefix(backends: TestBackends) -> AsyncIterator[str]:
     """A Redis key prefix for this test only; its keys are deleted afterwards."""
-    prefix = f"gwtest:{uuid.uuid4().hex[:10]}:"
+    prefix = f"gwtest:{worker_id()}:{uuid.uuid4().hex[:10]}:"
     yield prefix
     await delete_prefix(backends.redis_url, prefix)
 
@@ -96,7 +97,7 @@ async def redis_prefix(backends: TestBackends) -> AsyncIterator[str]:
 def settings(backends: TestBackends, database_url: str, redis_prefix: str) -> Settings:
     """Test settings on the real backends, isolated for this test."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         redis_url=backends.redis_url,
         database_url=database_url,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-import psutil  # type: ignore[import-untyped]  # no stubs installed
+import psutil
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text

@@ -274,13 +274,17 @@ class ResponseCache:
                 acquired = await self._redis.set(lock, token, nx=True, px=self._lock_ms)
         except REDIS_FAILURE:
             acquired = None
+        # Taking the lock or seeing it gone races a leader that just stored the entry and
+        # let go: read the entry once more before fetching, or two processes fetch.
+        entry = await self._fresh_entry(key) if acquired else None
         if not acquired:
             entry = await self._wait_for_other_process(key, lock)
             if entry is not None:
                 self._metrics.singleflight_waits.labels("served").inc()
+        try:
+            if entry is not None:
                 self._metrics.cache_requests.labels("hit").inc()
                 return self._from_entry(entry, "HIT", time.time()), entry
-        try:
             return await self._fetch_entry(key, fetch, ttl)
         finally:
             if acquired:
@@ -300,11 +304,21 @@ class ResponseCache:
                     return entry
                 async with asyncio.timeout(self._timeout):
                     if not await self._redis.exists(lock):
-                        return None  # the leader stored nothing we can use: fetch ourselves
+                        # The leader is done: it stored the entry after our read above,
+                        # or nothing we can use (then fetch ourselves).
+                        return await self._fresh_entry(key)
             except _UNREADABLE:
                 return None
         self._metrics.singleflight_waits.labels("timeout").inc()
         return None
+
+    async def _fresh_entry(self, key: str) -> Entry | None:
+        """The stored entry of `key` if it is fresh; None when absent, stale or unreadable."""
+        try:
+            entry = await self._read(key)
+        except _UNREADABLE:
+            return None
+        return entry if entry is not None and entry.fresh(time.time()) else None
 
     async def _fetch_and_store(self, key: str, fetch: Fetch, ttl: int) -> Served:
         served, _ = await self._fetch_entry(key, fetch, ttl)

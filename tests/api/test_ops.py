@@ -45,6 +45,7 @@ async def _wait_for_status(client: httpx.AsyncClient, status: int, within_s: flo
 
 
 async def test_ready_follows_a_redis_outage_and_recovers(settings: Settings) -> None:
+    assert settings.redis_url is not None
     redis = urlsplit(settings.redis_url)
     proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
     await proxy.start()

@@ -23,7 +23,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 def _errors(**values: object) -> list[str]:

@@ -27,7 +27,7 @@ CRASHED = 30
 
 @pytest.fixture
 def gateways(settings: Settings, tmp_path: Path) -> Iterator[list[GatewayProcess]]:
-    """Two gateways on the test's database and Redis prefix, with short leases."""
+    """Two gateways on the test's database and Redis prefix, with 5 s leases."""
     assert settings.redis_url is not None
     assert settings.database_url is not None
     env = {
@@ -35,7 +35,7 @@ def gateways(settings: Settings, tmp_path: Path) -> Iterator[list[GatewayProcess
         "DATABASE_URL": settings.database_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "RUN_MIGRATIONS": "false",
-        "LEASE_TIMEOUT_S": "1",
+        "LEASE_TIMEOUT_S": "5",  # long enough for a loaded machine to post its results
         "REAPER_INTERVAL_S": "0.1",
         "RETRY_BACKOFF_BASE_S": "0",
         "RETRY_BACKOFF_CAP_S": "0",
@@ -126,7 +126,7 @@ async def test_two_gateways_share_one_queue(
         ).json()["tasks"]
         assert len(taken) == CRASHED
         retaken: list[dict[str, object]] = []
-        for _ in range(40):  # bounded: leases expire after 1 s
+        for _ in range(40):  # bounded: leases expire after 5 s
             got = await b.get(
                 "/internal/work",
                 params={"worker_id": "heir", "platforms": "alpha", "limit": CRASHED, "wait": 2},

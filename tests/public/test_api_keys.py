@@ -152,6 +152,7 @@ async def test_database_outage_during_key_lookup_is_503_not_500(
 
     from tests.support.tcp_proxy import TcpProxy
 
+    assert settings.database_url is not None
     db = urlsplit(settings.database_url)
     proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
     await proxy.start()

@@ -201,7 +201,7 @@ async def test_users_set_tier_cli_changes_the_callers_tier(
 def test_production_refuses_the_emulator(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="FIREBASE_AUTH_EMULATOR_HOST"):
         Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             environment="production",
             redis_url="redis://127.0.0.1:6379/15",
             database_url="postgresql://postgres@127.0.0.1:5432/test",

@@ -131,7 +131,7 @@ async def test_good_token_is_accepted_and_then_served_from_the_token_cache(
             calls += 1
             return real(*args, **kwargs)
 
-        verifier._client.verify_id_token = counting  # type: ignore[method-assign]
+        verifier._client.verify_id_token = counting
         first = await app.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
         second = await app.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert first.status_code == 200, first.text

@@ -197,6 +197,7 @@ async def test_ietf_draft_headers_and_rate_problem(settings: Settings, tmp_path:
 async def test_redis_down_uses_fallback_limiter_and_never_500(
     settings: Settings, tmp_path: Path
 ) -> None:
+    assert settings.redis_url is not None
     redis = urlsplit(settings.redis_url)
     proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
     await proxy.start()

@@ -8,6 +8,11 @@ Isolation: every test session gets its own PostgreSQL database (migrated once), 
 before each test, and every test its own Redis key prefix, whose keys are deleted
 afterwards. Nothing is flushed, so concurrent runs never disturb each other or anything
 else using the same servers.
+
+Under pytest-xdist each worker is a test session of its own: its own database (named
+after its pid and worker id) and, like every test, its own key prefix. A leftover
+database is dropped only when the pid in its name is gone, so a live worker's (or a
+concurrent run's) database on the same server is never touched.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
@@ -37,6 +42,11 @@ class TestBackends:
 
     redis_url: str
     database_url: str
+
+
+def worker_id() -> str:
+    """The pytest-xdist worker running this process (`gw0`, ...), `main` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _admin_dsn(database_url: str, database: str = "postgres") -> str:
@@ -76,7 +86,7 @@ class SessionDatabase:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.name = f"gwtest_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.name = f"gwtest_{os.getpid()}_{worker_id()}_{uuid.uuid4().hex[:6]}"
         self.url = database_url_for(base_url, self.name)
 
     async def _admin(self) -> asyncpg.Connection:

@@ -4,15 +4,21 @@
 (once; later runs reuse it). The auth emulator runs offline on Node, no Java needed.
 Under CI=true a missing emulator fails the run; elsewhere tests are skipped only when npm
 itself is missing.
+
+Under pytest-xdist every worker that runs an emulator test starts its own emulator (free
+ports, its own working directory, so no state is shared); the install step is serialised
+with a file lock, since two concurrent `npm install`s into one prefix corrupt it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,13 +50,16 @@ def firebase_binary() -> str:
     """Install (or reuse) firebase-tools and return its binary."""
     if shutil.which("npm") is None or shutil.which("node") is None:
         _unavailable("node/npm are not installed")
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure_firebase_emulator.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    lock_path = Path(tempfile.gettempdir()) / "gwtest-firebase-tools.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ensure_firebase_emulator.sh")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
     if result.returncode != 0:
         pytest.fail(f"installing firebase-tools failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip().splitlines()[-1]

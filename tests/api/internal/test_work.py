@@ -163,7 +163,7 @@ async def test_long_poll_answers_when_the_gateway_stops(
     ],
 )
 async def test_bad_work_queries_are_422(
-    resources: Resources, parcel_client: httpx.AsyncClient, query: dict[str, object]
+    resources: Resources, parcel_client: httpx.AsyncClient, query: dict[str, str | int]
 ) -> None:
     token = await make_token(resources)
     response = await parcel_client.get(
@@ -233,6 +233,7 @@ async def test_lease_timeout_can_be_overridden_per_platform(settings: Settings) 
 
 
 async def test_redis_outage_is_503_not_500(settings: Settings) -> None:
+    assert settings.redis_url is not None
     redis = urlsplit(settings.redis_url)
     proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
     await proxy.start()
