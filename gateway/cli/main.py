@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from gateway.cli import commands
-from gateway.kit.cli_errors import CliError, describe_validation_error
-
-EXIT_CONFIG = 2
+from gateway.kit.cli_errors import EXIT_USAGE, CliError, describe_validation_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for line in describe_validation_error(exc):
             print(f"gateway: configuration error: {line}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     except CliError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return exc.exit_code

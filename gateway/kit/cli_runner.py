@@ -8,6 +8,7 @@ set of resources, and one map from errors to exit codes:
 |---------------------------------------------------|------|
 | invalid input (`InvalidInput`: a bad tier, a bad field) | 2 |
 | any other gateway error (not found, backend down) | 1    |
+| embedded backends could not start (or the extra is missing) | 1 |
 | invalid settings (raised before, in `gateway.cli.main`) | 2 |
 
 Heavy modules are imported inside the functions, so `gateway --help` and argument
@@ -42,6 +43,7 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     from gateway.core.logs import configure_logging
     from gateway.core.resources import open_resources
     from gateway.core.settings import LogLevel, load_settings
+    from gateway.embedded.errors import EmbeddedBackendError
 
     settings = load_settings()
     configure_logging(LogLevel.WARNING.value, settings.log_format)
@@ -58,3 +60,5 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
         raise CliError(messages or exc.detail, EXIT_USAGE) from exc
     except GatewayError as exc:
         raise CliError(exc.detail) from exc
+    except EmbeddedBackendError as exc:  # no backends configured and none could start
+        raise CliError(str(exc)) from exc

@@ -72,7 +72,8 @@ class ProcessMonitor:
         self.probe_timeout_s = probe_timeout_s
         self.probe_interval_s = probe_interval_s
         self.sampler = LoopLagSampler(lag_interval_s)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._sampling: asyncio.Task[None] | None = None
+        # Empty at start: a dependency already down when the process starts is logged too.
         self._previous: dict[str, bool] = {}
         self._prober = PeriodicLoop("dependency-prober", self._probe_and_log, probe_interval_s)
 
@@ -108,8 +109,8 @@ class ProcessMonitor:
         self.metrics.gc_pauses.install()
         # The first probe runs before the servers accept traffic, so the gauge exists
         # (and is truthful) from the first scrape on.
-        self._previous = await self.probe_once()
-        self._tasks = [asyncio.create_task(self.sampler.run(), name="loop-lag-sampler")]
+        await self.probe_once()
+        self._sampling = asyncio.create_task(self.sampler.run(), name="loop-lag-sampler")
         self._prober.start()
         return self
 
@@ -120,11 +121,10 @@ class ProcessMonitor:
         tb: TracebackType | None,
     ) -> None:
         await self._prober.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        sampling, self._sampling = self._sampling, None
+        if sampling is not None:
+            sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await sampling
         self.metrics.gc_pauses.uninstall()
         self.metrics.monitor_started = False

@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import ClassVar, Self
 
-import structlog
-
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.kit.periodic import PeriodicLoop, wait_any
@@ -26,8 +24,6 @@ from gateway.work.results import ResultService
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import queue_stats
 from gateway.work.tokens import TokenStore, TokenVerifier
-
-log = structlog.get_logger("gateway.work")
 
 
 def token_store(resources: Resources) -> TokenStore:

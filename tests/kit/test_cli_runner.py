@@ -44,3 +44,28 @@ def test_the_command_runs_on_open_resources(configured: None) -> None:
         return str(await resources.redis.ping())
 
     assert run_with_resources(command) == "True"
+
+
+def test_embedded_backends_that_cannot_start_are_one_line(
+    configured: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    import gateway.core.backends
+    from gateway.embedded.errors import EmbeddedBackendError
+
+    @contextlib.contextmanager
+    def failing(settings: object) -> Iterator[None]:
+        raise EmbeddedBackendError("embedded mode needs the embedded extra")
+        yield
+
+    monkeypatch.setattr(gateway.core.backends, "backends", failing)
+
+    async def command(resources: Resources) -> int:
+        return 0
+
+    with pytest.raises(CliError) as caught:
+        run_with_resources(command)
+    assert caught.value.exit_code == EXIT_FAILURE
+    assert "embedded extra" in str(caught.value)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import structlog
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -34,8 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from gateway.core.observability.gc_pauses import GcPauses
-
-log = structlog.get_logger("gateway.runtime")
 
 DEPENDENCIES = ("redis", "database")
 
