@@ -260,7 +260,8 @@ async def _proxy_round(ctx: TrafficContext, audience: str, token: str) -> None:
         return await ctx.client.post(f"{base}/lease", json=body, headers=headers)
 
     async def release(lease: httpx.Response, outcome: str) -> None:
-        body = {"proxy_lease_id": lease.json()["proxy_lease_id"], "outcome": outcome}
+        lease_id = lease.json()["proxy_lease_id"]
+        body = {"worker_id": WORKER_ID, "proxy_lease_id": lease_id, "outcome": outcome}
         (await ctx.client.post(f"{base}/release", json=body, headers=headers)).raise_for_status()
 
     for outcome in ("ok", "error"):

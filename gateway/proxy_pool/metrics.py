@@ -22,6 +22,7 @@ class ProxyMetrics:
     leases: Counter
     releases: Counter
     bans: Counter
+    holder_refusals: Counter
     proxies: Gauge
 
 
@@ -43,6 +44,13 @@ def _build(registry: CollectorRegistry) -> ProxyMetrics:
             "gateway_proxy_bans_total",
             "Proxies put into a per-platform ban cool-down.",
             ["platform"],
+            registry=registry,
+        ),
+        holder_refusals=Counter(
+            "gateway_proxy_holder_refusals_total",
+            "Proxy releases and rotations refused because another token or worker id holds "
+            "the lease, by operation (release, rotate).",
+            ["operation"],
             registry=registry,
         ),
         proxies=Gauge(

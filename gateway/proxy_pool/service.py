@@ -14,7 +14,8 @@ for the inventory and is re-synced every `PROXY_SYNC_INTERVAL_S` or when Redis l
   in ms), so `ZRANGE 0 0` is the healthiest, least recently used one; `cool:<pf>` zset
   id → end of ban cool-down; `inuse:<pf>` hash id → lease id; `st:<pf>` hash of error
   counts, consecutive bans and last use;
-* `leases` zset lease id → expiry, `lease:<id>` hash (state, platform, proxy, worker).
+* `leases` zset lease id → expiry, `lease:<id>` hash (state, platform, proxy, token,
+  worker).
 
 A lease is exclusive per (proxy, platform): one worker at a time drives a given IP at a
 given site, while the same IP may serve another site concurrently. A ban cools the
@@ -23,6 +24,12 @@ capped at `PROXY_BAN_CAP_S`; an `ok` release resets the ban streak. An `error` a
 to the proxy's error count on that platform (one tier lower in preference); an `ok`
 halves it. Expired leases are reclaimed by the next lease call (any platform) and by
 each app's upkeep loop, so a crashed worker never strands a proxy.
+
+A lease belongs to its holder, the token that leased it (its id) and the worker id: a
+release or rotate by anyone else is refused (403 `not_lease_holder`), logged and counted,
+because a release as `banned` cools the proxy down for every worker on that platform and
+a rotate would hand the holder's slot to the caller. The same token and worker id after
+a worker restart is the same holder.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.audience import Audience
-from gateway.core.errors import DependencyUnavailable, NotFound, ServiceUnavailable
+from gateway.core.errors import DependencyUnavailable, Forbidden, NotFound, ServiceUnavailable
 from gateway.core.resources import Resources
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.kit.outage import is_database_down, redis_guard
@@ -49,6 +56,7 @@ from gateway.proxy_pool.metrics import ProxyMetrics, proxy_metrics
 from gateway.proxy_pool.repository.proxies import list_proxies
 
 Outcome = Literal["ok", "banned", "error"]
+Operation = Literal["release", "rotate"]
 ReleaseStatus = Literal["released", "expired", "already_released"]
 LEASE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 STATES = ("available", "leased", "cooling")
@@ -62,6 +70,18 @@ RECLAIM_LIMIT = 100
 STALE_SYNC_RETRY_S = 5.0
 
 log = structlog.get_logger("gateway.proxy_pool")
+
+
+@dataclass(frozen=True)
+class ProxyHolder:
+    """Who holds a proxy lease: the id of the token that leased it and the worker id."""
+
+    token_id: int
+    worker_id: str
+
+    def args(self) -> list[str | int]:
+        """The holder as script arguments (token id, worker id)."""
+        return [str(self.token_id), self.worker_id]
 
 
 @dataclass(frozen=True)
@@ -174,18 +194,22 @@ class ProxyPool:
             RECLAIM_LIMIT,
         ]
 
-    def _release_args(self, lease_id: str, outcome: Outcome) -> list[str | int]:
+    def _release_args(
+        self, holder: ProxyHolder, lease_id: str, outcome: Outcome
+    ) -> list[str | int]:
         return [
             lease_id,
             outcome,
             int(self._settings.proxy_ban_base_s * 1000),
             int(self._settings.proxy_ban_cap_s * 1000),
+            *holder.args(),
         ]
 
-    async def lease(self, worker_id: str, platform: str) -> ProxyLease:
-        """Lease the best free proxy for `platform`, or raise 503 with Retry-After."""
+    async def lease(self, holder: ProxyHolder, platform: str) -> ProxyLease:
+        """Lease the best free proxy for `platform` to `holder`, or raise 503 with
+        Retry-After."""
         lease_id = "pl_" + uuid.uuid4().hex
-        args = [platform, worker_id, *self._lease_args(lease_id)]
+        args = [platform, *holder.args(), *self._lease_args(lease_id)]
         result = await self._run("lease", *args)
         if result[0] == -1:
             await self.sync()
@@ -218,18 +242,27 @@ class ProxyPool:
         )
 
     async def release(
-        self, lease_id: str, outcome: Outcome, status_code: int | None = None
+        self, holder: ProxyHolder, lease_id: str, outcome: Outcome, status_code: int | None = None
     ) -> Release:
-        """Give a proxy back, reporting how it did; 404 for an unknown lease."""
-        result = await self._run("release", *self._release_args(lease_id, outcome))
-        return self._released(lease_id, outcome, status_code, result)
+        """Give a proxy back, reporting how it did; 404 for an unknown lease, 403 for
+        one `holder` does not hold."""
+        result = await self._run("release", *self._release_args(holder, lease_id, outcome))
+        return self._released("release", holder, lease_id, outcome, status_code, result)
 
     def _released(
-        self, lease_id: str, outcome: Outcome, status_code: int | None, result: Sequence[Any]
+        self,
+        operation: Operation,
+        holder: ProxyHolder,
+        lease_id: str,
+        outcome: Outcome,
+        status_code: int | None,
+        result: Sequence[Any],
     ) -> Release:
         status = _s(result[0])
         if status == "unknown":
             raise NotFound("Unknown proxy lease (never issued, or expired long ago)")
+        if status == "not_holder":
+            raise self._refused(operation, holder, lease_id, _s(result[1]))
         released = Release(
             status=status,  # type: ignore[arg-type]  # the script returns one of the three
             platform=_s(result[1]),
@@ -251,17 +284,36 @@ class ProxyPool:
             )
         return released
 
+    def _refused(
+        self, operation: Operation, holder: ProxyHolder, lease_id: str, platform: str
+    ) -> Forbidden:
+        if self._metrics is not None:
+            self._metrics.holder_refusals.labels(operation).inc()
+        log.warning(
+            "not_lease_holder",
+            operation=operation,
+            token_id=holder.token_id,
+            worker_id=holder.worker_id,
+            proxy_lease_id=lease_id,
+            platform=platform,
+        )
+        return Forbidden(
+            "This proxy lease is held by another token or worker id",
+            extra={"reason": "not_lease_holder"},
+        )
+
     async def rotate(
-        self, lease_id: str, outcome: Outcome, status_code: int | None = None
+        self, holder: ProxyHolder, lease_id: str, outcome: Outcome, status_code: int | None = None
     ) -> tuple[Release, ProxyLease]:
-        """Release a lease and lease another proxy of its platform in one atomic step."""
+        """Release `holder`'s lease and lease it another proxy of that platform, in one
+        atomic step."""
         new_id = "pl_" + uuid.uuid4().hex
-        args = [*self._release_args(lease_id, outcome), *self._lease_args(new_id)]
+        args = [*self._release_args(holder, lease_id, outcome), *self._lease_args(new_id)]
         result = await self._run("rotate", *args)
         if result[0][0] == -1:
             await self.sync()
             result = await self._run("rotate", *args)
-        released = self._released(lease_id, outcome, status_code, result[0])
+        released = self._released("rotate", holder, lease_id, outcome, status_code, result[0])
         try:
             return released, self._leased(released.platform, new_id, result[1])
         except ServiceUnavailable as exc:

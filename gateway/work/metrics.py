@@ -36,6 +36,13 @@ class WorkerMetrics:
         self.dead_lettered = Counter(
             "gateway_tasks_dead_lettered", "Tasks moved to dead letters.", ["platform"], registry=r
         )
+        self.holder_refusals = Counter(
+            "gateway_lease_holder_refusals",
+            "Results and heartbeat lease ids refused because another token or worker id "
+            "holds the lease, by operation (result|heartbeat).",
+            ["operation"],
+            registry=r,
+        )
         self.results_committed = Counter(
             "gateway_results_committed",
             "Succeeded results committed to PostgreSQL.",

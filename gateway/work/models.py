@@ -111,7 +111,7 @@ class ResultOutcome(BaseModel):
     task_id: str | None
     lease_id: str | None
     outcome: Outcome
-    reason: Literal["stale_lease", "invalid"] | None = None
+    reason: Literal["stale_lease", "not_lease_holder", "invalid"] | None = None
     errors: list[dict[str, Any]] | None = None
 
 
@@ -139,5 +139,8 @@ class HeartbeatResponse(BaseModel):
 
     extended: list[str]
     lost: list[str]
+    not_holder: list[str] = Field(
+        description="Those of `lost` that are current but held by another token or worker id"
+    )
     command: Command
     heartbeat_interval_s: float

@@ -15,6 +15,7 @@ from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.kit.periodic import PeriodicLoop, wait_any
 from gateway.work.deadletters import DeadLetters
+from gateway.work.holder import LeaseHolder
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import TaskIn
 from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
@@ -77,7 +78,7 @@ class WorkerPlane:
         return outcome
 
     async def lease(
-        self, worker_id: str, platforms: Sequence[str], limit: int, wait_s: float
+        self, holder: LeaseHolder, platforms: Sequence[str], limit: int, wait_s: float
     ) -> LeaseBatch:
         """Lease work, holding the call up to `wait_s` until some is ready (long-poll)."""
         loop = asyncio.get_running_loop()
@@ -85,7 +86,7 @@ class WorkerPlane:
         stopping = self.resources.stopping
         while True:
             with self.notifier.waiter(platforms) as woken:
-                batch = await self.queue.lease(worker_id, platforms, limit)
+                batch = await self.queue.lease(holder, platforms, limit)
                 remaining = deadline - loop.time()
                 if batch.command != "run":
                     # Hold a quiet/terminated worker's poll for its `wait`, so one that

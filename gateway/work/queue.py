@@ -14,6 +14,12 @@ Design (Faktory/BullMQ/SQS ideas, one Lua script per state change, see `scripts.
   complete or fail it, so a worker that lost its lease (expired, reaped, re-leased) gets
   `stale_lease` and changes nothing; a lease that already completed answers `duplicate`
   (from PostgreSQL history for succeeded results, from the task hash for failures).
+* A lease belongs to its holder: the token that leased it (its id) and the worker id,
+  both written into the task hash by `lease.lua`. A lease id is not a capability: a
+  result, failure or heartbeat from any other (token, worker id) is `not_holder` and
+  changes nothing. The same token and worker id after a restart is the same holder.
+* A lease batch holds at most `LEASE_MAX_BATCH_BYTES` (estimated in `lease.lua`; the
+  first task always goes out), so `limit` is a maximum the gateway may lower.
 * `dedupe` maps `<platform>:<key>` to the live task while it is ready, delayed or leased,
   so a unit of work is never queued twice; completion and dead-lettering free the key.
 * Times are Redis' clock (`TIME` inside the scripts), so several gateway replicas agree.
@@ -34,6 +40,7 @@ from redis.asyncio import Redis
 
 from gateway.core.settings.work import WorkerPlaneSettings
 from gateway.kit.outage import redis_guard
+from gateway.work.holder import LeaseHolder
 from gateway.work.models import Command, LeasedTask, TaskIn, parse_command
 from gateway.work.scripts import Scripts
 
@@ -71,7 +78,7 @@ class LeaseBatch:
 class Settled:
     """The outcome of a lease check, completion or failure for one (task, lease)."""
 
-    status: str  # current|ok|retry|dead|duplicate|stale
+    status: str  # current|ok|retry|dead|duplicate|stale|not_holder
     platform: str
 
 
@@ -83,7 +90,6 @@ class FailureIn:
     lease_id: str
     message: str
     retryable: bool
-    worker_id: str
 
 
 @dataclass(frozen=True)
@@ -141,13 +147,15 @@ class WorkQueue:
         new = [int(raw[i]) == 1 for i in range(1, len(raw), 2)]
         return EnqueueOutcome(ids, new, [t.platform for t in tasks])
 
-    async def lease(self, worker_id: str, platforms: Sequence[str], limit: int) -> LeaseBatch:
-        """Lease up to `limit` ready tasks, round-robin over `platforms`, in one step."""
+    async def lease(self, holder: LeaseHolder, platforms: Sequence[str], limit: int) -> LeaseBatch:
+        """Lease up to `limit` ready tasks (fewer if they exceed the batch byte budget),
+        round-robin over `platforms`, in one step, bound to `holder`."""
         lease_ids = [secrets.token_urlsafe(18) for _ in range(limit)]
         args = [
             self.base,
-            worker_id,
+            *holder.args(),
             str(limit),
+            str(self.settings.lease_max_batch_bytes),
             *self.lease_args(),
             str(len(platforms)),
             *platforms,
@@ -171,9 +179,9 @@ class WorkQueue:
         due_in = None if next_due < 0 else max(0.0, (next_due - now_ms) / 1000)
         return LeaseBatch(tasks, parse_command(command), due_in)
 
-    async def check(self, pairs: Sequence[tuple[str, str]]) -> list[Settled]:
-        """Whether each (task, lease) is current; current leases are extended."""
-        args = [self.base, *self.lease_args(), str(len(pairs))]
+    async def check(self, pairs: Sequence[tuple[str, str]], holder: LeaseHolder) -> list[Settled]:
+        """Whether each (task, lease) is current and `holder`'s; those are extended."""
+        args = [self.base, *holder.args(), *self.lease_args(), str(len(pairs))]
         for task_id, lease_id in pairs:
             args += [task_id, lease_id]
         with redis_guard():
@@ -196,15 +204,15 @@ class WorkQueue:
             str(int(self.settings.retry_backoff_cap_s * 1000)),
         ]
 
-    async def fail(self, failures: Sequence[FailureIn]) -> list[Settled]:
-        """Record failures: requeue with backoff (`retry`) or dead-letter (`dead`)."""
-        args = [self.base, *self._backoff_args(), str(len(failures))]
+    async def fail(self, failures: Sequence[FailureIn], holder: LeaseHolder) -> list[Settled]:
+        """Record `holder`'s failures: requeue with backoff (`retry`) or dead-letter."""
+        args = [self.base, *holder.args(), *self._backoff_args(), str(len(failures))]
         for f in failures:
             error = {
                 "message": f.message,
                 "retryable": f.retryable,
                 "lease_id": f.lease_id,
-                "worker_id": f.worker_id,
+                "worker_id": holder.worker_id,
             }
             args += [f.task_id, f.lease_id, json.dumps(error), "1" if f.retryable else "0"]
             args.append(f"{random.random():.6f}")  # noqa: S311 - jitter, not security

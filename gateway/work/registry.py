@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.kit.outage import redis_guard
+from gateway.work.holder import LeaseHolder
 from gateway.work.models import Command, HeartbeatRequest, parse_command
 from gateway.work.queue import WorkQueue, ms_to_datetime
 
@@ -28,10 +29,11 @@ def _s(value: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class Beat:
-    """What a heartbeat answered."""
+    """What a heartbeat answered; `not_holder` is the part of `lost` held by others."""
 
     extended: list[str]
     lost: list[str]
+    not_holder: list[str]
     command: Command
 
 
@@ -42,8 +44,8 @@ class WorkerRegistry:
         self.queue = queue
         self.redis = queue.redis
 
-    async def heartbeat(self, beat: HeartbeatRequest, token_name: str) -> Beat:
-        """Record the worker and extend the leases it still holds."""
+    async def heartbeat(self, beat: HeartbeatRequest, holder: LeaseHolder, token_name: str) -> Beat:
+        """Record the worker and extend the leases `holder` still holds."""
         info = json.dumps(
             {
                 "platforms": beat.platforms,
@@ -56,7 +58,7 @@ class WorkerRegistry:
         )
         args = [
             self.queue.base,
-            beat.worker_id,
+            *holder.args(),
             info,
             *self.queue.lease_args(),
             str(len(beat.lease_ids)),
@@ -64,10 +66,14 @@ class WorkerRegistry:
         ]
         with redis_guard():
             raw = await self.queue.scripts.heartbeat(args=args)
-        command = _s(raw[0])
-        n = int(raw[1])
-        ids = [_s(v) for v in raw[2:]]
-        return Beat(ids[:n], ids[n:], parse_command(command))
+        status = dict(zip(beat.lease_ids, (_s(v) for v in raw[1:]), strict=True))
+        ids = list(dict.fromkeys(beat.lease_ids))
+        return Beat(
+            extended=[i for i in ids if status[i] == "extended"],
+            lost=[i for i in ids if status[i] != "extended"],
+            not_holder=[i for i in ids if status[i] == "not_holder"],
+            command=parse_command(_s(raw[0])),
+        )
 
     async def workers(self) -> list[dict[str, Any]]:
         """Registered workers with last-seen time and effective command."""

@@ -14,7 +14,9 @@ Order is the whole point (the "exactly once in effect" argument):
    (retry with backoff, or dead letter).
 
 A lease that is no longer current answers `stale_lease` in step 2 and writes nothing;
-one that already completed answers `duplicate`.
+one that already completed answers `duplicate`; one that is current but was leased by
+another holder (token id, worker id) answers `not_lease_holder` (steps 2 and 4, for
+succeeded and failed items) and changes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.kit.outage import database_guard
+from gateway.work.holder import LeaseHolder
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
@@ -110,7 +113,7 @@ class ResultService:
             )
         return item, [], record
 
-    async def submit(self, worker_id: str, raw_items: Sequence[Any]) -> list[ResultOutcome]:
+    async def submit(self, holder: LeaseHolder, raw_items: Sequence[Any]) -> list[ResultOutcome]:
         """Process one batch; raises `DependencyUnavailable` before releasing anything."""
         out: list[ResultOutcome | None] = [None] * len(raw_items)
         succeeded: list[_Pending] = []
@@ -134,21 +137,24 @@ class ResultService:
             seen.add(pair)
             (succeeded if item.status == "succeeded" else failed).append(_Pending(i, item, record))
 
-        await self._commit_succeeded(succeeded, out)
-        await self._record_failures(worker_id, failed, out)
+        await self._commit_succeeded(holder, succeeded, out)
+        await self._record_failures(holder, failed, out)
         return [o for o in out if o is not None]
 
     async def _commit_succeeded(
-        self, pending: list[_Pending], out: list[ResultOutcome | None]
+        self, holder: LeaseHolder, pending: list[_Pending], out: list[ResultOutcome | None]
     ) -> None:
         if not pending:
             return
-        checks = await self.queue.check([(p.item.task_id, p.item.lease_id) for p in pending])
+        pairs = [(p.item.task_id, p.item.lease_id) for p in pending]
+        checks = await self.queue.check(pairs, holder)
         current = []
         gone = []
         for p, c in zip(pending, checks, strict=True):
             if c.status == "current":
                 current.append((p, c.platform))
+            elif c.status == "not_holder":
+                out[p.index] = self._settled_outcome(p.item, c.status, c.platform)
             else:
                 gone.append(p)
         if gone:
@@ -207,7 +213,7 @@ class ResultService:
             await save_parties(session, rows)
 
     async def _record_failures(
-        self, worker_id: str, pending: list[_Pending], out: list[ResultOutcome | None]
+        self, holder: LeaseHolder, pending: list[_Pending], out: list[ResultOutcome | None]
     ) -> None:
         if not pending:
             return
@@ -220,10 +226,9 @@ class ResultService:
                     p.item.lease_id,
                     p.item.error.message,
                     p.item.error.retryable,
-                    worker_id,
                 )
             )
-        settled = await self.queue.fail(failures)
+        settled = await self.queue.fail(failures, holder)
         for p, s in zip(pending, settled, strict=True):
             if s.status == "retry":
                 self.metrics.completed.labels(s.platform, "failed_retry").inc()
@@ -244,6 +249,13 @@ class ResultService:
         if status == "duplicate":
             self.metrics.completed.labels(label, "duplicate").inc()
             return ResultOutcome(task_id=item.task_id, lease_id=item.lease_id, outcome="duplicate")
+        if status == "not_holder":  # logged and counted once per request by the caller
+            return ResultOutcome(
+                task_id=item.task_id,
+                lease_id=item.lease_id,
+                outcome="rejected",
+                reason="not_lease_holder",
+            )
         self.metrics.completed.labels(label, "stale").inc()
         return ResultOutcome(
             task_id=item.task_id, lease_id=item.lease_id, outcome="rejected", reason="stale_lease"

@@ -32,7 +32,12 @@ async def test_lease_release_rotate_round_trip(
 
     rotated = await parcel_client.post(
         "/internal/proxy/rotate",
-        json={"proxy_lease_id": body["proxy_lease_id"], "outcome": "banned", "status_code": 403},
+        json={
+            "worker_id": "w-1",
+            "proxy_lease_id": body["proxy_lease_id"],
+            "outcome": "banned",
+            "status_code": 403,
+        },
         headers=headers,
     )
     assert rotated.status_code == 200
@@ -43,7 +48,7 @@ async def test_lease_release_rotate_round_trip(
 
     released = await parcel_client.post(
         "/internal/proxy/release",
-        json={"proxy_lease_id": swapped["proxy_lease_id"], "outcome": "ok"},
+        json={"worker_id": "w-1", "proxy_lease_id": swapped["proxy_lease_id"], "outcome": "ok"},
         headers=headers,
     )
     assert released.status_code == 200
@@ -92,13 +97,17 @@ async def test_the_pool_is_shared_by_both_internal_ports(
     headers = await _headers(resources)
     party_headers = await _headers(resources, "party")
     async with client_for(Audience.PARCEL) as parcel, client_for(Audience.PARTY) as party:
-        lease = await parcel.post("/internal/proxy/lease", json=request, headers=headers)
         # A parcel token is not valid on the party port, for proxies as for work.
         wrong_port = await party.post("/internal/proxy/lease", json=request, headers=headers)
         assert wrong_port.status_code == 401
+        lease = await party.post("/internal/proxy/lease", json=request, headers=party_headers)
         banned = await party.post(
             "/internal/proxy/release",
-            json={"proxy_lease_id": lease.json()["proxy_lease_id"], "outcome": "banned"},
+            json={
+                "worker_id": "w",
+                "proxy_lease_id": lease.json()["proxy_lease_id"],
+                "outcome": "banned",
+            },
             headers=party_headers,
         )
         assert banned.status_code == 200
@@ -125,23 +134,63 @@ async def test_bad_input_is_422_and_unknown_lease_404(
     assert bad_platform.status_code == 422
     bad_outcome = await parcel_client.post(
         "/internal/proxy/release",
-        json={"proxy_lease_id": "pl_x", "outcome": "great"},
+        json={"worker_id": "w", "proxy_lease_id": "pl_x", "outcome": "great"},
         headers=headers,
     )
     assert bad_outcome.status_code == 422
     bad_status = await parcel_client.post(
         "/internal/proxy/release",
-        json={"proxy_lease_id": "pl_x", "outcome": "ok", "status_code": 42},
+        json={"worker_id": "w", "proxy_lease_id": "pl_x", "outcome": "ok", "status_code": 42},
         headers=headers,
     )
     assert bad_status.status_code == 422
     unknown = await parcel_client.post(
-        "/internal/proxy/release", json={"proxy_lease_id": "pl_x", "outcome": "ok"}, headers=headers
+        "/internal/proxy/release",
+        json={"worker_id": "w", "proxy_lease_id": "pl_x", "outcome": "ok"},
+        headers=headers,
     )
     assert unknown.status_code == 404
+    no_worker = await parcel_client.post(
+        "/internal/proxy/release", json={"proxy_lease_id": "pl_x", "outcome": "ok"}, headers=headers
+    )
+    assert no_worker.status_code == 422
     not_json = await parcel_client.post(
         "/internal/proxy/lease",
         content=b"{nope",
         headers={**headers, "content-type": "application/json"},
     )
     assert not_json.status_code == 422
+
+
+async def test_another_holder_cannot_release_or_rotate_a_proxy_lease(
+    resources: Resources, parcel_client: httpx.AsyncClient
+) -> None:
+    await add_proxies(resources, ["http://127.0.0.2:3128", "http://127.0.0.3:3128"])
+    owner, intruder = await _headers(resources), await _headers(resources)
+    leased = await parcel_client.post(
+        "/internal/proxy/lease", json={"worker_id": "w-1", "platform": "county-a"}, headers=owner
+    )
+    lease_id = leased.json()["proxy_lease_id"]
+    for path in ("/internal/proxy/release", "/internal/proxy/rotate"):
+        for headers, worker_id in ((intruder, "w-1"), (owner, "w-2")):
+            refused = await parcel_client.post(
+                path,
+                json={"worker_id": worker_id, "proxy_lease_id": lease_id, "outcome": "banned"},
+                headers=headers,
+            )
+            assert refused.status_code == 403
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["reason"] == "not_lease_holder"
+    metrics = (await parcel_client.get("/metrics")).text
+    for operation in ("release", "rotate"):
+        assert (
+            f'gateway_proxy_holder_refusals_total{{audience="parcel",operation="{operation}"}} 2.0'
+            in metrics
+        )
+    assert "gateway_proxy_bans_total{" not in metrics  # no cool-down was applied
+    mine = await parcel_client.post(
+        "/internal/proxy/release",
+        json={"worker_id": "w-1", "proxy_lease_id": lease_id, "outcome": "ok"},
+        headers=owner,
+    )
+    assert mine.json()["status"] == "released"

@@ -40,16 +40,19 @@ def test_credentials_never_appear_in_the_gateway_log(settings: Settings, tmp_pat
     try:
         gateway.wait_ready()
         with httpx.Client(timeout=5) as client:
+            # A party worker leases the proxy and gets it banned (releases are the
+            # holder's only); the ban then keeps parcel workers off it too.
             lease = client.post(
-                gateway.url("parcel", "/internal/proxy/lease"),
+                gateway.url("party", "/internal/proxy/lease"),
                 json={"worker_id": "w", "platform": "county-a"},
-                headers={"X-Worker-Token": parcel_token},
+                headers={"X-Worker-Token": party_token},
             )
             assert lease.status_code == 200, lease.text
             assert lease.json()["proxy_url"] == proxy_url
             banned = client.post(
                 gateway.url("party", "/internal/proxy/release"),
                 json={
+                    "worker_id": "w",
                     "proxy_lease_id": lease.json()["proxy_lease_id"],
                     "outcome": "banned",
                     "status_code": 403,

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
+from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
 from gateway.work.queue import WorkQueue
 from gateway.work.scripts import load_scripts
@@ -82,7 +83,7 @@ async def test_concurrent_reapers_reclaim_each_lease_exactly_once(settings: Sett
     try:
         queues = [WorkQueue(c, load_scripts(c), base, tuned) for c in clients]
         await queues[0].enqueue([TaskIn(platform="alpha", key=f"k{i}") for i in range(50)])
-        leased = (await queues[0].lease("crashed", ["alpha"], 50)).tasks
+        leased = (await queues[0].lease(LeaseHolder(1, "crashed"), ["alpha"], 50)).tasks
         assert len(leased) == 50
         await asyncio.sleep(0.3)
         results = await asyncio.gather(*(q.reap() for q in queues for _ in range(3)))
@@ -94,7 +95,7 @@ async def test_concurrent_reapers_reclaim_each_lease_exactly_once(settings: Sett
             assert task["attempt"] == 2
             assert [e["message"] for e in task["errors"]] == ["lease expired"]
         # Promoted (backoff 0) and leasable again, each exactly once.
-        again = (await queues[1].lease("next", ["alpha"], 100)).tasks
+        again = (await queues[1].lease(LeaseHolder(1, "next"), ["alpha"], 100)).tasks
         assert sorted(t.task_id for t in again) == sorted(t.task_id for t in leased)
     finally:
         for c in clients:

@@ -14,10 +14,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.internal.auth import authenticate_worker
+from gateway.api.internal.auth import WorkerDep, authenticate_worker
 from gateway.api.internal.plane import ProxyPoolDep
 from gateway.core.observability.log_context import bind_worker
-from gateway.proxy_pool.service import LEASE_ID_PATTERN, ProxyLease, Release
+from gateway.proxy_pool.service import LEASE_ID_PATTERN, ProxyHolder, ProxyLease, Release
 from gateway.work.models import Platform, WorkerId
 
 # Every proxy endpoint needs a worker token of this port's audience (any role).
@@ -29,6 +29,10 @@ _PROBLEMS: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or invalid worker token"},
     422: {"description": "Invalid request body"},
     503: {"description": "No proxy available (see Retry-After) or a backend is down"},
+}
+_HELD: dict[int | str, dict[str, str]] = {
+    403: {"description": "The lease is held by another token or worker id (not_lease_holder)"},
+    404: {"description": "Unknown proxy lease"},
 }
 
 
@@ -44,8 +48,9 @@ class LeaseRequest(_Strict):
 
 
 class ReleaseRequest(_Strict):
-    """Give a proxy back and say how it did."""
+    """Give a proxy back and say how it did; `worker_id` must be the one that leased it."""
 
+    worker_id: WorkerId
     proxy_lease_id: str = Field(pattern=LEASE_ID_PATTERN)
     outcome: Literal["ok", "banned", "error"]
     status_code: int | None = Field(default=None, ge=100, le=599)
@@ -99,34 +104,41 @@ def _release_body(lease_id: str, released: Release) -> ReleaseResponse:
 
 
 @router.post("/lease", summary="Lease a proxy for a platform", responses=_PROBLEMS)
-async def lease_proxy(body: LeaseRequest, proxies: ProxyPoolDep) -> LeaseResponse:
-    """Lease the healthiest, least recently used proxy free on that platform."""
+async def lease_proxy(
+    body: LeaseRequest, proxies: ProxyPoolDep, principal: WorkerDep
+) -> LeaseResponse:
+    """Lease the healthiest, least recently used proxy free on that platform, bound to
+    this token and `worker_id`."""
     bind_worker(body.worker_id, platform=body.platform)
-    pool = proxies.pool
-    return _lease_body(await pool.lease(body.worker_id, body.platform))
+    holder = ProxyHolder(principal.token_id, body.worker_id)
+    return _lease_body(await proxies.pool.lease(holder, body.platform))
 
 
-@router.post(
-    "/release",
-    summary="Release a proxy with its outcome",
-    responses={**_PROBLEMS, 404: {"description": "Unknown proxy lease"}},
-)
-async def release_proxy(body: ReleaseRequest, proxies: ProxyPoolDep) -> ReleaseResponse:
-    """Return a proxy; `banned` cools it down on that platform, `error` lowers its rank."""
+@router.post("/release", summary="Release a proxy with its outcome", responses=_PROBLEMS | _HELD)
+async def release_proxy(
+    body: ReleaseRequest, proxies: ProxyPoolDep, principal: WorkerDep
+) -> ReleaseResponse:
+    """Return a proxy; `banned` cools it down on that platform, `error` lowers its rank.
+    Only the lease's holder (token and `worker_id`) may release it."""
+    bind_worker(body.worker_id)
+    holder = ProxyHolder(principal.token_id, body.worker_id)
     pool = proxies.pool
-    released = await pool.release(body.proxy_lease_id, body.outcome, body.status_code)
+    released = await pool.release(holder, body.proxy_lease_id, body.outcome, body.status_code)
     return _release_body(body.proxy_lease_id, released)
 
 
 @router.post(
-    "/rotate",
-    summary="Release a proxy and lease another in one call",
-    responses={**_PROBLEMS, 404: {"description": "Unknown proxy lease"}},
+    "/rotate", summary="Release a proxy and lease another in one call", responses=_PROBLEMS | _HELD
 )
-async def rotate_proxy(body: ReleaseRequest, proxies: ProxyPoolDep) -> RotateResponse:
-    """Release with an outcome and lease a different proxy of the same platform."""
+async def rotate_proxy(
+    body: ReleaseRequest, proxies: ProxyPoolDep, principal: WorkerDep
+) -> RotateResponse:
+    """Release with an outcome and lease a different proxy of the same platform; only
+    the lease's holder may rotate it."""
+    bind_worker(body.worker_id)
+    holder = ProxyHolder(principal.token_id, body.worker_id)
     pool = proxies.pool
-    released, lease = await pool.rotate(body.proxy_lease_id, body.outcome, body.status_code)
+    released, lease = await pool.rotate(holder, body.proxy_lease_id, body.outcome, body.status_code)
     return RotateResponse(
         **_lease_body(lease).model_dump(),
         released=_release_body(body.proxy_lease_id, released),

@@ -15,6 +15,7 @@ from gateway.api.internal.auth import ProducerDep, WorkerDep
 from gateway.api.internal.plane import WorkerPlaneDep
 from gateway.core.observability.log_context import bind_worker
 from gateway.kit.field_errors import invalid_field
+from gateway.work.holder import LeaseHolder, report_refused
 from gateway.work.models import (
     EnqueueRequest,
     EnqueueResponse,
@@ -71,18 +72,20 @@ def _platforms(raw: str) -> list[str]:
 @router.get("/work", summary="Lease tasks, waiting up to `wait` seconds", responses=AUTH_ERRORS)
 async def work(
     plane: WorkerPlaneDep,
-    _: WorkerDep,
+    principal: WorkerDep,
     worker_id: Annotated[WorkerId, Query()],
     platforms: Annotated[str, Query(max_length=6500)],
     limit: Annotated[int, Query(ge=1)] = 1,
     wait: Annotated[float, Query(ge=0)] = 0.0,
 ) -> WorkResponse:
-    """Lease up to `limit` tasks (capped at WORK_MAX_LIMIT); long-polls up to `wait`
-    seconds (capped at WORK_MAX_WAIT_S) when nothing is ready."""
+    """Lease up to `limit` tasks (capped at WORK_MAX_LIMIT, and lowered to keep the
+    answer within LEASE_MAX_BATCH_BYTES); long-polls up to `wait` seconds (capped at
+    WORK_MAX_WAIT_S) when nothing is ready. The leases are bound to this token and
+    `worker_id`."""
     bind_worker(worker_id)
     names = _platforms(platforms)
     batch = await plane.lease(
-        worker_id,
+        LeaseHolder(principal.token_id, worker_id),
         names,
         min(limit, plane.settings.work_max_limit),
         min(wait, plane.settings.work_max_wait_s),
@@ -96,11 +99,17 @@ async def work(
     responses=AUTH_ERRORS,
     response_model_exclude_none=True,
 )
-async def results(body: ResultsRequest, plane: WorkerPlaneDep, _: WorkerDep) -> ResultsResponse:
-    """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes."""
+async def results(
+    body: ResultsRequest, plane: WorkerPlaneDep, principal: WorkerDep
+) -> ResultsResponse:
+    """Commit succeeded results, requeue or dead-letter failed ones; per-item outcomes.
+    Only the holder of a lease (this token and `worker_id`) may report its result."""
     bind_worker(body.worker_id)
     _check_batch("results", len(body.results), plane.settings.results_max_batch)
-    outcomes = await plane.results.submit(body.worker_id, body.results)
+    holder = LeaseHolder(principal.token_id, body.worker_id)
+    outcomes = await plane.results.submit(holder, body.results)
+    refused = [o.lease_id or "" for o in outcomes if o.reason == "not_lease_holder"]
+    report_refused(plane.metrics, "result", holder, refused)
     return ResultsResponse(
         accepted=sum(o.outcome == "accepted" for o in outcomes),
         duplicate=sum(o.outcome == "duplicate" for o in outcomes),

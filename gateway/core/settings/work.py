@@ -27,6 +27,11 @@ class WorkerPlaneSettings(BaseSettings):
     heartbeat_interval_s: PositiveSeconds = 30.0
     work_max_limit: Annotated[int, Field(ge=1, le=1000)] = 100
     work_max_wait_s: Annotated[float, Field(ge=0, le=30)] = 30.0
+    # Bytes one lease answer may hold (estimated from payload and key sizes inside the
+    # lease script); `limit` is a maximum the gateway lowers to stay within it, so a
+    # client that never reads its answer pins at most this much. One task always goes
+    # out, however large (payloads are capped at 64 KiB at enqueue).
+    lease_max_batch_bytes: Annotated[int, Field(ge=1, le=67_108_864)] = 1_048_576
     enqueue_max_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
     results_max_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
     result_extra_max_bytes: Annotated[int, Field(ge=0, le=1_048_576)] = 16_384

@@ -72,9 +72,10 @@ local function reclaim(limit)
   return #due
 end
 
--- Leases the best available proxy of `pf` (never `exclude`). Returns
--- {1, proxy_id, url, expires_ms} or {0, inventory_size, ms_until_first_cool_down_ends}.
-local function lease(pf, worker, lid, ttl_ms, grace_ms, exclude)
+-- Leases the best available proxy of `pf` (never `exclude`) to the holder (token id,
+-- worker id). Returns {1, proxy_id, url, expires_ms} or {0, inventory_size,
+-- ms_until_first_cool_down_ends}.
+local function lease(pf, token, worker, lid, ttl_ms, grace_ms, exclude)
   ensure_platform(pf)
   uncool(pf)
   local cands = redis.call('ZRANGE', k('avail', pf), 0, 1)
@@ -92,18 +93,23 @@ local function lease(pf, worker, lid, ttl_ms, grace_ms, exclude)
   redis.call('HSET', k('st', pf), 'u:' .. id, NOW)
   redis.call('ZADD', k('leases'), expires, lid)
   local lk = k('lease', lid)
-  redis.call('HSET', lk, 'state', 'active', 'platform', pf, 'proxy', id, 'worker', worker)
+  redis.call('HSET', lk, 'state', 'active', 'platform', pf, 'proxy', id, 'token', token,
+    'worker', worker)
   redis.call('PEXPIRE', lk, ttl_ms + grace_ms)
   return {1, id, redis.call('HGET', k('inv'), id), expires}
 end
 
--- Applies a release outcome. Returns {status, platform, proxy_id, cool_down_ms, worker}
--- with status released | expired | already_released, or {'unknown'}.
-local function release(lid, outcome, ban_base_ms, ban_cap_ms)
+-- Applies a release outcome by the holder (token id, worker id). Returns {status,
+-- platform, proxy_id, cool_down_ms, worker} with status released | expired |
+-- already_released | not_holder (leased by another token or worker id: nothing
+-- changes), or {'unknown'}. A lease record without `token` was written before leases
+-- were bound (an older replica) and is released by anyone, as it used to be.
+local function release(lid, outcome, ban_base_ms, ban_cap_ms, token, worker)
   local lk = k('lease', lid)
-  local f = redis.call('HMGET', lk, 'state', 'platform', 'proxy', 'worker')
+  local f = redis.call('HMGET', lk, 'state', 'platform', 'proxy', 'worker', 'token')
   local state, pf, id = f[1], f[2], f[3]
   if not state then return {'unknown'} end
+  if f[5] and (f[5] ~= token or f[4] ~= worker) then return {'not_holder', pf, id, 0, f[4]} end
   if state == 'released' then return {'already_released', pf, id, 0, f[4]} end
   local st = k('st', pf)
   local known = redis.call('HEXISTS', k('inv'), id) == 1

@@ -1,14 +1,18 @@
--- Before committing succeeded results: is each lease still current? Current leases are
--- extended so the reaper cannot reclaim them while PostgreSQL commits.
--- ARGV: base, default_lease_ms, overrides_json, n, then pairs task_id, lease_id.
--- Returns per item: 'current' | 'duplicate' | 'stale', then the platform ('' if unknown).
-local default_ms = tonumber(ARGV[2])
-local overrides = cjson.decode(ARGV[3])
-local n = tonumber(ARGV[4])
+-- Before committing succeeded results: is each lease still current, and held by the
+-- caller? Current leases are extended so the reaper cannot reclaim them while
+-- PostgreSQL commits.
+-- ARGV: base, token_id, worker_id, default_lease_ms, overrides_json, n, then pairs
+-- task_id, lease_id.
+-- Returns per item: 'current' | 'not_holder' | 'duplicate' | 'stale', then the platform
+-- ('' if unknown).
+local token, worker = ARGV[2], ARGV[3]
+local default_ms = tonumber(ARGV[4])
+local overrides = cjson.decode(ARGV[5])
+local n = tonumber(ARGV[6])
 local out = {}
 for j = 0, n - 1 do
-  local tid, lid = ARGV[5 + 2 * j], ARGV[6 + 2 * j]
-  local s = settled(tid, lid)
+  local tid, lid = ARGV[7 + 2 * j], ARGV[8 + 2 * j]
+  local s = settled(tid, lid, token, worker)
   local p = ''
   if s == 'current' then
     p = redis.call('HGET', task_key(tid), 'platform')

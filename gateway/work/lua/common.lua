@@ -29,18 +29,25 @@ local function lease_ms_for(overrides, default_ms, p)
   return default_ms
 end
 
--- Whether (tid, lid) is the current lease of a live task.
-local function current(tid, lid)
-  local f = redis.call('HMGET', task_key(tid), 'state', 'lease_id')
-  return f[1] == 'leased' and f[2] == lid
+-- Whether (tid, lid) is the current lease of a live task: 'current', 'not_holder' when
+-- it is but was leased by another holder (token id, worker id), else false. `token` nil
+-- skips the holder check: complete.lua runs only after check.lua compared the holder in
+-- the same request. A lease without `token_id` was granted before leases were bound
+-- (an older replica) and is accepted from any holder until it ends.
+local function current(tid, lid, token, worker)
+  local f = redis.call('HMGET', task_key(tid), 'state', 'lease_id', 'token_id', 'worker_id')
+  if f[1] ~= 'leased' or f[2] ~= lid then return false end
+  if token and f[3] and (f[3] ~= token or f[4] ~= worker) then return 'not_holder' end
+  return 'current'
 end
 
--- Not current: 'duplicate' when this lease already reported a failure (remembered in the
--- task hash, bounded by MAX_ATTEMPTS); else 'stale'. Completed succeeded leases are
+-- 'current' or 'not_holder' as `current` says; else 'duplicate' when this lease already
+-- reported a failure (remembered in the task hash, bounded by MAX_ATTEMPTS); else 'stale'. Completed succeeded leases are
 -- recognised from PostgreSQL history by the caller, so Redis keeps nothing per
 -- completed task.
-local function settled(tid, lid)
-  if current(tid, lid) then return 'current' end
+local function settled(tid, lid, token, worker)
+  local c = current(tid, lid, token, worker)
+  if c then return c end
   if redis.call('HEXISTS', task_key(tid), 'fl:' .. lid) == 1 then return 'duplicate' end
   return 'stale'
 end

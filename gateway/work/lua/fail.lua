@@ -1,13 +1,16 @@
--- Worker-reported failures. ARGV: base, max_attempts, backoff_base_ms, backoff_cap_ms,
--- n, then per item: task_id, lease_id, error_json, retryable(1|0), jitter.
--- Returns per item: 'retry' | 'dead' | 'duplicate' | 'stale', then the platform.
-local max_attempts, base_ms, cap_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+-- Worker-reported failures. ARGV: base, token_id, worker_id, max_attempts,
+-- backoff_base_ms, backoff_cap_ms, n, then per item: task_id, lease_id, error_json,
+-- retryable(1|0), jitter.
+-- Returns per item: 'retry' | 'dead' | 'not_holder' | 'duplicate' | 'stale', then the
+-- platform.
+local token, worker = ARGV[2], ARGV[3]
+local max_attempts, base_ms, cap_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = tonumber(ARGV[7])
 local out = {}
 for j = 0, n - 1 do
-  local at = 6 + 5 * j
+  local at = 8 + 5 * j
   local tid, lid = ARGV[at], ARGV[at + 1]
-  local s = settled(tid, lid)
+  local s = settled(tid, lid, token, worker)
   if s == 'current' then
     local r = fail_task(tid, lid, cjson.decode(ARGV[at + 2]), ARGV[at + 3] == '1',
       tonumber(ARGV[at + 4]), max_attempts, base_ms, cap_ms)

@@ -97,6 +97,37 @@ async def test_limit_and_wait_are_capped(settings: Settings) -> None:
         assert time.monotonic() - started < 5
 
 
+async def test_a_lease_batch_stays_within_its_byte_budget(settings: Settings) -> None:
+    budget = 100_000
+    async with work_app(settings, lease_max_batch_bytes=budget) as (resources, client):
+        token = await make_token(resources)
+        big = {"blob": "x" * 40_000}
+        await enqueue(
+            client,
+            token,
+            [{"platform": "alpha", "key": f"k{i}", "payload": big} for i in range(6)]
+            + [{"platform": "beta", "key": f"h{i}", "payload": big} for i in range(2)],
+        )
+        # `limit` is a maximum: two 40 KB tasks fit in 100 KB, a third would not.
+        response = await client.get(
+            "/internal/work",
+            params={"worker_id": "w1", "platforms": "alpha", "limit": 6},
+            headers={"X-Worker-Token": token},
+        )
+        assert [t["key"] for t in response.json()["tasks"]] == ["k0", "k1"]
+        assert len(response.content) <= budget
+        # Nothing beyond the answer was leased: the rest is still ready, in order.
+        plane = WorkerPlane(resources, "parcel")
+        assert await resources.redis.zcard(plane.queue.key("leased", "alpha")) == 2
+        assert await resources.redis.zcard(plane.queue.key("ready", "alpha")) == 4
+        assert [t["key"] for t in await lease(client, token, limit=6)] == ["k2", "k3"]
+        # A task larger than the budget on its own still goes out, alone.
+        small = settings.model_copy(update={"lease_max_batch_bytes": 1000})
+        async with work_app(small) as (_, tight):
+            alone = await lease(tight, token, platforms="beta", limit=6)
+            assert [t["key"] for t in alone] == ["h0"]
+
+
 async def test_not_before_delays_a_task(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:

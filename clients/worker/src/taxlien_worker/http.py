@@ -173,11 +173,19 @@ class WorkerClient:
         )
         return ProxyLease.from_json(doc)
 
+    def _release_body(self, lease: ProxyLease, outcome: ProxyOutcome) -> dict[str, Any]:
+        # The gateway binds a proxy lease to the token and worker id that leased it.
+        return {
+            "worker_id": self.worker_id,
+            "proxy_lease_id": lease.proxy_lease_id,
+            "outcome": outcome,
+        }
+
     async def release_proxy(
         self, lease: ProxyLease, outcome: ProxyOutcome = "ok", status_code: int | None = None
     ) -> str:
         """Release a proxy with its outcome; returns the gateway's release status."""
-        body: dict[str, Any] = {"proxy_lease_id": lease.proxy_lease_id, "outcome": outcome}
+        body = self._release_body(lease, outcome)
         if status_code is not None:
             body["status_code"] = status_code
         try:
@@ -192,7 +200,7 @@ class WorkerClient:
         self, lease: ProxyLease, outcome: ProxyOutcome = "banned", status_code: int | None = None
     ) -> ProxyLease:
         """Release `lease` with an outcome and lease a different proxy, in one call."""
-        body: dict[str, Any] = {"proxy_lease_id": lease.proxy_lease_id, "outcome": outcome}
+        body = self._release_body(lease, outcome)
         if status_code is not None:
             body["status_code"] = status_code
         return ProxyLease.from_json(await self._call("POST", "/internal/proxy/rotate", json=body))
