@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.settings import Settings
 from gateway.fastpath.cache_hit import PropertyHitShortcut
+from gateway.public.authenticate import Credentials
 from tests.support.public import PublicApp, insert_parcel, metric_value, public_app, write_tiers
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ async def test_every_request_takes_one_unit_of_budget_whoever_answers_it(
             (await app.client.get(f"/v1/properties/{pid}", headers=headers)).status_code
             for pid in ("A-1", "A-1", "A-1", "missing-1", "A-1")
         ]
-        principal = await app.plane.authenticator.authenticate({"x-api-key": key}, "127.0.0.1")
+        principal = await app.plane.authenticator.authenticate(Credentials((key,)), "127.0.0.1")
         used = await app.plane.limiter.usage_today(principal.limit_key)
     assert statuses == [200, 200, 200, 404, 200]
     assert used == 5  # miss, two hits, a 404 through the route, a hit: once each
