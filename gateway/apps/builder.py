@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -102,9 +103,15 @@ def build_app(
     app.state.audience = audience
     app.state.planes = {plane.name: plane for plane in planes}
     install_problem_handlers(app)
-    app.include_router(ops.router)
-    for router in routers:
+    http_metrics = HttpMetrics(resources.metrics.registry(audience))
+    for router in (ops.router, *routers):
         app.include_router(router)
+        # Read from the routers, not `app.routes`: FastAPI wraps included routers there.
+        # Routers carry their prefix in each route's path and include no others.
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                for method in sorted(route.methods or ()):
+                    http_metrics.declare(route.path, method)
 
     front = [
         # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
@@ -113,7 +120,7 @@ def build_app(
             RequestContextMiddleware,
             audience=audience,
             max_body_bytes=resources.settings.max_body_bytes,
-            metrics=HttpMetrics(resources.metrics.registry(audience)),
+            metrics=http_metrics,
             response_headers=SecurityHeaders(),
         ),
         Middleware(QueryTextGuard),
