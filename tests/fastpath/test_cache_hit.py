@@ -143,6 +143,25 @@ async def test_failures_are_answered_as_the_routes_problems_and_counted_once(
     assert metric_value(metrics, "gateway_rate_limited_total", tier="slow", kind="rate") == 1
 
 
+async def test_two_api_keys_on_a_cached_parcel_are_refused_by_the_shortcut(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The shortcut read the first `X-API-Key` and served the hit under that identity."""
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-345")
+        first, second = await app.key(tier="quota"), await app.key(tier="quota", user="bob")
+        warm = await app.client.get("/v1/properties/12-345", headers={"X-API-Key": first})
+        assert warm.status_code == 200
+        handed = _HandOffs(app)
+        both = await app.client.get(
+            "/v1/properties/12-345", headers=[("X-API-Key", first), ("X-API-Key", second)]
+        )
+        assert handed.count == 0  # answered by the shortcut itself
+    assert both.status_code == 401, both.text
+    assert both.json()["reason"] == "ambiguous_credentials"
+    assert both.headers["content-type"] == "application/problem+json"
+
+
 async def test_other_requests_under_the_prefix_are_left_to_fastapi(
     settings: Settings, tmp_path: Path
 ) -> None:
