@@ -25,8 +25,9 @@ printed as MISSING (marked pending) but do not fail the run; once the hooks are 
 in nothing is pending and the check is strict again.
 
 With --quiet there is no traffic: a healthy system at rest. The proof seeds what "once
-seen" needs (a proxy inventory and one task per internal port, so one platform exists),
-lets Prometheus scrape a few times, and prints one line per panel query:
+seen" needs (one task per internal port and one proxy lease, so one platform exists),
+evaluates until every query has a value (or --quiet-deadline passes), and prints one
+line per panel query:
        OK <row> / <panel> [<refId>]: <n> values
        EMPTY <row> / <panel> [<refId>]: no value
 A query "has a value" when at least one series it returns is a number (a quantile of
@@ -383,6 +384,24 @@ def report(results: list[PanelResult], allow_pending: bool) -> int:
     return failures
 
 
+async def quiet_results(
+    client: httpx.AsyncClient, prom: str, args: argparse.Namespace
+) -> list[PanelResult]:
+    """Evaluate until every query has a value, or `--quiet-deadline` seconds passed.
+
+    A rate needs two scrapes of a series inside its window, and the gateway's loops
+    declare a platform's series on their first pass: how long that takes depends on the
+    machine, so this waits for the answer instead of a fixed time.
+    """
+    deadline = time.monotonic() + args.quiet_deadline
+    while True:
+        results = await evaluate(client, prom, args.rate_interval)
+        complete = all(all(result.values) for result in results)
+        if complete or time.monotonic() >= deadline:
+            return results
+        await asyncio.sleep(args.scrape_seconds)
+
+
 def report_quiet(results: list[PanelResult]) -> int:
     """One line per panel query of a quiet system; return how many had no value."""
     empty = 0
@@ -421,9 +440,7 @@ async def run_proof(
         )
         if args.quiet:
             await proof_traffic.seed_quiet(ctx)
-            # A rate needs two scrapes inside its window; give it a few more.
-            await asyncio.sleep(args.scrape_seconds * 5)
-            results = await evaluate(client, prom, args.rate_interval)
+            results = await quiet_results(client, prom, args)
             return 0 if report_quiet(results) == 0 else 1
         await drive(ctx, args.traffic_seconds)
         # Let the last round be scraped and the rules evaluated on it.
@@ -484,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quiet",
         action="store_true",
         help="no traffic: every panel query must have a value on a system at rest",
+    )
+    parser.add_argument(
+        "--quiet-deadline",
+        type=float,
+        default=60.0,
+        help="with --quiet: seconds to wait for every query to have a value",
     )
     args = parser.parse_args(argv)
     if not args.prometheus:
