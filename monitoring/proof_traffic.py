@@ -405,6 +405,31 @@ async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[s
         }
 
 
+async def seed_quiet(ctx: TrafficContext) -> None:
+    """What a quiet system has seen (`prove_dashboard.py --quiet`): one task per internal
+    port on one platform, never leased, and one proxy lease there, released `ok`.
+
+    Platforms are not known up front, so the gateway exports a platform's series once
+    the queue or the proxy pool has seen it; this is the least history that gives one.
+    """
+    tokens = ctx.state["worker_tokens"] = await create_worker_tokens(ctx)
+    for audience, token in tokens.items():
+        task = {"platform": BACKLOG_PLATFORM, "key": "quiet", "payload": {}}
+        response = await ctx.client.post(
+            ctx.url(audience, "/internal/tasks"),
+            json={"tasks": [task]},
+            headers={"X-Worker-Token": token},
+        )
+        response.raise_for_status()
+    headers = {"X-Worker-Token": tokens["party"]}
+    base = ctx.url("party", "/internal/proxy")
+    body = {"worker_id": WORKER_ID, "platform": BACKLOG_PLATFORM}
+    leased = await ctx.client.post(f"{base}/lease", json=body, headers=headers)
+    leased.raise_for_status()
+    release = {"proxy_lease_id": leased.json()["proxy_lease_id"], "outcome": "ok"}
+    (await ctx.client.post(f"{base}/release", json=release, headers=headers)).raise_for_status()
+
+
 def sources() -> list[TrafficSource]:
     """Every traffic source, filled in or not."""
     return [

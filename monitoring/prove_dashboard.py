@@ -23,6 +23,16 @@ Exit code 0 only when every panel returned series. With --allow-pending, panels 
 missing metrics all belong to a plane whose traffic hook is not filled in yet are still
 printed as MISSING (marked pending) but do not fail the run; once the hooks are filled
 in nothing is pending and the check is strict again.
+
+With --quiet there is no traffic: a healthy system at rest. The proof seeds what "once
+seen" needs (one task per internal port and one proxy lease, so one platform exists),
+evaluates until every query has a value (or --quiet-deadline passes), and prints one
+line per panel query:
+       OK <row> / <panel> [<refId>]: <n> values
+       EMPTY <row> / <panel> [<refId>]: no value
+A query "has a value" when at least one series it returns is a number (a quantile of
+no observations is NaN, which Grafana draws as nothing). Exit code 0 only when every
+query has a value.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ import time
 import uuid
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +69,8 @@ DASHBOARD = HERE / "grafana" / "dashboards" / "gateway_command_center.json"
 CONTRACT = yaml.safe_load((HERE / "metrics.yml").read_text())["metrics"]
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 HISTOGRAM_SUFFIX = re.compile(r"_(bucket|sum|count)$")
+# How Prometheus's JSON API spells a sample that is not a number.
+_NOT_A_NUMBER = frozenset({"NaN", "+Inf", "-Inf"})
 AUDIENCE_PORTS = {
     "public": "PUBLIC_PORT",
     "parcel": "PARCEL_INTERNAL_PORT",
@@ -281,6 +293,8 @@ class PanelResult:
     series: list[int]
     missing: dict[str, str]  # metric -> plane, for metrics with no series at all
     errors: list[str]
+    refs: list[str] = field(default_factory=list)  # target refIds, in `series` order
+    values: list[int] = field(default_factory=list)  # series per target that are numbers
 
     @property
     def ok(self) -> bool:
@@ -294,12 +308,14 @@ class PanelResult:
 async def evaluate(client: httpx.AsyncClient, prom: str, rate_interval: str) -> list[PanelResult]:
     """Run every panel's queries; report series counts and metrics without series."""
 
-    async def query(expr: str) -> tuple[int, str | None]:
+    async def query(expr: str) -> tuple[int, int, str | None]:
         response = await client.get(f"{prom}/api/v1/query", params={"query": expr})
         body = response.json()
         if body.get("status") != "success":
-            return 0, f"{body.get('errorType')}: {body.get('error')}"
-        return len(body["data"]["result"]), None
+            return 0, 0, f"{body.get('errorType')}: {body.get('error')}"
+        found = body["data"]["result"]
+        numbers = sum(1 for series in found if series["value"][1] not in _NOT_A_NUMBER)
+        return len(found), numbers, None
 
     results = []
     row = ""
@@ -310,13 +326,15 @@ async def evaluate(client: httpx.AsyncClient, prom: str, rate_interval: str) -> 
         result = PanelResult(row, panel["title"], [], {}, [])
         for target in panel["targets"]:
             expr = substitute(target["expr"], rate_interval)
-            count, error = await query(expr)
+            count, numbers, error = await query(expr)
             result.series.append(count)
+            result.refs.append(target["refId"])
+            result.values.append(numbers)
             if error:
                 result.errors.append(f"{target['refId']}: {error}")
             if count == 0:
                 for name in sorted(set(SELECTOR.findall(expr))):
-                    present, _ = await query(f'count({{__name__="{name}"}})')
+                    present, _, _ = await query(f'count({{__name__="{name}"}})')
                     if not present:
                         metric = metric_of(name)
                         result.missing[metric] = CONTRACT.get(metric, {}).get("plane", "?")
@@ -366,6 +384,41 @@ def report(results: list[PanelResult], allow_pending: bool) -> int:
     return failures
 
 
+async def quiet_results(
+    client: httpx.AsyncClient, prom: str, args: argparse.Namespace
+) -> list[PanelResult]:
+    """Evaluate until every query has a value, or `--quiet-deadline` seconds passed.
+
+    A rate needs two scrapes of a series inside its window, and the gateway's loops
+    declare a platform's series on their first pass: how long that takes depends on the
+    machine, so this waits for the answer instead of a fixed time.
+    """
+    deadline = time.monotonic() + args.quiet_deadline
+    while True:
+        results = await evaluate(client, prom, args.rate_interval)
+        complete = all(all(result.values) for result in results)
+        if complete or time.monotonic() >= deadline:
+            return results
+        await asyncio.sleep(args.scrape_seconds)
+
+
+def report_quiet(results: list[PanelResult]) -> int:
+    """One line per panel query of a quiet system; return how many had no value."""
+    empty = 0
+    for result in results:
+        for ref, numbers in zip(result.refs, result.values, strict=True):
+            if numbers:
+                print(f"OK {result.name} [{ref}]: {numbers} values")
+            else:
+                empty += 1
+                print(f"EMPTY {result.name} [{ref}]: no value")
+    total = sum(len(result.refs) for result in results)
+    blank = sum(1 for result in results if not any(result.values))
+    print(f"{total - empty}/{total} panel queries with a value on a quiet system; {empty} empty")
+    print(f"{len(results) - blank}/{len(results)} panels with a value; {blank} show no data")
+    return empty
+
+
 async def run_proof(
     args: argparse.Namespace,
     gw: Gateway,
@@ -385,6 +438,10 @@ async def run_proof(
             redis_key_prefix=prefix,
             database_url=database_url,
         )
+        if args.quiet:
+            await proof_traffic.seed_quiet(ctx)
+            results = await quiet_results(client, prom, args)
+            return 0 if report_quiet(results) == 0 else 1
         await drive(ctx, args.traffic_seconds)
         # Let the last round be scraped and the rules evaluated on it.
         await asyncio.sleep(args.scrape_seconds * 3)
@@ -439,6 +496,17 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-pending",
         action="store_true",
         help="panels waiting for an unfilled traffic hook do not fail the run",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no traffic: every panel query must have a value on a system at rest",
+    )
+    parser.add_argument(
+        "--quiet-deadline",
+        type=float,
+        default=60.0,
+        help="with --quiet: seconds to wait for every query to have a value",
     )
     args = parser.parse_args(argv)
     if not args.prometheus:

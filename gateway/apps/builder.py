@@ -4,12 +4,17 @@ The three audience factories call `build_app` with their own routers; nothing el
 app factory should need to know how the stack is assembled.
 
 The stack, outermost first: the request context (request id, body limit, access log,
-HTTP metrics, last-resort 500, `/health`, and the audience's response headers), then the
-audience's own layers (`layers`), then Starlette's and FastAPI's stack (server-error,
-exception and body-limit middleware, routing). Starlette would put its server-error
+HTTP metrics, last-resort 500, `/health`, and the security headers every port sends),
+the query-text guard (422 for a NUL in any query parameter, before anything reads it),
+then the audience's own layers (`layers`), then Starlette's and FastAPI's stack
+(server-error, exception and body-limit middleware, routing). Starlette would put its server-error
 middleware outermost; ours goes outside it instead, so requests a front layer answers
 (`/health`, a public cache hit) skip every framework layer, each of which costs a
 coroutine frame per request and a wrapper per message sent.
+
+Routing never redirects: Starlette's `redirect_slashes` answers `/v1/me/` with a bare
+307 to `/v1/me` (no problem document, no security review of where it points); here an
+unknown path, trailing slash or not, is a 404 problem on every port.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gateway
 from gateway.api import ops
-from gateway.api.middleware.request_context import RequestContextMiddleware, ResponseHeaders
+from gateway.api.middleware.query_text import QueryTextGuard
+from gateway.api.middleware.request_context import RequestContextMiddleware
+from gateway.api.middleware.security_headers import SecurityHeaders
 from gateway.api.problems import install_problem_handlers
 from gateway.core.audience import Audience
 from gateway.core.observability.http_metrics import HttpMetrics
@@ -60,7 +68,6 @@ def build_app(
     routers: Sequence[APIRouter],
     docs_enabled: bool = True,
     planes: Sequence[Plane] = (),
-    response_headers: ResponseHeaders | None = None,
     layers: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble one audience's ASGI app around the shared resources.
@@ -68,7 +75,6 @@ def build_app(
     `planes` are the capabilities this port runs (`gateway/kit/plane.py`), already built
     from `resources`: started in order before the port serves, stopped in reverse after,
     and reached by routes as `app.state.planes[name]`.
-    `response_headers` adjusts the headers of every response (security headers);
     `layers` are pure ASGI layers between the request context and FastAPI's stack
     (outermost first), e.g. CORS or a shortcut for hot requests.
     """
@@ -88,6 +94,7 @@ def build_app(
         openapi_url="/openapi.json" if docs_enabled else None,
         docs_url="/docs" if docs_enabled else None,
         redoc_url=None,
+        redirect_slashes=False,
         # FastAPI's OpenTelemetry bridge checks the environment and the global providers
         # on every request (about a quarter of the /health cost); tracing is not wired.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -96,19 +103,27 @@ def build_app(
     app.state.audience = audience
     app.state.planes = {plane.name: plane for plane in planes}
     install_problem_handlers(app)
-    app.include_router(ops.router)
-    for router in routers:
+    http_metrics = HttpMetrics(resources.metrics.registry(audience))
+    for router in (ops.router, *routers):
         app.include_router(router)
+        # Read from the routers, not `app.routes`: FastAPI wraps included routers there.
+        # Routers carry their prefix in each route's path and include no others.
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                for method in sorted(route.methods or ()):
+                    http_metrics.declare(route.path, method)
 
     front = [
         # The one middleware: request id, body limit, log line, HTTP metrics, last-resort 500.
+        # Every port sends the same security headers, even on a 500 or a CORS preflight.
         Middleware(
             RequestContextMiddleware,
             audience=audience,
             max_body_bytes=resources.settings.max_body_bytes,
-            metrics=HttpMetrics(resources.metrics.registry(audience)),
-            response_headers=response_headers,
+            metrics=http_metrics,
+            response_headers=SecurityHeaders(),
         ),
+        Middleware(QueryTextGuard),
         *layers,
     ]
     if isinstance(app, GatewayApp):

@@ -7,7 +7,7 @@ from starlette.middleware import Middleware
 
 from gateway.api.external import properties
 from gateway.api.external.routes import public_routers
-from gateway.api.middleware.security_headers import CrossOriginOnlyCORS, SecurityHeaders
+from gateway.api.middleware.security_headers import CrossOriginOnlyCORS
 from gateway.apps.builder import build_app
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
@@ -54,9 +54,9 @@ def create_public_app(resources: Resources) -> FastAPI:
         resources=resources,
         title="Tax-lien gateway: public API",
         routers=public_routers(),
+        docs_enabled=resources.settings.public_docs_enabled,
         planes=[plane],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
-        response_headers=SecurityHeaders(),
         layers=layers,
     )

@@ -10,7 +10,8 @@ alone:
 
 1. the request is `GET /v1/properties/<id>` with an id the route would accept
    (`PARCEL_ID_PATTERN`, the route's own pattern), and the cache is on;
-2. the caller authenticates (`Authenticator`, as the route's dependency does); a
+2. the caller authenticates (`Authenticator` over `Credentials.from_raw`, as the route's
+   dependency does, so two `X-API-Key` headers are refused here too); a
    failure is answered here as the same problem document (the failure was counted
    once, so handing it on would count it twice);
 3. the limiter admits the request and returns the cached entry in the same script
@@ -37,17 +38,19 @@ from gateway.api.external.public_deps import PRE_ADMITTED_STATE, Caller, admit, 
 from gateway.api.external.served import served_response
 from gateway.api.problems import send_problem
 from gateway.core.errors import GatewayError
+from gateway.public.authenticate import Credentials
 from gateway.public.plane import PublicPlane
 
 _PREFIX = "/v1/properties/"
 _PARCEL_ID = re.compile(PARCEL_ID_PATTERN)
 # Routes declared before `/{parcel_id}` whose paths would also match the id pattern.
 _OTHER_ROUTES = frozenset({"search"})
-_WANTED = frozenset({b"x-api-key", b"authorization", b"if-none-match", b"x-forwarded-for"})
+_WANTED = frozenset({b"if-none-match", b"x-forwarded-for"})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """The few request headers this path reads (first occurrence, like Starlette)."""
+    """The few non-credential headers this path reads (first occurrence, like Starlette);
+    credentials are read by `Credentials.from_raw`, which keeps every occurrence."""
     found: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name in _WANTED:
@@ -85,7 +88,8 @@ class PropertyHitShortcut:
         request_id = str(state.get("request_id", ""))
         try:
             ip = client_ip_of(headers, scope.get("client"), plane)
-            principal = await plane.authenticator.authenticate(headers, ip)
+            credentials = Credentials.from_raw(scope["headers"])
+            principal = await plane.authenticator.authenticate(credentials, ip)
             origin_request = property_request(parcel_id, principal, request_id)
             decision = await admit(
                 scope, plane, principal, prefetch=plane.cache_redis_key(origin_request)

@@ -4,15 +4,24 @@ Counters go to the registry of the port that served the request. `gateway_proxie
 computed from Redis by each internal app's upkeep loop: the pool is shared, so the parcel
 and party ports (and every replica) export the same values; aggregate with
 `max without (instance, audience)`, never `sum`.
+
+As in `gateway.work.metrics`, platforms are declared when first seen (the upkeep loop's
+tick reports every platform the pool has state for): `platforms_seen` exports each of
+their counters, every outcome, at 0, so a quiet pool shows zeros rather than no data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.kit.memo import PerOwner
+
+# Every `outcome` the pool counts (service.py increments no other).
+LEASE_OUTCOMES = ("leased", "exhausted")
+RELEASE_OUTCOMES = ("ok", "banned", "error")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,19 @@ class ProxyMetrics:
     bans: Counter
     holder_refusals: Counter
     proxies: Gauge
+    _seen: set[str] = field(default_factory=set)
+
+    def platforms_seen(self, platforms: Iterable[str]) -> None:
+        """Export every counter of these platforms, at 0 until counted."""
+        for platform in platforms:
+            if platform in self._seen:
+                continue
+            self._seen.add(platform)
+            self.bans.labels(platform)
+            for outcome in LEASE_OUTCOMES:
+                self.leases.labels(platform, outcome)
+            for outcome in RELEASE_OUTCOMES:
+                self.releases.labels(platform, outcome)
 
 
 def _build(registry: CollectorRegistry) -> ProxyMetrics:

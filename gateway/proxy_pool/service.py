@@ -357,6 +357,7 @@ class ProxyPool:
             for i in range(2, len(result), 4)
         ]
         if self._metrics is not None:
+            self._metrics.platforms_seen(s.platform for s in states)
             for s in states:
                 gauge = self._metrics.proxies
                 gauge.labels(s.platform, "available").set(s.available)

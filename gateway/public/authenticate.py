@@ -2,7 +2,11 @@
 
 Order: `X-API-Key`, else `Authorization: Bearer <Firebase ID token>`, else the anonymous
 tier when `ANONYMOUS_TIER` is set, else 401. Sending both credentials is refused: the
-gateway would otherwise have to pick an identity the caller did not choose.
+gateway would otherwise have to pick an identity the caller did not choose. So is
+sending one kind twice (two `X-API-Key` or two `Authorization` headers): "first one
+wins" would let whichever layer reads headers differently (a proxy, a cache, a log)
+see another identity than the one authenticated. `Credentials` keeps every occurrence,
+built from the raw ASGI headers by every caller (route dependency and fast path alike).
 
 Failed attempts are counted per client IP in Redis (a fixed window of
 `AUTH_FAILURE_WINDOW_S`). Past `AUTH_FAILURE_LIMIT` failures the next failure answers
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import structlog
 
@@ -32,6 +37,26 @@ from gateway.public.principal import Principal, PrincipalKind, Role
 from gateway.public.users import UserService
 
 log = structlog.get_logger("gateway.public.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The credential headers of one request, every occurrence in arrival order."""
+
+    api_keys: tuple[str, ...] = ()
+    authorizations: tuple[str, ...] = ()
+
+    @classmethod
+    def from_raw(cls, headers: Iterable[tuple[bytes, bytes]]) -> Credentials:
+        """Collect `X-API-Key` and `Authorization` from ASGI headers (lowercase names)."""
+        api_keys: list[str] = []
+        authorizations: list[str] = []
+        for name, value in headers:
+            if name == b"x-api-key":
+                api_keys.append(value.decode("latin-1"))
+            elif name == b"authorization":
+                authorizations.append(value.decode("latin-1"))
+        return cls(tuple(api_keys), tuple(authorizations))
 
 
 class AuthFailuresExceeded(TooManyRequests):
@@ -68,12 +93,10 @@ class Authenticator:
         # Addresses over the failure limit, each with the monotonic time its block ends.
         self._blocked: TtlCache[str, float] = TtlCache(100_000)
 
-    async def authenticate(self, headers: Mapping[str, str], client_ip: str) -> Principal:
+    async def authenticate(self, credentials: Credentials, client_ip: str) -> Principal:
         """The caller's principal, or `Unauthorized` / 429. The rest of the request's log
         lines carry its id and tier (`principal_id`, `tier`)."""
-        api_key = headers.get("x-api-key")
-        authorization = headers.get("authorization")
-        if api_key is None and authorization is None:
+        if not credentials.api_keys and not credentials.authorizations:
             if self._anonymous is not None:
                 anonymous = Principal(
                     kind=PrincipalKind.ANONYMOUS, id=client_ip, tier=self._anonymous, role=Role.USER
@@ -89,7 +112,7 @@ class Authenticator:
             self._metrics.auth_failures.labels("too_many_failures").inc()
             raise self._blocked_error(blocked_until - time.monotonic())
         try:
-            principal = await self._resolve(api_key, authorization)
+            principal = await self._resolve(credentials)
         except Unauthorized as exc:
             reason = str(exc.extra.get("reason", "invalid_credentials"))
             self._metrics.auth_failures.labels(reason).inc()
@@ -98,14 +121,19 @@ class Authenticator:
         bind_principal(principal.id, tier=principal.tier.name)
         return principal
 
-    async def _resolve(self, api_key: str | None, authorization: str | None) -> Principal:
-        if api_key is not None and authorization is not None:
+    async def _resolve(self, credentials: Credentials) -> Principal:
+        api_keys, authorizations = credentials.api_keys, credentials.authorizations
+        if api_keys and authorizations:
             raise Unauthorized(
                 "Send either X-API-Key or Authorization, not both", reason="ambiguous_credentials"
             )
-        if api_key is not None:
-            return await self._api_keys.authenticate(api_key.strip())
-        assert authorization is not None
+        if len(api_keys) > 1 or len(authorizations) > 1:
+            raise Unauthorized(
+                "Send one credential header, not several", reason="ambiguous_credentials"
+            )
+        if api_keys:
+            return await self._api_keys.authenticate(api_keys[0].strip())
+        authorization = authorizations[0]
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use Authorization: Bearer <ID token>", reason="unsupported_scheme")

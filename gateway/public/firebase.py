@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import time
 import uuid
@@ -63,6 +64,25 @@ def _reason_for(exc: auth.InvalidIdTokenError) -> str:
     if "custom token" in message:
         return "custom_token"
     return "invalid_token"
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """Refuse claims whose times are not numbers (401, not a 500 further on).
+
+    The library checks `exp`/`iat` only when it verifies signatures, and never their
+    types; the emulator path skips them entirely. Everything after this (the cache
+    deadline, expiry and revocation checks) does arithmetic on them.
+    """
+    for name in ("exp", "iat"):
+        value = claims.get(name)
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise Unauthorized(
+                f"The ID token's {name!r} claim is not a finite number", reason="malformed_token"
+            )
 
 
 @dataclass(frozen=True)
@@ -168,8 +188,11 @@ class FirebaseVerifier:
             raise DependencyUnavailable("firebase", "Cannot fetch Firebase certificates") from exc
         except auth.InvalidIdTokenError as exc:
             raise Unauthorized("The ID token is invalid", reason=_reason_for(exc)) from exc
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
+            # TypeError: google-auth computes `iat - skew` and `exp + skew` on the claims
+            # as sent, so a signed token whose `iat`/`exp` is a string raises it.
             raise Unauthorized("The ID token is malformed", reason="malformed_token") from exc
+        _check_claim_types(claims)
         return claims
 
     async def _check_not_revoked(self, claims: dict[str, Any]) -> None:

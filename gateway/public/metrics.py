@@ -3,13 +3,50 @@
 The `audience` label is added at exposition (see `gateway.core.observability.metrics`). All
 label values are bounded: reasons, tiers, kinds, cache results and upstream names come
 from closed sets (tier names come from configuration).
+
+Every label value known up front is exported at 0 from the start (a counter child never
+incremented is not exported, and a quiet system's panels would say "No data"): the
+closed sets below in `__init__`, the configured tiers and the upstream's name when the
+plane is built (`declare`). Upstream statuses are open (any HTTP code), so only the
+failure classes the origins raise are declared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.kit.memo import PerOwner
+
+# Every `reason` an auth failure is counted under (tests/public/test_metrics.py checks the
+# sources raise no other).
+AUTH_FAILURE_REASONS = (
+    "missing_credentials",
+    "ambiguous_credentials",
+    "too_many_failures",
+    "invalid_credentials",
+    "unsupported_scheme",
+    "firebase_disabled",
+    "malformed_api_key",
+    "invalid_api_key",
+    "api_key_revoked",
+    "malformed_token",
+    "invalid_token",
+    "token_expired",
+    "token_revoked",
+    "wrong_project",
+    "unknown_key",
+    "bad_signature",
+    "custom_token",
+    "user_disabled",
+    "user_not_found",
+)
+CACHE_RESULTS = ("hit", "miss", "stale", "bypass")
+SINGLEFLIGHT_OUTCOMES = ("served", "timeout")
+RATE_LIMIT_KINDS = ("rate", "quota")
+# The statuses of `gateway_upstream_requests_total` that are not HTTP codes.
+UPSTREAM_FAILURE_STATUSES = ("connect_error", "timeout", "error")
 
 _UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -76,6 +113,21 @@ class PublicMetrics:
             "Rate-limit decisions taken by the per-process fallback limiter (Redis down).",
             registry=registry,
         )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for result in CACHE_RESULTS:
+            self.cache_requests.labels(result)
+        for outcome in SINGLEFLIGHT_OUTCOMES:
+            self.singleflight_waits.labels(outcome)
+
+    def declare(self, *, tiers: Iterable[str], upstream: str) -> None:
+        """Export the series of the configured tiers and the upstream at 0."""
+        for tier in tiers:
+            for kind in RATE_LIMIT_KINDS:
+                self.rate_limited.labels(tier, kind)
+        for status in UPSTREAM_FAILURE_STATUSES:
+            self.upstream_requests.labels(upstream, status)
+        self.upstream_duration.labels(upstream)
 
 
 # Apps may be rebuilt over one registry (tests); a registry refuses duplicate collectors.

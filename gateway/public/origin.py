@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import is_database_down
+from gateway.kit.pg_text import storable_text
 from gateway.public.principal import Principal
 from gateway.public.repository import parcels_read
 from gateway.public.repository.parcels_read import SearchFilters
@@ -90,7 +91,14 @@ def decode_cursor(cursor: str, kind: type[str] | type[int]) -> str | int:
         value = json.loads(raw)["k"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         value = None
-    if not isinstance(value, kind) or isinstance(value, bool):
+    # A cursor's key goes into SQL: a NUL or lone surrogate (JSON can spell both) or an
+    # id outside bigint would fail the query itself, a 500 instead of this 422.
+    if (
+        not isinstance(value, kind)
+        or isinstance(value, bool)
+        or (isinstance(value, str) and not storable_text(value))
+        or (isinstance(value, int) and not -(2**63) <= value < 2**63)
+    ):
         raise invalid_field("query", "cursor", msg="invalid cursor")
     return value
 

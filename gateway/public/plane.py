@@ -67,6 +67,7 @@ class PublicPlane:
             )
         else:
             origin = DatabaseOrigin(resources.sessionmaker)
+        metrics.declare(tiers=tiers.names(), upstream=origin.name)
         return cls(
             resources=resources,
             tiers=tiers,

@@ -3,13 +3,25 @@
 Counters are incremented where the event happens. Queue gauges are computed from Redis
 by the reaper loop of every replica, so all replicas export identical values: dashboards
 and alerts aggregate them with `max without (instance)` (never `sum`).
+
+Zeros before the first event: a counter child that was never incremented is not
+exported at all, so a quiet system's panels would say "No data" instead of 0. Platforms
+are not known up front (any producer may name one), so they are declared when first
+seen: the reaper passes every platform that has a queue in Redis to `platforms_seen`,
+which creates every per-platform child (each completion outcome too) at 0. Nothing is
+invented: a platform gets series once it exists in the queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.kit.memo import PerOwner
+
+# Every `outcome` of `gateway_tasks_completed` (results.py increments no other).
+COMPLETION_OUTCOMES = ("succeeded", "failed_retry", "dead_lettered", "duplicate", "stale")
 
 
 class WorkerMetrics:
@@ -71,6 +83,25 @@ class WorkerMetrics:
             "Oldest last heartbeat among active workers; cluster-wide, aggregate with max.",
             registry=r,
         )
+        self._seen: set[str] = set()
+
+    def platforms_seen(self, platforms: Iterable[str]) -> None:
+        """Export every per-platform counter of these platforms, at 0 until counted."""
+        for platform in platforms:
+            if platform in self._seen:
+                continue
+            self._seen.add(platform)
+            for counter in (
+                self.enqueued,
+                self.leased,
+                self.lease_expirations,
+                self.retries,
+                self.dead_lettered,
+                self.results_committed,
+            ):
+                counter.labels(platform)
+            for outcome in COMPLETION_OUTCOMES:
+                self.completed.labels(platform, outcome)
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry) -> WorkerMetrics:

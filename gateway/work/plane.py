@@ -114,6 +114,7 @@ class WorkerPlane:
         now_s, now_us = await self.resources.redis.time()
         await self.registry.expire(self.settings.worker_expiry_s, now_s * 1000 + now_us // 1000)
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)
+        self.metrics.platforms_seen(stats.oldest_ready_age_s)
         for (platform, state), depth in stats.depth.items():
             self.metrics.queue_depth.labels(platform, state).set(depth)
         for platform, age in stats.oldest_ready_age_s.items():

@@ -12,7 +12,14 @@ Query conventions (the README explains them):
 * cluster gauges computed from Redis are identical on every replica: `max without
   (instance)`, never `sum`; process series repeat once per port: `max without (audience)`;
 * ratios fall back to 0 (`or <denominator> * 0`) so a panel reads 0 %, not "No data",
-  while traffic flows and nothing fails.
+  while traffic flows and nothing fails, and while nothing flows at all (the
+  denominator is kept only where it is `> 0`: 0 / 0 would be NaN, which Grafana draws
+  as nothing);
+* quantiles fall back to 0 the same way when a histogram saw no observations in the
+  window (its quantile is NaN then): `(histogram_quantile(...) >= 0) or count * 0`.
+  With every known series exported at 0 from the start (see the README, "Zeros on a
+  quiet system"), each panel shows a value on a quiet system;
+  `prove_dashboard.py --quiet` proves it.
 """
 
 from __future__ import annotations
@@ -49,12 +56,16 @@ def ratio(selector: str, part: str, by: str) -> str:
     """part/total by `by`, falling back to 0 while the part has no series."""
     total = f"sum by ({by}) (rate(http_requests_total{{{selector}}}{RATE}))"
     part_rate = f"sum by ({by}) (rate(http_requests_total{{{selector}, {part}}}{RATE}))"
-    return f"({part_rate} / {total}) or ({total} * 0)"
+    return f"({part_rate} / ({total} > 0)) or ({total} * 0)"
 
 
 def quantile(q: float, metric: str, selector: str, by: str) -> str:
-    """histogram_quantile over a rate of buckets."""
-    return f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{selector}}}{RATE})))"
+    """histogram_quantile over a rate of buckets, 0 while nothing was observed."""
+    buckets = f"sum by ({by}) (rate({metric}_bucket{{{selector}}}{RATE}))"
+    groups = ", ".join(label for label in by.split(", ") if label != "le")
+    total = f"sum by ({groups}) " if groups else "sum "
+    count = f"{total}(rate({metric}_count{{{selector}}}{RATE}))"
+    return f"(histogram_quantile({q}, {buckets}) >= 0) or ({count} * 0)"
 
 
 HTTP = f'job="gateway", {AUD}'
@@ -150,7 +161,7 @@ ROWS: list[tuple[str, list[Panel]]] = [
                     (
                         "(sum (rate(gateway_cache_requests_total"
                         f'{{job="gateway", result="hit"}}{RATE}))'
-                        f' / sum (rate(gateway_cache_requests_total{{job="gateway"}}{RATE})))'
+                        f' / (sum (rate(gateway_cache_requests_total{{job="gateway"}}{RATE})) > 0))'
                         f' or (sum (rate(gateway_cache_requests_total{{job="gateway"}}{RATE}))'
                         " * 0)",
                         "hit ratio",

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.settings import Settings
 from gateway.fastpath.cache_hit import PropertyHitShortcut
+from gateway.public.authenticate import Credentials
 from tests.support.public import PublicApp, insert_parcel, metric_value, public_app, write_tiers
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ async def test_every_request_takes_one_unit_of_budget_whoever_answers_it(
             (await app.client.get(f"/v1/properties/{pid}", headers=headers)).status_code
             for pid in ("A-1", "A-1", "A-1", "missing-1", "A-1")
         ]
-        principal = await app.plane.authenticator.authenticate({"x-api-key": key}, "127.0.0.1")
+        principal = await app.plane.authenticator.authenticate(Credentials((key,)), "127.0.0.1")
         used = await app.plane.limiter.usage_today(principal.limit_key)
     assert statuses == [200, 200, 200, 404, 200]
     assert used == 5  # miss, two hits, a 404 through the route, a hit: once each
@@ -140,6 +141,25 @@ async def test_failures_are_answered_as_the_routes_problems_and_counted_once(
     assert limited.headers["ratelimit"].startswith('"burst";r=0;')
     assert limited.headers["x-content-type-options"] == "nosniff"
     assert metric_value(metrics, "gateway_rate_limited_total", tier="slow", kind="rate") == 1
+
+
+async def test_two_api_keys_on_a_cached_parcel_are_refused_by_the_shortcut(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The shortcut read the first `X-API-Key` and served the hit under that identity."""
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-345")
+        first, second = await app.key(tier="quota"), await app.key(tier="quota", user="bob")
+        warm = await app.client.get("/v1/properties/12-345", headers={"X-API-Key": first})
+        assert warm.status_code == 200
+        handed = _HandOffs(app)
+        both = await app.client.get(
+            "/v1/properties/12-345", headers=[("X-API-Key", first), ("X-API-Key", second)]
+        )
+        assert handed.count == 0  # answered by the shortcut itself
+    assert both.status_code == 401, both.text
+    assert both.json()["reason"] == "ambiguous_credentials"
+    assert both.headers["content-type"] == "application/problem+json"
 
 
 async def test_other_requests_under_the_prefix_are_left_to_fastapi(

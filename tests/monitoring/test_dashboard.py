@@ -14,7 +14,11 @@ import yaml
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.process.monitor import ProcessMonitor
-from tests.conftest import ClientFactory
+from gateway.proxy_pool.inventory import add_proxies
+from gateway.proxy_pool.service import ProxyPool
+from gateway.work.models import TaskIn
+from gateway.work.plane import WorkerPlane
+from tests.conftest import FACTORIES, ClientFactory, app_client
 from tests.monitoring.conftest import MONITORING
 
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "gateway_command_center.json"
@@ -134,3 +138,65 @@ async def test_foundation_metrics_of_the_dashboard_are_exported(
         if line and not line.startswith("#")
     }
     assert expected - exported == set()
+
+
+def _exported(text: str) -> dict[str, list[str]]:
+    """Contract metric -> the sample lines of it in a Prometheus exposition."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            found.setdefault(contract_name(line.split("{")[0].split(" ")[0]), []).append(line)
+    return found
+
+
+@pytest.mark.integration
+async def test_a_quiet_gateway_exports_every_series_the_dashboard_queries(
+    resources: Resources,
+) -> None:
+    """Counters and histograms with known labels are exported at 0 before any event.
+
+    The gateway has history (a platform in each queue and in the proxy pool, as after a
+    restart) but serves no request beyond the ones Prometheus and probes send.
+    """
+    platform = "quiet_county"
+    for audience in (Audience.PARCEL, Audience.PARTY):
+        queue = WorkerPlane.build(resources, audience).queue
+        await queue.enqueue([TaskIn(platform=platform, key="k1")])
+    await add_proxies(resources, ["http://u:p@127.0.0.1:9"])
+    pool = ProxyPool.for_resources(resources)  # counts nothing: no audience registry
+    await pool.release((await pool.lease("w1", platform)).proxy_lease_id, "ok")
+
+    monitor = ProcessMonitor(
+        resources.metrics.runtime, redis=resources.redis, engine=resources.engine, probe_timeout_s=1
+    )
+    apps = {audience: factory(resources) for audience, factory in FACTORIES.items()}
+    texts = []
+    async with (
+        monitor,
+        app_client(apps[Audience.PUBLIC]) as public,
+        app_client(apps[Audience.PARCEL]) as parcel,
+        app_client(apps[Audience.PARTY]) as party,
+    ):
+        # One pass of each background loop, as the first interval would run it.
+        for audience in (Audience.PARCEL, Audience.PARTY):
+            planes = apps[audience].state.planes
+            await planes["work"].reap_once()
+            await planes["proxy_pool"].pool.tick()
+        for client in (public, parcel, party):
+            await client.get("/ready")
+            texts.append((await client.get("/metrics")).text)
+    exported = _exported("\n".join(texts))
+    queried = {name for name in dashboard_metrics() if CONTRACT[name]["plane"] != "prometheus"}
+    assert queried - set(exported) == set()
+    # The series the panels select, not just the names: a platform's every outcome, each
+    # auth reason, and latency of routes other than the probes.
+    lines = "\n".join(texts)
+    for outcome in ("succeeded", "failed_retry", "dead_lettered", "duplicate", "stale"):
+        assert f'platform="{platform}",outcome="{outcome}"' in lines or (
+            f'outcome="{outcome}",platform="{platform}"' in lines
+        ), outcome
+    assert any('handler="/v1/me"' in line for line in exported["http_request_duration_seconds"])
+    assert any(
+        'reason="ambiguous_credentials"' in line for line in exported["gateway_auth_failures_total"]
+    )
+    assert any(f'platform="{platform}"' in line for line in exported["gateway_proxy_bans_total"])

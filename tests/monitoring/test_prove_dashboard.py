@@ -24,6 +24,29 @@ def proof_module() -> ModuleType:
     return importlib.import_module("prove_dashboard")
 
 
+def _prove(
+    backends: TestBackends, prometheus_binary: str, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """Run monitoring/prove_dashboard.py against the test backends."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(MONITORING / "prove_dashboard.py"),
+            "--redis-url",
+            backends.redis_url,
+            "--database-url",
+            backends.database_url,
+            "--prometheus",
+            prometheus_binary,
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def panel_names() -> list[str]:
     names, row = [], ""
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
@@ -59,25 +82,7 @@ def test_pending_panels_fail_unless_allowed_and_others_always_fail(
 def test_every_panel_has_data(backends: TestBackends, prometheus_binary: str) -> None:
     # --allow-pending excuses only panels waiting for an unfilled hook; every hook is
     # filled in, so this run is strict: one OK line per panel or the test fails.
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(MONITORING / "prove_dashboard.py"),
-            "--redis-url",
-            backends.redis_url,
-            "--database-url",
-            backends.database_url,
-            "--prometheus",
-            prometheus_binary,
-            "--traffic-seconds",
-            "6",
-            "--allow-pending",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = _prove(backends, prometheus_binary, "--traffic-seconds", "6", "--allow-pending")
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "HOOK " not in out, out
@@ -93,3 +98,23 @@ def test_every_panel_has_data(backends: TestBackends, prometheus_binary: str) ->
     alerts = yaml.safe_load((MONITORING / "prometheus" / "alerts.yml").read_text())
     count = sum(len(group["rules"]) for group in alerts["groups"])
     assert f"OK rules: {count} alerting rules loaded and evaluating" in out
+
+
+@pytest.mark.e2e
+def test_every_panel_query_has_a_value_on_a_quiet_system(
+    backends: TestBackends, prometheus_binary: str
+) -> None:
+    """No traffic beyond a platform's first task and proxy lease: every query still
+    returns a number (zeros), not "No data" (18 of 40 had no value before)."""
+    result = _prove(backends, prometheus_binary, "--quiet")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    targets = sum(
+        len(panel["targets"])
+        for panel in json.loads(DASHBOARD.read_text())["panels"]
+        if panel["type"] != "row"
+    )
+    lines = [line for line in out.splitlines() if line.split(" ", 1)[0] in {"OK", "EMPTY"}]
+    assert len(lines) == targets, out
+    assert [line for line in lines if not line.startswith("OK ")] == [], out
+    assert f"{targets}/{targets} panel queries with a value on a quiet system; 0 empty" in out

@@ -170,3 +170,26 @@ async def test_bad_tokens_are_rejected(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["reason"] == reason
     assert metric_value(text, "gateway_auth_failures_total", reason=reason) == 1
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": "9999999999"},
+        {"iat": "1"},
+        {"exp": [9999999999]},
+        {"iat": None},
+    ],
+    ids=["exp-string", "iat-string", "exp-list", "iat-null"],
+)
+async def test_correctly_signed_token_with_malformed_times_is_a_401(
+    rs_settings: Settings, signer: Signer, claims: dict[str, Any]
+) -> None:
+    """google-auth does arithmetic on `iat`/`exp` as sent: a string raised a TypeError
+    that became a 500."""
+    token = signer.token(**claims)
+    async with public_app(rs_settings) as app:
+        response = await app.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["reason"] == "malformed_token"

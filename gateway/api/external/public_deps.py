@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
 from gateway.core.errors import Forbidden
+from gateway.public.authenticate import Credentials
 from gateway.public.plane import PublicPlane
 from gateway.public.principal import Principal
 from gateway.public.ratelimit import Decision
@@ -75,7 +76,8 @@ async def get_principal(request: Request) -> Principal:
     # The plane is read here rather than through `PlaneDep`: every dependency node costs
     # FastAPI tens of microseconds per request, and this one sits on every public route.
     plane = public_plane(request)
-    return await plane.authenticator.authenticate(request.headers, client_ip(request, plane))
+    credentials = Credentials.from_raw(request.scope["headers"])
+    return await plane.authenticator.authenticate(credentials, client_ip(request, plane))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,4 +1,4 @@
-"""Security headers on every response of the public port.
+"""Security headers on every response of every port.
 
 Sets `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
 `X-Frame-Options: DENY` and a restrictive `Content-Security-Policy` for JSON (the docs

@@ -62,6 +62,8 @@ class PublicPlaneSettings(BaseSettings):
     retry_budget_min_per_s: float = Field(default=1.0, ge=0)
 
     # Web
+    # `/docs` and `/openapi.json` on the public port (INTERNAL_DOCS_ENABLED: the others).
+    public_docs_enabled: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("cors_origins", mode="before")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,99 @@ async def test_bad_input_is_a_422_problem(settings: Settings, tmp_path: Path, ur
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/validation-error")
+
+
+def _cursor(raw: str) -> str:
+    """A cursor in the gateway's format around `raw`, the key's JSON text."""
+    return base64.urlsafe_b64encode(f'{{"k":{raw}}}'.encode()).decode().rstrip("=")
+
+
+# JSON spells what a query string cannot carry: a NUL and a lone surrogate.
+_NUL_CURSOR = _cursor(json.dumps("A\x00B"))
+_SURROGATE_CURSOR = _cursor('"\\ud800"')
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/properties/search?q=a%00b",
+        "/v1/properties/search?county=a%00b",
+        "/v1/properties/search?q=abc&nul%00name=1",
+        "/v1/properties/12-345/history?limit=2&x=%00",
+        "/v1/properties/12-345?x=%00",
+        "/v1/me?x=%00",
+        f"/v1/properties/search?cursor={_NUL_CURSOR}",
+        f"/v1/properties/search?cursor={_SURROGATE_CURSOR}",
+        f"/v1/properties/12-345/history?cursor={_cursor(str(2**63))}",
+        f"/v1/properties/12-345/history?cursor={_cursor(str(-(2**63) - 1))}",
+    ],
+    ids=[
+        "q",
+        "county",
+        "name",
+        "history",
+        "property",
+        "me",
+        "cursor-nul",
+        "cursor-surrogate",
+        "cursor-over-bigint",
+        "cursor-under-bigint",
+    ],
+)
+async def test_text_postgresql_cannot_hold_is_a_422_not_a_500(
+    settings: Settings, tmp_path: Path, url: str
+) -> None:
+    """A NUL (or lone surrogate, or an id past bigint) reached SQL and failed there."""
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-345")
+        headers = {"X-API-Key": await app.key(tier="tiny")}
+        response = await app.client.get(url, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"].endswith("/validation-error")
+    assert "\\u0000" not in response.text
+
+
+async def test_the_nul_problem_names_the_parameter_not_its_value(settings: Settings) -> None:
+    async with public_app(settings) as app:
+        response = await app.client.get("/v1/properties/search?q=secret%00value&state=FL")
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "loc": ["query", "q"],
+            "msg": "must not contain NUL or unpaired surrogate characters",
+            "type": "string_not_storable",
+        }
+    ]
+    assert "secret" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/properties/12-345", "/v1/properties/12-345/history", "/v1/me"]
+)
+@pytest.mark.parametrize("kind", ["x-api-key", "authorization", "both"])
+async def test_two_credentials_are_ambiguous_not_first_one_wins(
+    settings: Settings, tmp_path: Path, path: str, kind: str
+) -> None:
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-345")
+        first, second = await app.key(tier="tiny"), await app.key(tier="tiny", user="bob")
+        # Warm the cache, so the fast path would have a hit to serve.
+        assert (await app.client.get(path, headers={"X-API-Key": first})).status_code == 200
+        headers = {
+            "x-api-key": [("X-API-Key", first), ("X-API-Key", second)],
+            "authorization": [("Authorization", "Bearer a.b.c"), ("Authorization", "Bearer d")],
+            "both": [("X-API-Key", first), ("Authorization", "Bearer a.b.c")],
+        }[kind]
+        response = await app.client.get(path, headers=headers)
+        metrics = await app.metrics()
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["reason"] == "ambiguous_credentials"
+    assert metric_value(metrics, "gateway_auth_failures_total", reason="ambiguous_credentials") == 1
 
 
 async def test_security_headers_and_cors(settings: Settings) -> None:
