@@ -426,7 +426,11 @@ async def seed_quiet(ctx: TrafficContext) -> None:
     body = {"worker_id": WORKER_ID, "platform": BACKLOG_PLATFORM}
     leased = await ctx.client.post(f"{base}/lease", json=body, headers=headers)
     leased.raise_for_status()
-    release = {"proxy_lease_id": leased.json()["proxy_lease_id"], "outcome": "ok"}
+    release = {
+        "worker_id": WORKER_ID,
+        "proxy_lease_id": leased.json()["proxy_lease_id"],
+        "outcome": "ok",
+    }
     (await ctx.client.post(f"{base}/release", json=release, headers=headers)).raise_for_status()
 
 

@@ -49,7 +49,7 @@ class ProxyMetrics:
 
 
 def _build(registry: CollectorRegistry) -> ProxyMetrics:
-    return ProxyMetrics(
+    metrics = ProxyMetrics(
         leases=Counter(
             "gateway_proxy_leases_total",
             "Proxy lease requests by outcome (leased, exhausted).",
@@ -83,6 +83,9 @@ def _build(registry: CollectorRegistry) -> ProxyMetrics:
             registry=registry,
         ),
     )
+    for operation in ("release", "rotate"):  # known up front: exported at 0
+        metrics.holder_refusals.labels(operation)
+    return metrics
 
 
 # The pool's metrics in a registry, created on first use.

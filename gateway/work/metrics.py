@@ -84,6 +84,8 @@ class WorkerMetrics:
             registry=r,
         )
         self._seen: set[str] = set()
+        for operation in ("result", "heartbeat"):  # known up front: exported at 0
+            self.holder_refusals.labels(operation)
 
     def platforms_seen(self, platforms: Iterable[str]) -> None:
         """Export every per-platform counter of these platforms, at 0 until counted."""

@@ -15,7 +15,7 @@ from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.process.monitor import ProcessMonitor
 from gateway.proxy_pool.inventory import add_proxies
-from gateway.proxy_pool.service import ProxyPool
+from gateway.proxy_pool.service import ProxyHolder, ProxyPool
 from gateway.work.models import TaskIn
 from gateway.work.plane import WorkerPlane
 from tests.conftest import FACTORIES, ClientFactory, app_client
@@ -164,7 +164,8 @@ async def test_a_quiet_gateway_exports_every_series_the_dashboard_queries(
         await queue.enqueue([TaskIn(platform=platform, key="k1")])
     await add_proxies(resources, ["http://u:p@127.0.0.1:9"])
     pool = ProxyPool.for_resources(resources)  # counts nothing: no audience registry
-    await pool.release((await pool.lease("w1", platform)).proxy_lease_id, "ok")
+    holder = ProxyHolder(token_id=1, worker_id="w1")
+    await pool.release(holder, (await pool.lease(holder, platform)).proxy_lease_id, "ok")
 
     monitor = ProcessMonitor(
         resources.metrics.runtime, redis=resources.redis, engine=resources.engine, probe_timeout_s=1
