@@ -31,7 +31,7 @@ async def _fill_pool(client: Redis) -> None:
     """Open POOLED connections and leave them idle in the pool."""
     # CLIENT ID is answered by each connection itself, so POOLED concurrent calls hold
     # POOLED distinct connections at once.
-    await asyncio.gather(*(client.execute_command("CLIENT ID") for _ in range(POOLED)))
+    await asyncio.gather(*(client.client_id() for _ in range(POOLED)))
 
 
 def test_idempotence_is_decided_by_command_and_options() -> None:
