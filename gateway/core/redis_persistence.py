@@ -100,7 +100,9 @@ def enforce(persistence: RedisPersistence, *, production: bool, allow_volatile: 
         raise RedisPersistenceRefused(
             f"ENVIRONMENT=production refuses Redis without AOF (mode {persistence.mode}): {_FIX}"
         )
-    log.warning(
+    # Info, not warning: operator commands log warnings to the output they print, and
+    # outside production (or with the loss accepted) this is a known choice, not a fault.
+    log.info(
         "redis_persistence_volatile",
         **persistence.as_dict(),
         detail="a Redis restart loses queued and leased tasks (README: Redis persistence)",
