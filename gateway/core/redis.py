@@ -64,7 +64,11 @@ _retry_allowed: ContextVar[bool] = ContextVar("redis_retry_allowed", default=Fal
 
 @contextlib.contextmanager
 def idempotent() -> Iterator[None]:
-    """Mark the Redis calls inside as safe to repeat once after a connection error."""
+    """Mark the Redis calls inside as safe to repeat once after a connection error.
+
+    A context variable: tasks created inside the block inherit the mark, so keep the
+    block around the calls themselves.
+    """
     token = _retry_allowed.set(True)
     try:
         yield
