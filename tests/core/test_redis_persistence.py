@@ -47,7 +47,8 @@ async def aof_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 async def test_production_refuses_the_machines_volatile_redis(settings: Settings) -> None:
-    # The machine's Redis keeps nothing on disk: a restart would lose every queued task.
+    # The machine's Redis keeps nothing on disk (CI's snapshots at best): a restart would
+    # lose queued tasks.
     with pytest.raises(RedisPersistenceRefused, match="REDIS_ALLOW_VOLATILE=true"):
         async with open_resources(production(settings), urls(settings)):
             pass
@@ -61,8 +62,10 @@ async def test_volatile_redis_is_accepted_when_the_operator_says_so(settings: Se
     ):
         ready = (await client.get("/ready")).json()
         metrics = (await client.get("/metrics")).text
-    assert ready["checks"]["redis"]["persistence"]["mode"] == "none"
-    assert 'gateway_redis_persistence{audience="public",mode="none"} 1.0' in metrics
+    # "none" on this machine; a CI service container's stock Redis snapshots ("rdb").
+    mode = ready["checks"]["redis"]["persistence"]["mode"]
+    assert mode in {"none", "rdb"}
+    assert f'gateway_redis_persistence{{audience="public",mode="{mode}"}} 1.0' in metrics
     assert 'gateway_redis_persistence{audience="public",mode="aof"} 0.0' in metrics
 
 
