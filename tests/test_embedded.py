@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -19,7 +20,12 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.core.resources import BackendUrls, open_resources
+from gateway.core.settings import Settings
 from gateway.embedded import EmbeddedBackendError, EmbeddedBackends, EmbeddedUrls
+from gateway.work.models import TaskIn
+from gateway.work.plane import WorkerPlane
+from gateway.work.stats import queue_stats
 
 pytestmark = pytest.mark.integration
 
@@ -213,15 +219,32 @@ async def test_serves_redis_and_postgres_then_stops_cleanly(
     assert not any(accepts(path) for path in socket_paths(urls))
 
 
-async def test_restart_keeps_postgres_data(data_dir: Path) -> None:
+@contextlib.asynccontextmanager
+async def worker_plane(urls: EmbeddedUrls) -> AsyncIterator[WorkerPlane]:
+    """The parcel worker plane on the embedded servers (not started: no reaper)."""
+    settings = Settings(
+        _env_file=None, environment="test", redis_url=urls.redis_url, database_url=urls.database_url
+    )
+    async with open_resources(settings, BackendUrls(urls.redis_url, urls.database_url)) as res:
+        assert res.redis_persistence.mode == "aof"  # what the start-up check read
+        yield WorkerPlane(res, "parcel")
+
+
+async def test_restart_keeps_postgres_data_and_queued_tasks(data_dir: Path) -> None:
     with EmbeddedBackends(data_dir) as first:
         urls = first.start()
         await sql(urls.database_url, "CREATE TABLE kept (v text)", "INSERT INTO kept VALUES ('x')")
-        await redis_roundtrip(urls.redis_url, "kept", "y")
+        async with worker_plane(urls) as plane:
+            outcome = await plane.enqueue([TaskIn(platform="alpha", key="kept-1")])
+            assert outcome.new == [True]
     with EmbeddedBackends(data_dir) as second:
         urls = second.start()
         assert await sql(urls.database_url, "SELECT v FROM kept") == ["x"]
-        assert await redis_roundtrip(urls.redis_url, "kept") is None  # Redis keeps no files
+        async with worker_plane(urls) as plane:
+            stats = await queue_stats(plane.queue, worker_expiry_s=60)
+            assert stats.depth[("alpha", "ready")] == 1  # the queued task survived the stop
+    # AOF only: no snapshot, whose failed write would block Redis's exit on SIGTERM.
+    assert (data_dir / "redis" / "appendonly.aof").exists()
     assert not any_exists([str(data_dir / "redis" / "dump.rdb")])
 
 

@@ -33,6 +33,8 @@ async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
         | ({"error": r.error} if r.error else {})
         for r in results
     }
+    # Reported, not checked: whether a Redis restart would lose queued work.
+    checks["redis"]["persistence"] = resources.redis_persistence.as_dict()
     failing = [r.name for r in results if not r.ok]
     if failing:
         error = DependencyUnavailable(failing[0], f"Not ready: {', '.join(failing)} unavailable")

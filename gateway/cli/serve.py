@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from gateway.core.logs import configure_logging
+    from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.settings import load_settings
     from gateway.embedded.errors import EmbeddedBackendError
     from gateway.process.runner import PortBindError
@@ -32,5 +33,5 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         return serve(settings)
-    except (PortBindError, EmbeddedBackendError) as exc:
+    except (PortBindError, EmbeddedBackendError, RedisPersistenceRefused) as exc:
         raise CliError(str(exc)) from exc

@@ -1,4 +1,15 @@
-"""The SQLAlchemy async engine and session factory (asyncpg driver)."""
+"""The SQLAlchemy async engine and session factory (asyncpg driver).
+
+Every database call is bounded, so a partitioned PostgreSQL (packets dropped, nothing
+refused) fails calls with a 503 instead of hanging them for the whole partition:
+
+- connecting: asyncpg's connect `timeout` (3 s);
+- waiting for a pooled connection: `pool_timeout` (`DATABASE_POOL_TIMEOUT_S`);
+- every statement, the pre-ping and COMMIT included: asyncpg's `command_timeout`
+  (`DATABASE_COMMAND_TIMEOUT_S`). Without it a COMMIT in flight waits on TCP for as long
+  as the partition lasts. The same bound goes to the server as `statement_timeout`, so
+  PostgreSQL also gives up a statement whose client stopped waiting for it.
+"""
 
 from __future__ import annotations
 
@@ -20,17 +31,28 @@ def async_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int,
+    max_overflow: int,
+    pool_timeout_s: float = 5.0,
+    command_timeout_s: float = 15.0,
+) -> AsyncEngine:
     """Create the process's one engine; `pool_pre_ping` survives a PostgreSQL restart."""
     return create_async_engine(
         async_database_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
-        pool_timeout=5,
-        # asyncpg's own timeout for establishing a connection: a dead server must fail
-        # fast enough for /ready and for results to answer 503 promptly.
-        connect_args={"timeout": 3},
+        pool_timeout=pool_timeout_s,
+        connect_args={
+            # asyncpg's own timeout for establishing a connection: a dead server must
+            # fail fast enough for /ready and for results to answer 503 promptly.
+            "timeout": 3,
+            "command_timeout": command_timeout_s,
+            "server_settings": {"statement_timeout": str(round(command_timeout_s * 1000))},
+        },
     )
 
 

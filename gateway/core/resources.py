@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.core.database import create_engine, create_sessionmaker
 from gateway.core.observability.metrics import MetricsHub
 from gateway.core.redis import create_redis
-from gateway.core.settings import Settings
+from gateway.core.redis_persistence import RedisPersistence, enforce, export, read_persistence
+from gateway.core.settings import Environment, Settings
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     metrics: MetricsHub
+    # What Redis keeps on disk, read at start (gateway/core/redis_persistence.py).
+    redis_persistence: RedisPersistence = field(default_factory=lambda: RedisPersistence("unknown"))
     # Set when the process starts shutting down, so long-running handlers (long-polls)
     # can answer early instead of holding the graceful shutdown for their full wait.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -62,6 +65,21 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+async def check_redis_persistence(settings: Settings, redis: Redis) -> RedisPersistence:
+    """Read Redis's persistence (within the ready timeout) and apply the production rule."""
+    try:
+        async with asyncio.timeout(settings.ready_timeout_s):
+            persistence = await read_persistence(redis)
+    except TimeoutError:
+        persistence = RedisPersistence("unknown", source="none")
+    enforce(
+        persistence,
+        production=settings.environment is Environment.PRODUCTION,
+        allow_volatile=settings.redis_allow_volatile,
+    )
+    return persistence
+
+
 @contextlib.asynccontextmanager
 async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator[Resources]:
     """Create the shared resources and close each of them exactly once on exit."""
@@ -70,6 +88,8 @@ async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator
         urls.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout_s=settings.database_pool_timeout_s,
+        command_timeout_s=settings.database_command_timeout_s,
     )
     http = create_http_client(settings)
     resources = Resources(
@@ -82,6 +102,8 @@ async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator
     )
     resources.metrics.watch_pools(redis, engine)
     try:
+        resources.redis_persistence = await check_redis_persistence(settings, redis)
+        export(resources.metrics.process, resources.redis_persistence)
         yield resources
     finally:
         await http.aclose()

@@ -32,10 +32,14 @@ where our uid 0 appears as `nobody`. File ownership and permissions stay unchang
 but PostgreSQL sees an ordinary user. Where user namespaces are blocked (Docker's
 default seccomp profile, for one), start fails and the error says so.
 
-Redis keeps nothing on disk: a restart empties it, so anything that must survive a
-restart belongs in PostgreSQL. Persistence would also add a failure mode: Redis refuses
-to exit on SIGTERM when its final snapshot cannot be written, which here would turn
-every stop with a full disk into a timeout.
+Redis runs with an append-only file (`data_dir/redis/appendonly.aof`, `appendfsync
+everysec`) and no RDB snapshots, so stopping and restarting the gateway keeps its
+queued and leased tasks. Snapshots stay off on purpose: Redis refuses to exit on
+SIGTERM when its final snapshot cannot be written, which would turn every stop with a
+full disk into a kill after the stop timeout; with AOF alone, a stop only flushes the
+file. A crash can leave a truncated last command, which Redis drops on load
+(`aof-load-truncated`, on by default); a file corrupted elsewhere makes Redis refuse to
+start, and the start error quotes its log (repair with `redis-check-aof --fix`).
 """
 
 from gateway.embedded.backends import EmbeddedBackends, EmbeddedUrls

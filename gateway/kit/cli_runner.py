@@ -9,6 +9,7 @@ set of resources, and one map from errors to exit codes:
 | invalid input (`InvalidInput`: a bad tier, a bad field) | 2 |
 | any other gateway error (not found, backend down) | 1    |
 | embedded backends could not start (or the extra is missing) | 1 |
+| production on Redis without AOF (`REDIS_ALLOW_VOLATILE` unset) | 1 |
 | invalid settings (raised before, in `gateway.cli.main`) | 2 |
 
 Heavy modules are imported inside the functions, so `gateway --help` and argument
@@ -41,6 +42,7 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
     from gateway.core.logs import configure_logging
+    from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.resources import open_resources
     from gateway.core.settings import LogLevel, load_settings
     from gateway.embedded.errors import EmbeddedBackendError
@@ -61,4 +63,6 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     except GatewayError as exc:
         raise CliError(exc.detail) from exc
     except EmbeddedBackendError as exc:  # no backends configured and none could start
+        raise CliError(str(exc)) from exc
+    except RedisPersistenceRefused as exc:  # production on Redis without AOF
         raise CliError(str(exc)) from exc

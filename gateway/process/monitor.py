@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.database import ping as ping_database
 from gateway.core.observability.runtime import RuntimeMetrics
+from gateway.core.readiness import bounded
 from gateway.kit.periodic import PeriodicLoop
 
 log = structlog.get_logger("gateway.runtime")
@@ -88,8 +89,8 @@ class ProcessMonitor:
 
     async def _probe(self, probe: Probe) -> bool:
         try:
-            async with asyncio.timeout(self.probe_timeout_s):
-                await probe()
+            # Bounded like /ready: a hung backend's cleanup must not stall the prober.
+            await bounded(probe, self.probe_timeout_s)
         except Exception:  # any failure, including the timeout, means "down"
             return False
         return True

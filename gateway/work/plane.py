@@ -23,7 +23,7 @@ from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
 from gateway.work.scripts import load_scripts
-from gateway.work.stats import queue_stats
+from gateway.work.stats import publish, queue_stats
 from gateway.work.tokens import TokenStore, TokenVerifier
 
 
@@ -115,12 +115,7 @@ class WorkerPlane:
         await self.registry.expire(self.settings.worker_expiry_s, now_s * 1000 + now_us // 1000)
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)
         self.metrics.platforms_seen(stats.oldest_ready_age_s)
-        for (platform, state), depth in stats.depth.items():
-            self.metrics.queue_depth.labels(platform, state).set(depth)
-        for platform, age in stats.oldest_ready_age_s.items():
-            self.metrics.oldest_ready_age.labels(platform).set(age)
-        self.metrics.workers_active.set(stats.workers_active)
-        self.metrics.heartbeat_age_max.set(stats.heartbeat_age_max_s)
+        publish(self.metrics, stats)
 
     async def start(self) -> None:
         """Start the wake subscriber and the reaper."""

@@ -1,10 +1,21 @@
-"""Queue and worker gauges, read from Redis (by the reaper loop, on every replica)."""
+"""Queue and worker gauges, read from Redis (by the reaper loop, on every replica).
+
+The gauges follow Redis, including when Redis forgets: a platform whose keys are gone
+(Redis restarted without persistence, a flush) is no longer in the snapshot, and its
+series are removed, exactly as a freshly started gateway would never have created
+them. Overwriting only the platforms Redis still knows would keep exporting the last
+depth and oldest-ready age of the vanished tasks until the gateway restarts: phantom
+work for dashboards and alerts.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from gateway.core.redis import idempotent
 from gateway.kit.outage import redis_guard
+from gateway.work.metrics import WorkerMetrics
 from gateway.work.queue import WorkQueue
 
 STATES = ("ready", "delayed", "leased", "dead")
@@ -24,7 +35,8 @@ async def queue_stats(queue: WorkQueue, worker_expiry_s: float) -> QueueStats:
     """Depth per (platform, state), oldest ready age, active workers, in one pipeline."""
     platforms = await queue.platforms()
     redis = queue.redis
-    with redis_guard():
+    # Reads only: safe to repeat on a fresh connection after a stale one fails.
+    with redis_guard(), idempotent():
         now_s, now_us = await redis.time()
         now_ms = now_s * 1000 + now_us // 1000
         async with redis.pipeline(transaction=False) as pipe:
@@ -50,3 +62,24 @@ async def queue_stats(queue: WorkQueue, worker_expiry_s: float) -> QueueStats:
     seen_first = raw[i + 1]
     age_max = max(0.0, (now_ms - seen_first[0][1]) / 1000) if seen_first else 0.0
     return QueueStats(depth, oldest, active, age_max)
+
+
+def publish(metrics: WorkerMetrics, stats: QueueStats) -> None:
+    """Write a snapshot to the gauges; platforms absent from it lose their series."""
+    for (platform, state), depth in stats.depth.items():
+        metrics.queue_depth.labels(platform, state).set(depth)
+    for platform, age in stats.oldest_ready_age_s.items():
+        metrics.oldest_ready_age.labels(platform).set(age)
+    metrics.workers_active.set(stats.workers_active)
+    metrics.heartbeat_age_max.set(stats.heartbeat_age_max_s)
+    known = set(stats.oldest_ready_age_s)
+    for family in metrics.queue_depth.collect():
+        for sample in family.samples:
+            if sample.labels["platform"] not in known:
+                with contextlib.suppress(KeyError):  # removed by an earlier sample
+                    metrics.queue_depth.remove(sample.labels["platform"], sample.labels["state"])
+    for family in metrics.oldest_ready_age.collect():
+        for sample in family.samples:
+            if sample.labels["platform"] not in known:
+                with contextlib.suppress(KeyError):
+                    metrics.oldest_ready_age.remove(sample.labels["platform"])

@@ -1,0 +1,60 @@
+"""The shared engine bounds every call: a partitioned PostgreSQL fails calls, never hangs."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import text
+
+from gateway.core.errors import DependencyUnavailable
+from gateway.core.resources import BackendUrls, open_resources
+from gateway.core.settings import Settings
+from gateway.kit.outage import session_scope
+from tests.support.holding_proxy import HoldingProxy
+
+pytestmark = pytest.mark.integration
+
+COMMAND_TIMEOUT_S = 1.0
+
+
+def through(proxy: HoldingProxy, database_url: str) -> str:
+    """`database_url` with its host and port replaced by the proxy's."""
+    parts = urlsplit(database_url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0] + "@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}").geturl()
+
+
+async def test_a_commit_in_flight_fails_within_the_command_timeout(settings: Settings) -> None:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    upstream = urlsplit(settings.database_url)
+    proxy = HoldingProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    await proxy.start()
+    bounded = settings.model_copy(
+        update={"database_command_timeout_s": COMMAND_TIMEOUT_S, "ready_timeout_s": 0.5}
+    )
+    urls = BackendUrls(settings.redis_url, through(proxy, settings.database_url))
+
+    async def commit_during_a_partition() -> None:
+        async with session_scope(resources.sessionmaker, write=True) as session:
+            await session.execute(text("SELECT 1"))
+            proxy.hold()  # packets dropped from here on: the COMMIT gets no answer
+
+    try:
+        async with open_resources(bounded, urls) as resources:
+            task = asyncio.ensure_future(commit_during_a_partition())
+            # Generous: 5x the bound. Before asyncpg had a command timeout the COMMIT
+            # waited for as long as the partition lasted.
+            done, _ = await asyncio.wait({task}, timeout=5 * COMMAND_TIMEOUT_S + 5)
+            proxy.release()
+            if not done:
+                await asyncio.wait({task})
+                pytest.fail("the COMMIT outlived the command timeout by far")
+            with pytest.raises(DependencyUnavailable):
+                task.result()
+    finally:
+        proxy.release()
+        await proxy.close()
