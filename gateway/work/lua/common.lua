@@ -12,14 +12,24 @@ end
 
 local function task_key(tid) return base .. 't:' .. tid end
 
--- Priority first (higher is better), then FIFO by a per-audience sequence number.
-local function ready_score(prio)
-  return fmt(-tonumber(prio) * 1e10 + redis.call('INCR', base .. 'seq'))
+-- Priority first (higher is better), then FIFO by a per-audience sequence number. The
+-- number is drawn the first time a task becomes ready and kept in its hash (`seq`), so a
+-- task that comes back (lease reclaimed, retry after backoff, dead-letter requeue)
+-- re-enters at its original place within its priority, not behind the whole backlog:
+-- a crash costs a lease timeout (and the backoff), never a queue's length.
+local function ready_score(tid, prio)
+  local k = task_key(tid)
+  local seq = redis.call('HGET', k, 'seq')
+  if not seq then
+    seq = redis.call('INCR', base .. 'seq')
+    redis.call('HSET', k, 'seq', seq)
+  end
+  return fmt(-tonumber(prio) * 1e10 + tonumber(seq))
 end
 
 local function make_ready(tid, p, prio, since)
   redis.call('HSET', task_key(tid), 'state', 'ready', 'lease_id', '', 'worker_id', '')
-  redis.call('ZADD', base .. 'ready:' .. p, ready_score(prio), tid)
+  redis.call('ZADD', base .. 'ready:' .. p, ready_score(tid, prio), tid)
   redis.call('ZADD', base .. 'since:' .. p, fmt(since), tid)
 end
 
