@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -20,7 +19,15 @@ from gateway.work.deadletters import DeadLetters
 from gateway.work.models import TaskIn
 from gateway.work.queue import FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
-from tests.support.work import enqueue, lease, make_token, parcel_data, post_results, succeeded
+from tests.support.work import (
+    enqueue,
+    lease,
+    make_token,
+    parcel_data,
+    post_results,
+    reap_until_reclaimed,
+    succeeded,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -117,16 +124,6 @@ async def _queue(settings: Settings, **overrides: object) -> AsyncIterator[WorkQ
         await client.aclose()
 
 
-async def _reap_until_reclaimed(queue: WorkQueue, count: int) -> None:
-    """Run reaper passes until `count` expired leases were requeued (generous deadline)."""
-    reclaimed = 0
-    deadline = time.monotonic() + 30
-    while reclaimed < count:
-        assert time.monotonic() < deadline, f"only {reclaimed} of {count} leases reclaimed"
-        reclaimed += sum(c.count for c in await queue.reap() if c.kind == "retry")
-        await asyncio.sleep(0.01)
-
-
 async def _keys_in_lease_order(queue: WorkQueue, n: int) -> list[str]:
     leased = (await queue.lease("reader", ["alpha"], n)).tasks
     return [t.key for t in leased]
@@ -143,7 +140,7 @@ async def test_a_reclaimed_task_keeps_its_place_ahead_of_the_backlog(settings: S
         await queue.enqueue(BACKLOG)
         crashed = (await queue.lease("crashed", ["alpha"], 1)).tasks
         assert [t.key for t in crashed] == ["first"]
-        await _reap_until_reclaimed(queue, 1)
+        await reap_until_reclaimed(queue, 1)
         # Higher priority still goes first; within a priority the reclaimed task is back
         # at the head, not behind the 20 tasks enqueued after it.
         await queue.enqueue([TaskIn(platform="alpha", key="urgent", priority=5)])
