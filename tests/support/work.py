@@ -163,3 +163,12 @@ async def reap_until_reclaimed(queue: WorkQueue, count: int) -> None:
         assert time.monotonic() < deadline, f"only {reclaimed} of {count} leases reclaimed"
         reclaimed += sum(c.count for c in await queue.reap() if c.kind == "retry")
         await asyncio.sleep(0.01)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus exposition (0 when absent); labels in any order."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # exposition sorts them
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

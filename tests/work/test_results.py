@@ -19,6 +19,7 @@ from tests.support.work import (
     enqueue,
     lease,
     make_token,
+    metric_value,
     parcel_data,
     party_data,
     post_results,
@@ -63,15 +64,6 @@ async def _commit_then_die(
     with pytest.raises(_Died):
         await plane.results.submit("w1", [item])
     monkeypatch.undo()
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    # The exposition sorts labels by name.
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # Per audience: result data, its history table, and the current row's table and a column.
@@ -124,7 +116,7 @@ async def test_a_result_for_a_done_task_from_another_lease_is_a_duplicate(
         current_sql = f"SELECT {column} FROM {current}"  # noqa: S608 - names from AUDIENCES
         assert await _scalar(resources, current_sql) == "First"
         metrics = (await client.get("/metrics")).text
-        committed = _metric(
+        committed = metric_value(
             metrics, "gateway_results_committed_total", audience=audience.value, platform="alpha"
         )
         assert committed == 1
@@ -151,7 +143,9 @@ async def test_a_reclaimed_task_already_done_is_dropped_not_redone(
         metrics = (await client.get("/metrics")).text
         completed = "gateway_tasks_completed_total"
         assert (
-            _metric(metrics, completed, audience="parcel", platform="alpha", outcome="duplicate")
+            metric_value(
+                metrics, completed, audience="parcel", platform="alpha", outcome="duplicate"
+            )
             == 1
         )
 
