@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
 from gateway.work.queue import Settled
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import database_proxy
 from tests.support.work import (
     enqueue,
     lease,
@@ -166,23 +165,19 @@ async def test_a_lost_lease_of_an_unfinished_task_is_stale(settings: Settings) -
 
 
 async def test_leasing_hands_reclaimed_tasks_out_while_postgres_is_down(settings: Settings) -> None:
-    db = make_url(settings.database_url or "")
-    proxy = TcpProxy(db.host or "127.0.0.1", db.port or 5432)
-    await proxy.start()
-    proxied = db.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    try:
-        async with work_app(settings, database_url=proxied, **FAST_REAP) as (resources, client):
-            token = await make_token(resources)
-            plane = _plane(client)
-            await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
-            (lost,) = await lease(client, token, limit=1)  # also caches the token
-            await reap_until_reclaimed(plane.queue, 1)
-            await proxy.cut()
-            # The done lookup cannot run; leasing is Redis work and goes on without it.
-            handed = await lease(client, token, worker_id="w2")
-            assert [(t["task_id"], t["attempt"]) for t in handed] == [(lost["task_id"], 2)]
-    finally:
-        await proxy.close()
+    async with (
+        database_proxy(settings.database_url or "") as (proxy, proxied),
+        work_app(settings, database_url=proxied, **FAST_REAP) as (resources, client),
+    ):
+        token = await make_token(resources)
+        plane = _plane(client)
+        await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
+        (lost,) = await lease(client, token, limit=1)  # also caches the token
+        await reap_until_reclaimed(plane.queue, 1)
+        await proxy.cut()
+        # The done lookup cannot run; leasing is Redis work and goes on without it.
+        handed = await lease(client, token, worker_id="w2")
+        assert [(t["task_id"], t["attempt"]) for t in handed] == [(lost["task_id"], 2)]
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
