@@ -1,6 +1,8 @@
 """One audience's worker plane: queue, long-poll, results, registry, reaper, tokens.
 
-Each internal app owns one `WorkerPlane` for the life of its lifespan. The reaper runs in
+Each internal app owns one `WorkerPlane` for the life of its lifespan. Leasing asks the
+result service to drop reclaimed tasks whose result is already committed (see
+`results.py`), so a worker is never handed a task that is done. The reaper runs in
 every replica: reclaiming happens inside one Lua script per pass, so replicas never
 reclaim the same lease twice, and running it everywhere means there is no leader to lose.
 """
@@ -8,6 +10,7 @@ reclaim the same lease twice, and running it everywhere means there is no leader
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar, Self
 
@@ -87,6 +90,13 @@ class WorkerPlane:
         while True:
             with self.notifier.waiter(platforms) as woken:
                 batch = await self.queue.lease(holder, platforms, limit)
+                handed = await self.results.drop_done(batch.tasks)
+                if len(handed) < len(batch.tasks):
+                    # Reclaimed tasks already committed were released, not handed out;
+                    # if that emptied the batch, more may be ready right now.
+                    batch = dataclasses.replace(batch, tasks=handed)
+                    if not handed:
+                        continue
                 remaining = deadline - loop.time()
                 if batch.command != "run":
                     # Hold a quiet/terminated worker's poll for its `wait`, so one that

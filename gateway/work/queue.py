@@ -9,7 +9,9 @@ Design (Faktory/BullMQ/SQS ideas, one Lua script per state change, see `scripts.
 
 * A task is a hash `t:<task_id>`; per platform, `ready` is ordered by (priority, FIFO),
   `delayed` by due time, `leased` by lease expiry, `dead` by death time; `since` keeps
-  when each ready task became ready (for the oldest-ready-age gauge).
+  when each ready task became ready (for the oldest-ready-age gauge). The FIFO number is
+  drawn once, when the task first becomes ready, and kept in the hash (`seq`): a task
+  that comes back (reclaimed, retried, requeued from the dead letters) keeps its place.
 * Every lease gets a fresh random `lease_id`. Only the current lease of a task can
   complete or fail it, so a worker that lost its lease (expired, reaped, re-leased) gets
   `stale_lease` and changes nothing; a lease that already completed answers `duplicate`

@@ -1,42 +1,66 @@
 """Results: validate, commit to PostgreSQL, then release the lease.
 
-Order is the whole point (the "exactly once in effect" argument):
+Order is the whole point (the "exactly once" argument):
 
 1. every item is validated on its own (a bad item is `rejected`/`invalid` with field
    errors and never reaches the database; the rest of the batch proceeds);
 2. succeeded items are checked against their current lease in Redis, which also extends
    those leases, so the reaper cannot hand the task to someone else mid-commit;
-3. their records are committed to PostgreSQL in one transaction; history rows are
-   keyed by (task_id, lease_id), so a replay writes nothing. If PostgreSQL is down the
-   request fails with 503 here, before any lease is released: the worker keeps its
-   leases (it may heartbeat them) and retries the same batch later;
-4. only then are the leases released (`complete.lua`); failed items go to `fail.lua`
-   (retry with backoff, or dead letter).
+3. their records are committed to PostgreSQL in one transaction that first marks each
+   task done (`<audience>_tasks_done`, one row per task, `ON CONFLICT DO NOTHING`); only
+   the items whose task that insert newly marked are written, and only they count in
+   `gateway_results_committed_total`. If PostgreSQL is down the request fails with 503
+   here, before any lease is released: the worker keeps its leases (it may heartbeat
+   them) and retries the same batch later;
+4. only then are the leases released (`complete.lua`), including those of items whose
+   task was already done; failed items go to `fail.lua` (retry with backoff, or dead
+   letter).
 
-A lease that is no longer current answers `stale_lease` in step 2 and writes nothing;
-one that already completed answers `duplicate`; one that is current but was leased by
-another holder (token id, worker id) answers `not_lease_holder` (steps 2 and 4, for
-succeeded and failed items) and changes nothing.
+Completion is idempotent per task, not per lease, because Redis and PostgreSQL cannot
+commit together: a replica that dies between steps 3 and 4 leaves the leases to expire,
+the reaper requeues the tasks, and the worker's retry lands on another replica. Whatever
+arrives later for a done task, from the same lease or any other, answers `duplicate` and
+writes nothing (the done row decides, inside the transaction, so two replicas committing
+the same task at once cannot both write).
+
+A reclaimed task whose result is already committed is also *dropped* rather than redone:
+only a task with `attempt > 1` can be done already (attempt 1 has had no lease before
+this one), so after each lease the plane asks `drop_done` about just those, one
+primary-key lookup per batch that holds any; the done ones are released at once and the
+worker never sees them. That lookup is an optimisation, not the guarantee: if PostgreSQL
+is down at lease time the tasks are handed out, and a dead letter requeued by an operator
+starts again at attempt 1 and is not looked up; such a redo is answered `duplicate` and
+writes nothing twice.
+
+A lease that is no longer current answers `duplicate` when its task is done, else
+`stale_lease`, and writes nothing; one that is current but was leased by another holder
+(token id, worker id) answers `not_lease_holder` (steps 2 and 4, for succeeded and
+failed items) and changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import signal
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.kit.outage import database_guard
+from gateway.kit.outage import database_guard, is_database_down
 from gateway.work.holder import LeaseHolder
 from gateway.work.metrics import WorkerMetrics
-from gateway.work.models import ResultItem, ResultOutcome
+from gateway.work.models import LeasedTask, ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
 from gateway.work.records import ParcelResult, PartyResult, json_size
-from gateway.work.repository.parcel_results import parcel_history, save_parcels
-from gateway.work.repository.party_results import party_history, save_parties
-from gateway.work.repository.result_history import committed_leases
+from gateway.work.repository.parcel_results import parcel_tasks_done, save_parcels
+from gateway.work.repository.party_results import party_tasks_done, save_parties
+from gateway.work.repository.result_history import done_tasks
+
+log = structlog.get_logger("gateway.work.results")
 
 _ITEM = TypeAdapter(ResultItem)
 
@@ -72,6 +96,7 @@ class ResultService:
         self.record_type: type[ParcelResult] | type[PartyResult] = (
             ParcelResult if audience == "parcel" else PartyResult
         )
+        self.done_table = parcel_tasks_done if audience == "parcel" else party_tasks_done
 
     def _validate(
         self, raw: Any
@@ -158,37 +183,72 @@ class ResultService:
             else:
                 gone.append(p)
         if gone:
-            # A lease Redis no longer knows either completed (its result is in history:
-            # `duplicate`) or was lost before completing (`stale_lease`).
-            committed = await self._committed([(p.item.task_id, p.item.lease_id) for p in gone])
+            # A lease Redis no longer knows either belongs to a task that is done (by this
+            # lease or another: `duplicate`) or was lost before completing (`stale_lease`).
+            done = await self._done(p.item.task_id for p in gone)
             for p in gone:
-                status = "duplicate" if (p.item.task_id, p.item.lease_id) in committed else "stale"
+                status = "duplicate" if p.item.task_id in done else "stale"
                 out[p.index] = self._settled_outcome(p.item, status, "")
         if not current:
             return
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
-                await self._save(session, [p for p, _ in current])
-        done = await self.queue.complete([(p.item.task_id, p.item.lease_id) for p, _ in current])
-        for (p, platform), d in zip(current, done, strict=True):
-            # The records are committed whatever the release says; `stale` here means the
-            # lease was lost during the commit (longer than a lease timeout): accepted.
-            if d.status == "duplicate":
+                written = await self._save(session, [p for p, _ in current])
+        self._fault_after_commit()
+        # Counted at commit, before the release: a release that fails (Redis down) makes
+        # the worker retry, and that retry is a `duplicate`, so this is the one count.
+        for p, platform in current:
+            if (p.item.task_id, p.item.lease_id) in written:
+                self.metrics.completed.labels(platform, "succeeded").inc()
+                self.metrics.results_committed.labels(platform).inc()
+                out[p.index] = ResultOutcome(
+                    task_id=p.item.task_id, lease_id=p.item.lease_id, outcome="accepted"
+                )
+            else:
                 out[p.index] = self._settled_outcome(p.item, "duplicate", platform)
-                continue
-            self.metrics.completed.labels(platform, "succeeded").inc()
-            self.metrics.results_committed.labels(platform).inc()
-            out[p.index] = ResultOutcome(
-                task_id=p.item.task_id, lease_id=p.item.lease_id, outcome="accepted"
-            )
+        # Release every current lease, also of tasks found already done: the task is
+        # finished either way. Whatever the release says (`stale` if the lease was lost
+        # during a commit longer than a lease timeout), the outcome above stands.
+        await self.queue.complete([(p.item.task_id, p.item.lease_id) for p, _ in current])
 
-    async def _committed(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        history = parcel_history if self.record_type is ParcelResult else party_history
+    def _fault_after_commit(self) -> None:
+        if self.queue.settings.fault_inject == "exit_after_commit":
+            # Test-only (refused unless ENVIRONMENT=test): die like `kill -9` in the
+            # window between the commit and the release, to prove that window harmless.
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _done(self, task_ids: Iterable[str]) -> set[str]:
         with database_guard():
             async with self.sessionmaker() as session:
-                return await committed_leases(session, history, pairs)
+                return await done_tasks(session, self.done_table, task_ids)
 
-    async def _save(self, session: AsyncSession, pending: list[_Pending]) -> None:
+    async def drop_done(self, tasks: Sequence[LeasedTask]) -> list[LeasedTask]:
+        """Release just-leased tasks whose result is already committed; the rest.
+
+        Only reclaimed or retried tasks (`attempt > 1`) can be done already, so a batch
+        without any costs nothing. PostgreSQL down: hand everything out (a redo still
+        writes nothing twice).
+        """
+        again = [t.task_id for t in tasks if t.attempt > 1]
+        if not again:
+            return list(tasks)
+        try:
+            async with self.sessionmaker() as session:
+                done = await done_tasks(session, self.done_table, again)
+        except Exception as exc:
+            if not is_database_down(exc):
+                raise
+            log.warning("done_lookup_skipped_database_down", audience=self.audience)
+            return list(tasks)
+        if not done:
+            return list(tasks)
+        dropped = [t for t in tasks if t.task_id in done]
+        await self.queue.complete([(t.task_id, t.lease_id) for t in dropped])
+        for t in dropped:
+            self.metrics.completed.labels(t.platform, "duplicate").inc()
+        return [t for t in tasks if t.task_id not in done]
+
+    async def _save(self, session: AsyncSession, pending: list[_Pending]) -> set[tuple[str, str]]:
         rows = []
         for p in pending:
             assert p.record is not None
@@ -208,9 +268,8 @@ class ResultService:
                 row["data"] = p.record.model_dump(mode="json")
             rows.append(row)
         if self.record_type is ParcelResult:
-            await save_parcels(session, rows)
-        else:
-            await save_parties(session, rows)
+            return await save_parcels(session, rows)
+        return await save_parties(session, rows)
 
     async def _record_failures(
         self, holder: LeaseHolder, pending: list[_Pending], out: list[ResultOutcome | None]

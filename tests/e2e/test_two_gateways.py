@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
-from tests.support.gateway_process import GatewayProcess, start_gateway
+from tests.support.gateway_process import GatewayProcess, replica_env, start_gateway
 from tests.support.work import make_token, parcel_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -28,20 +28,7 @@ CRASHED = 30
 @pytest.fixture
 def gateways(settings: Settings, tmp_path: Path) -> Iterator[list[GatewayProcess]]:
     """Two gateways on the test's database and Redis prefix, with 5 s leases."""
-    assert settings.redis_url is not None
-    assert settings.database_url is not None
-    env = {
-        "REDIS_URL": settings.redis_url,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "RUN_MIGRATIONS": "false",
-        "LEASE_TIMEOUT_S": "5",  # long enough for a loaded machine to post its results
-        "REAPER_INTERVAL_S": "0.1",
-        "RETRY_BACKOFF_BASE_S": "0",
-        "RETRY_BACKOFF_CAP_S": "0",
-        "LOG_LEVEL": "warning",
-    }
-    procs = [start_gateway(tmp_path, env) for _ in range(2)]
+    procs = [start_gateway(tmp_path, replica_env(settings)) for _ in range(2)]
     try:
         for proc in procs:
             proc.wait_ready()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.core.settings import Settings
 from tests.support.ports import free_port
 
 
@@ -56,6 +57,23 @@ class GatewayProcess:
     def output(self) -> str:
         """Everything the process wrote so far."""
         return self.log_path.read_text(errors="replace")
+
+
+def replica_env(settings: Settings) -> dict[str, str]:
+    """Environment of a replica on the test's backends, with 5 s leases and a fast reaper."""
+    assert settings.redis_url is not None
+    assert settings.database_url is not None
+    return {
+        "REDIS_URL": settings.redis_url,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "RUN_MIGRATIONS": "false",
+        "LEASE_TIMEOUT_S": "5",  # long enough for a loaded machine to post its results
+        "REAPER_INTERVAL_S": "0.1",
+        "RETRY_BACKOFF_BASE_S": "0",
+        "RETRY_BACKOFF_CAP_S": "0",
+        "LOG_LEVEL": "warning",
+    }
 
 
 def start_gateway(log_dir: Path, env: dict[str, str], *, cwd: Path | None = None) -> GatewayProcess:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy.engine import make_url
 
 from tests.support.ports import free_port
 
@@ -65,3 +68,15 @@ class TcpProxy:
     async def close(self) -> None:
         """Stop for good."""
         await self.cut()
+
+
+@contextlib.asynccontextmanager
+async def database_proxy(database_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A started proxy in front of `database_url`'s server, and the URL through it."""
+    db = make_url(database_url)
+    proxy = TcpProxy(db.host or "127.0.0.1", db.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy, db.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        await proxy.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,7 @@ from gateway.core.audience import Audience
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
 from gateway.work.plane import token_store
+from gateway.work.queue import WorkQueue
 from gateway.work.tokens import Role
 
 _names = itertools.count()
@@ -150,3 +153,22 @@ async def work_app(
         app_client(FACTORIES[audience](resources)) as client,
     ):
         yield resources, client
+
+
+async def reap_until_reclaimed(queue: WorkQueue, count: int) -> None:
+    """Run reaper passes until `count` expired leases were requeued (generous deadline)."""
+    reclaimed = 0
+    deadline = time.monotonic() + 30
+    while reclaimed < count:
+        assert time.monotonic() < deadline, f"only {reclaimed} of {count} leases reclaimed"
+        reclaimed += sum(c.count for c in await queue.reap() if c.kind == "retry")
+        await asyncio.sleep(0.01)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus exposition (0 when absent); labels in any order."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # exposition sorts them
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

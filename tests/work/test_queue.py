@@ -1,9 +1,12 @@
-"""The Redis queue under concurrency: atomic leasing, one reclaim per lease."""
+"""The Redis queue: atomic leasing, one reclaim per lease, and the order a worker sees
+(a task that comes back keeps its place)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -12,11 +15,20 @@ from redis.asyncio import Redis
 
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
+from gateway.work.deadletters import DeadLetters
 from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
-from gateway.work.queue import WorkQueue
+from gateway.work.queue import FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
-from tests.support.work import enqueue, lease, make_token, parcel_data, post_results, succeeded
+from tests.support.work import (
+    enqueue,
+    lease,
+    make_token,
+    parcel_data,
+    post_results,
+    reap_until_reclaimed,
+    succeeded,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +112,58 @@ async def test_concurrent_reapers_reclaim_each_lease_exactly_once(settings: Sett
     finally:
         for c in clients:
             await c.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _queue(settings: Settings, **overrides: object) -> AsyncIterator[WorkQueue]:
+    tuned = settings.model_copy(update=overrides)
+    assert tuned.redis_url is not None
+    client = Redis.from_url(tuned.redis_url)
+    try:
+        yield WorkQueue(client, load_scripts(client), tuned.redis_key_prefix + "wq:parcel:", tuned)
+    finally:
+        await client.aclose()
+
+
+async def _keys_in_lease_order(queue: WorkQueue, n: int) -> list[str]:
+    leased = (await queue.lease(LeaseHolder(1, "reader"), ["alpha"], n)).tasks
+    return [t.key for t in leased]
+
+
+BACKLOG = [TaskIn(platform="alpha", key=f"b{i}") for i in range(20)]
+
+
+async def test_a_reclaimed_task_keeps_its_place_ahead_of_the_backlog(settings: Settings) -> None:
+    async with _queue(
+        settings, lease_timeout_s=0.05, retry_backoff_base_s=0, retry_backoff_cap_s=0
+    ) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key="first")])
+        await queue.enqueue(BACKLOG)
+        crashed = (await queue.lease(LeaseHolder(1, "crashed"), ["alpha"], 1)).tasks
+        assert [t.key for t in crashed] == ["first"]
+        await reap_until_reclaimed(queue, 1)
+        # Higher priority still goes first; within a priority the reclaimed task is back
+        # at the head, not behind the 20 tasks enqueued after it.
+        await queue.enqueue([TaskIn(platform="alpha", key="urgent", priority=5)])
+        assert await _keys_in_lease_order(queue, 3) == ["urgent", "first", "b0"]
+
+
+async def test_a_task_retried_after_backoff_keeps_its_place(settings: Settings) -> None:
+    async with _queue(settings, retry_backoff_base_s=0, retry_backoff_cap_s=0) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key="first"), *BACKLOG[:5]])
+        (task,) = (await queue.lease(LeaseHolder(1, "w1"), ["alpha"], 1)).tasks
+        failure = FailureIn(task.task_id, task.lease_id, "502", True)
+        settled = await queue.fail([failure], LeaseHolder(1, "w1"))
+        assert [s.status for s in settled] == ["retry"]
+        assert await _keys_in_lease_order(queue, 2) == ["first", "b0"]
+
+
+async def test_a_dead_letter_requeued_by_an_operator_keeps_its_place(settings: Settings) -> None:
+    async with _queue(settings) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key="first"), *BACKLOG[:5]])
+        (task,) = (await queue.lease(LeaseHolder(1, "w1"), ["alpha"], 1)).tasks
+        failure = FailureIn(task.task_id, task.lease_id, "gone", False)
+        settled = await queue.fail([failure], LeaseHolder(1, "w1"))
+        assert [s.status for s in settled] == ["dead"]
+        assert (await DeadLetters(queue).requeue([task.task_id])).requeued == 1
+        assert await _keys_in_lease_order(queue, 2) == ["first", "b0"]

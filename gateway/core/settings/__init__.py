@@ -180,6 +180,13 @@ class Settings(
     (`LEASE_TIMEOUT_S`, `TIERS_FILE`) while the code stays grouped by plane.
     """
 
+    @model_validator(mode="after")
+    def _fault_injection_only_in_tests(self) -> Self:
+        # A hook that kills the process on purpose must never be one typo away in prod.
+        if self.fault_inject is not None and self.environment is not Environment.TEST:
+            raise ValueError("FAULT_INJECT is only accepted with ENVIRONMENT=test")
+        return self
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment (and `.env`), with explicit overrides for tests."""

@@ -6,7 +6,7 @@ lease timeouts come as a JSON object, e.g. `LEASE_TIMEOUT_OVERRIDES_S='{"slow_co
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
@@ -38,6 +38,10 @@ class WorkerPlaneSettings(BaseSettings):
     # Verified tokens are cached in-process (revocation is broadcast through Redis and
     # clears every cache at once); entries older than this are re-read from PostgreSQL.
     worker_token_cache_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # Test-only fault injection (`Settings` refuses it unless ENVIRONMENT=test):
+    # `exit_after_commit` SIGKILLs the process right after a result batch is committed to
+    # PostgreSQL and before its leases are released in Redis.
+    fault_inject: Literal["exit_after_commit"] | None = None
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:

@@ -12,14 +12,26 @@ end
 
 local function task_key(tid) return base .. 't:' .. tid end
 
--- Priority first (higher is better), then FIFO by a per-audience sequence number.
-local function ready_score(prio)
-  return fmt(-tonumber(prio) * 1e10 + redis.call('INCR', base .. 'seq'))
+-- Priority first (higher is better), then FIFO by a per-audience sequence number. The
+-- number is drawn the first time a task becomes ready and kept in its hash (`seq`), so a
+-- task that comes back (lease reclaimed, retry after backoff, dead-letter requeue)
+-- re-enters at its original place within its priority, not behind the whole backlog:
+-- a crash costs a lease timeout (and the backoff), never a queue's length.
+local function ready_score(tid, prio)
+  local k = task_key(tid)
+  local seq = redis.call('HGET', k, 'seq')
+  if not seq then
+    seq = redis.call('INCR', base .. 'seq')
+    redis.call('HSET', k, 'seq', seq)
+  end
+  return fmt(-tonumber(prio) * 1e10 + tonumber(seq))
 end
 
 local function make_ready(tid, p, prio, since)
   redis.call('HSET', task_key(tid), 'state', 'ready', 'lease_id', '', 'worker_id', '')
-  redis.call('ZADD', base .. 'ready:' .. p, ready_score(prio), tid)
+  -- Deleted, not emptied: a lease without token_id is one granted before binding.
+  redis.call('HDEL', task_key(tid), 'token_id')
+  redis.call('ZADD', base .. 'ready:' .. p, ready_score(tid, prio), tid)
   redis.call('ZADD', base .. 'since:' .. p, fmt(since), tid)
 end
 
@@ -67,6 +79,7 @@ local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms
   redis.call('ZREM', base .. 'leased:' .. p, tid)
   redis.call('HDEL', base .. 'leases', lid)
   redis.call('HSET', k, 'errors', cjson.encode(errors), 'lease_id', '', 'worker_id', '')
+  redis.call('HDEL', k, 'token_id')
   if retryable and attempt < max_attempts then
     local delay = math.min(cap_ms, base_ms * (2 ^ (attempt - 1))) * (0.5 + 0.5 * jitter)
     redis.call('HSET', k, 'state', 'delayed', 'attempt', attempt + 1)

@@ -1,4 +1,4 @@
-"""SQL for parcel results: upsert `parcels`, append `parcel_history` (0002_parcels)."""
+"""SQL for parcel results: mark the task done, append `parcel_history`, upsert `parcels`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.work.repository.result_history import append_history, newest_written
+from gateway.work.repository.result_history import newest_written, record_done, tasks_done_table
 
 metadata = sa.MetaData()
 
@@ -67,18 +67,23 @@ parcel_history = sa.Table(
     sa.Column("accepted_at", sa.DateTime(timezone=True)),
 )
 
+parcel_tasks_done = tasks_done_table("parcel_tasks_done", metadata)
+
 
 async def save_parcels(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
 ) -> set[tuple[str, str]]:
     """Append history and upsert current rows; returns the (task_id, lease_id) written.
 
-    A (task, lease) already in history is skipped, and so is its current-row upsert: a
-    replay writes nothing. The current row only moves forward in `scraped_at`.
+    A row whose task is already done (by this lease or any other) is skipped, and so is
+    its current-row upsert: a second result writes nothing. The current row only moves
+    forward in `scraped_at`.
     """
     if not rows:
         return set()
-    written = await append_history(session, parcel_history, "uq_parcel_history_task_lease", rows)
+    written = await record_done(
+        session, parcel_tasks_done, parcel_history, "uq_parcel_history_task_lease", rows
+    )
     latest = newest_written(rows, written, "parcel_id")
     if latest:
         stmt = insert(parcels)

@@ -1,4 +1,5 @@
-"""SQL for party results: `parties`, `party_documents`, `party_parcels`, `party_history`."""
+"""SQL for party results: `parties`, `party_documents`, `party_parcels`, `party_history`,
+and the done fact `party_tasks_done`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.work.repository.result_history import append_history, newest_written
+from gateway.work.repository.result_history import newest_written, record_done, tasks_done_table
 
 metadata = sa.MetaData()
 
@@ -59,6 +60,8 @@ party_history = sa.Table(
     sa.Column("accepted_at", sa.DateTime(timezone=True)),
 )
 
+party_tasks_done = tasks_done_table("party_tasks_done", metadata)
+
 _PARTY_FIELDS = (
     "name",
     "kind",
@@ -79,13 +82,14 @@ async def save_parties(
 
     Each row has the `parties` columns plus `documents` (list of dicts), `parcel_ids`
     and `data` (the whole validated result, JSON-ready). Returns (task_id, lease_id)
-    written; a replay writes nothing.
+    written; a row whose task is already done (by any lease) writes nothing.
     """
     if not rows:
         return set()
     history_fields = ("party_id", "platform", "scraped_at", "data", "task_id", "lease_id")
-    written = await append_history(
+    written = await record_done(
         session,
+        party_tasks_done,
         party_history,
         "uq_party_history_task_lease",
         [{k: row[k] for k in history_fields} for row in rows],

@@ -90,7 +90,7 @@ async def test_duplicate_result_writes_nothing_twice(
     assert 'gateway_results_committed_total{audience="parcel",platform="alpha"} 1.0' in metrics
 
 
-async def test_a_crashed_workers_task_is_reclaimed_and_its_late_result_is_stale(
+async def test_a_crashed_workers_task_is_reclaimed_and_its_late_result_is_a_duplicate(
     settings: Settings,
 ) -> None:
     async with work_app(
@@ -114,11 +114,12 @@ async def test_a_crashed_workers_task_is_reclaimed_and_its_late_result_is_stale(
         late = await post_results(
             client, token, [succeeded(lost, parcel_data("p-1", owner_name="A"))], "a"
         )
+        # Completion is per task: the task is done (by B's lease), so A's late result for
+        # it is a duplicate, and writes nothing.
         assert late.json()["results"][0] == {
             "task_id": lost["task_id"],
             "lease_id": lost["lease_id"],
-            "outcome": "rejected",
-            "reason": "stale_lease",
+            "outcome": "duplicate",
         }
         assert await _scalar(resources, "SELECT owner_name FROM parcels") == "B"
         assert await _scalar(resources, "SELECT count(*) FROM parcel_history") == 1
