@@ -32,6 +32,8 @@ log = structlog.get_logger("gateway.runner")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+# How long requests cancelled at the end of the grace period get to send their answer.
+CANCELLED_ANSWER_WAIT_S = 5.0
 
 
 class PortBindError(Exception):
@@ -44,6 +46,19 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, then a bounded wait for the requests it cancelled.
+
+        uvicorn cancels the requests still running when the grace period ends but does
+        not wait for them; each still has its 503 to send
+        (`gateway/api/middleware/shutdown_answer.py`) once its driver has unwound (a
+        database connection stalled mid-query takes a moment to terminate). Without
+        this wait the process would close the shared resources and exit under them.
+        """
+        await super().shutdown(sockets=sockets)
+        if self.server_state.tasks and not self.force_exit:
+            await asyncio.wait(set(self.server_state.tasks), timeout=CANCELLED_ANSWER_WAIT_S)
 
 
 @dataclass
