@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.core.settings.connections import ConnectionSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.core.settings.public import PublicPlaneSettings
 from gateway.core.settings.work import WorkerPlaneSettings
@@ -169,7 +170,9 @@ class CoreSettings(BaseSettings):
 
 
 # Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
-class Settings(WorkerPlaneSettings, PublicPlaneSettings, ProxyPoolSettings, CoreSettings):
+class Settings(
+    WorkerPlaneSettings, PublicPlaneSettings, ProxyPoolSettings, ConnectionSettings, CoreSettings
+):
     """The one settings object of the process.
 
     Each plane adds its settings as a `BaseSettings` mixin defined next to its services
