@@ -38,6 +38,7 @@ cycle's `more_body` (contract tests in `tests/fastpath/test_private_apis.py`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -210,7 +211,7 @@ class DeadlineSweep:
 
     def __init__(
         self,
-        connections: set[asyncio.Protocol],
+        connections: Collection[object],
         interval_s: float,
         loop: asyncio.AbstractEventLoop,
     ) -> None:

@@ -59,7 +59,7 @@ class _Server(uvicorn.Server):
         """uvicorn's startup, then the deadline sweep of this server's connections."""
         await super().startup(sockets=sockets)
         self._sweep = DeadlineSweep(
-            self.server_state.connections,  # type: ignore[arg-type]
+            self.server_state.connections,
             self.limits.sweep_interval_s,
             asyncio.get_running_loop(),
         )
