@@ -25,13 +25,17 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.fastpath.one_write import OneWriteHttpToolsProtocol
+from gateway.process.connection_limits import ConnectionLimits, DeadlineSweep, bounded_protocol
 
 log = structlog.get_logger("gateway.runner")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+# How long requests cancelled at the end of the grace period get to send their answer.
+CANCELLED_ANSWER_WAIT_S = 5.0
 
 
 class PortBindError(Exception):
@@ -39,11 +43,42 @@ class PortBindError(Exception):
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the runner."""
+    """A uvicorn server that leaves signal handling to the runner and sweeps its
+    connections' deadlines (`gateway/process/connection_limits.py`)."""
+
+    def __init__(self, config: uvicorn.Config, limits: ConnectionLimits) -> None:
+        super().__init__(config)
+        self.limits = limits
+        self._sweep: DeadlineSweep | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup, then the deadline sweep of this server's connections."""
+        await super().startup(sockets=sockets)
+        self._sweep = DeadlineSweep(
+            self.server_state.connections,
+            self.limits.sweep_interval_s,
+            asyncio.get_running_loop(),
+        )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, then a bounded wait for the requests it cancelled.
+
+        uvicorn cancels the requests still running when the grace period ends but does
+        not wait for them; each still has its 503 to send
+        (`gateway/api/middleware/shutdown_answer.py`) once its driver has unwound (a
+        database connection stalled mid-query takes a moment to terminate). Without
+        this wait the process would close the shared resources and exit under them.
+        """
+        await super().shutdown(sockets=sockets)
+        if self.server_state.tasks and not self.force_exit:
+            await asyncio.wait(set(self.server_state.tasks), timeout=CANCELLED_ANSWER_WAIT_S)
+        # Swept until here: a client that stops reading during the drain is still cut.
+        if self._sweep is not None:
+            self._sweep.stop()
 
 
 @dataclass
@@ -72,9 +107,16 @@ def bind_socket(host: str, port: int, name: str) -> socket.socket:
 
 
 def make_server(
-    app: object, sock: socket.socket, *, graceful_timeout_s: float, fastpath: bool = True
+    app: object,
+    sock: socket.socket,
+    *,
+    graceful_timeout_s: float,
+    fastpath: bool = True,
+    limits: ConnectionLimits | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for an app on a pre-bound socket, with our logging in charge."""
+    """A uvicorn server for an app on a pre-bound socket, with our logging in charge and
+    its connections bounded by `limits` (the settings' defaults when not given)."""
+    limits = limits or ConnectionLimits.defaults()
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         lifespan="on",
@@ -82,8 +124,8 @@ def make_server(
         # function for ASGI2, and the apps' `__call__` returns the stack's coroutine.
         interface="asgi3",
         # httptools with each response in one write (gateway/fastpath/one_write.py), or
-        # uvicorn's own httptools protocol with FASTPATH=off.
-        http=OneWriteHttpToolsProtocol if fastpath else "httptools",
+        # uvicorn's own httptools protocol with FASTPATH=off; bounded either way.
+        http=bounded_protocol(OneWriteHttpToolsProtocol if fastpath else HttpToolsProtocol, limits),
         log_config=None,
         access_log=False,
         server_header=False,
@@ -93,7 +135,7 @@ def make_server(
         timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
         fd=None,
     )
-    return _Server(config)
+    return _Server(config, limits)
 
 
 async def _serve_one(entry: ServerEntry) -> None:

@@ -20,6 +20,7 @@ from gateway.core.observability.gc_pauses import settle_startup_heap
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
 from gateway.migrations.runner import upgrade_to_head
+from gateway.process.connection_limits import ConnectionLimits
 from gateway.process.monitor import ProcessMonitor
 from gateway.process.runner import Runner, ServerEntry, bind_socket, make_server
 
@@ -76,6 +77,7 @@ def process_monitor(resources: Resources) -> ProcessMonitor:
 async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socket.socket]) -> int:
     async with open_resources(settings, urls) as resources, process_monitor(resources):
         entries = []
+        limits = ConnectionLimits.from_settings(settings)
         for spec in app_specs(settings):
             sock = sockets[spec.audience.value]
             app = spec.factory(resources)
@@ -84,6 +86,7 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
                 sock,
                 graceful_timeout_s=settings.graceful_timeout_s,
                 fastpath=settings.fastpath,
+                limits=limits,
             )
             entries.append(ServerEntry(spec.audience.value, server, sock))
             log.info(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import inspect
 
 import redis.asyncio
+import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 
@@ -30,6 +32,38 @@ def test_uvicorn_cycle_has_the_attributes_one_write_swaps() -> None:
     source = inspect.getsource(RequestResponseCycle)
     for attribute in ("self.transport", "self.on_response", "self.waiting_for_100_continue"):
         assert attribute in source
+
+
+def test_uvicorn_parser_callbacks_the_connection_bounds_extend() -> None:
+    # gateway/process/connection_limits.py stamps deadlines in these callbacks.
+    assert list(inspect.signature(HttpToolsProtocol.on_message_begin).parameters) == ["self"]
+    assert list(inspect.signature(HttpToolsProtocol.on_headers_complete).parameters) == ["self"]
+    assert list(inspect.signature(HttpToolsProtocol.on_body).parameters) == ["self", "body"]
+
+
+def test_uvicorn_protocol_state_the_connection_bounds_read() -> None:
+    source = inspect.getsource(HttpToolsProtocol)
+    for attribute in ("self.flow", "self.cycle", "self.connections", "self.transport"):
+        assert attribute in source
+    # A connection over the cap swaps its own `app`: the one each request is started with.
+    assert "app = self.app" in inspect.getsource(HttpToolsProtocol.on_headers_complete)
+    # The body is over when the cycle says so.
+    assert "self.cycle.more_body = False" in inspect.getsource(
+        HttpToolsProtocol.on_message_complete
+    )
+    flow = inspect.getsource(FlowControl.__init__)
+    assert "self.read_paused" in flow
+    assert "self.write_paused" in flow
+
+
+def test_uvicorn_server_hooks_the_runner_extends() -> None:
+    # gateway/process/runner.py: _Server starts its deadline sweep after startup and
+    # waits for cancelled requests after shutdown; both take the sockets.
+    for hook in (uvicorn.Server.startup, uvicorn.Server.shutdown):
+        assert list(inspect.signature(hook).parameters) == ["self", "sockets"]
+    state = uvicorn.Server(uvicorn.Config(app=None)).server_state  # type: ignore[arg-type]
+    assert isinstance(state.connections, set)
+    assert isinstance(state.tasks, set)
 
 
 def test_redis_connection_read_response_accepts_a_timeout() -> None:

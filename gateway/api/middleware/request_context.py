@@ -15,6 +15,9 @@ every app, which gives it jobs no inner layer can do:
 * turn an exception nothing else handled into a 500 problem document with the request
   id, and log it once with its stack trace (Starlette's own fallback would re-raise and
   let uvicorn print a second, context-free traceback);
+* answer a request that the end of the shutdown grace period cancelled with a 503
+  naming the dependency it waited on, logged as its one `request` line without a
+  traceback (`shutdown_answer.py`);
 * answer the liveness probe `GET /health` itself. It depends on nothing by definition,
   and probes from every replica and load balancer hit it constantly: answering here
   skips FastAPI's routing and dependency machinery (about 60 µs per request) while
@@ -23,6 +26,7 @@ every app, which gives it jobs no inner layer can do:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -36,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.middleware.shutdown_answer import consume_shutdown_cancel, shutdown_problem
 from gateway.api.problems import send_problem
 from gateway.core.audience import Audience
 from gateway.core.errors import GatewayError, PayloadTooLarge
@@ -58,6 +63,8 @@ _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes arrive every few seconds from every replica; logging each at info
 # would drown real traffic, so successful ones are logged at debug.
 _QUIET_PATHS = frozenset({HEALTH_PATH, "/ready", "/metrics"})
+
+_NO_FIELDS: dict[str, str] = {}
 
 RawHeaders = list[tuple[bytes, bytes]]
 # Given the request scope and a response's headers, the headers to send instead.
@@ -127,6 +134,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        waited_on: str | None = None
         header_value = request_id.encode("ascii")
         adjust = self.response_headers
 
@@ -168,8 +176,21 @@ class RequestContextMiddleware:
                 await send_problem(
                     send_with_id, GatewayError(), instance=scope["path"], request_id=request_id
                 )
+        except asyncio.CancelledError as exc:
+            # The task ends here either way; answering it is all that is left to do, so
+            # the cancellation is consumed rather than handed to uvicorn (a traceback
+            # and a bare 500). A response already under way cannot change: uvicorn
+            # closes the connection when the task returns without completing it.
+            if not consume_shutdown_cancel():
+                raise
+            problem = shutdown_problem(exc)
+            waited_on = problem.extra["dependency"]
+            if not response_started:
+                await send_problem(
+                    send_with_id, problem, instance=scope["path"], request_id=request_id
+                )
         finally:
-            self._finish(scope, status, started)
+            self._finish(scope, status, started, waited_on)
             # Also drops what the planes bound during the request (worker, task, principal).
             end_request(fields)
 
@@ -193,7 +214,9 @@ class RequestContextMiddleware:
 
         return receive_limited
 
-    def _finish(self, scope: Scope, status: int, started: float) -> None:
+    def _finish(
+        self, scope: Scope, status: int, started: float, waited_on: str | None = None
+    ) -> None:
         elapsed = time.perf_counter() - started
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or UNMATCHED
@@ -213,4 +236,6 @@ class RequestContextMiddleware:
                 route=template,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                # Only a request cancelled by shutdown says what it was waiting on.
+                **(_NO_FIELDS if waited_on is None else {"cancelled_waiting_on": waited_on}),
             )

@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.core.settings.backends import BackendSettings
+from gateway.core.settings.connections import ConnectionSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.core.settings.public import PublicPlaneSettings
 from gateway.core.settings.work import WorkerPlaneSettings
@@ -171,7 +172,12 @@ class CoreSettings(BaseSettings):
 
 # Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
 class Settings(
-    WorkerPlaneSettings, PublicPlaneSettings, ProxyPoolSettings, BackendSettings, CoreSettings
+    WorkerPlaneSettings,
+    PublicPlaneSettings,
+    ProxyPoolSettings,
+    BackendSettings,
+    ConnectionSettings,
+    CoreSettings,
 ):
     """The one settings object of the process.
 
