@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +24,15 @@ from gateway.core.observability.metrics import MetricsHub
 from gateway.core.redis import create_redis
 from gateway.core.redis_persistence import RedisPersistence, enforce, export, read_persistence
 from gateway.core.settings import Environment, Settings
+
+log = structlog.get_logger("gateway.resources")
+
+# How long each shared resource gets to close at exit. asyncpg's graceful close waits for
+# the server to end the connection, with no deadline: a PostgreSQL that stopped
+# answering (a partition, a stalled proxy) would hold the process forever after every
+# server stopped. Past the bound the close is cancelled, which makes asyncpg abort the
+# socket, and the pool is let go without closing what is left.
+CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,33 @@ async def open_resources(settings: Settings, urls: BackendUrls) -> AsyncIterator
         export(resources.metrics.process, resources.redis_persistence)
         yield resources
     finally:
-        await http.aclose()
-        await redis.aclose()
-        await engine.dispose()
+        await _close_within("http", http.aclose())
+        await _close_within("redis", redis.aclose())
+        # A close cut short makes SQLAlchemy's pool log each aborted connection with a
+        # traceback; at exit the one `close_timed_out` line says all there is to say.
+        with _silenced("sqlalchemy.pool"):
+            if not await _close_within("database", engine.dispose()):
+                await engine.dispose(close=False)
+
+
+@contextlib.contextmanager
+def _silenced(logger_name: str) -> Iterator[None]:
+    # A level, not `disabled`: the pool logs through child loggers (one per pool class).
+    logger = logging.getLogger(logger_name)
+    was = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(was)
+
+
+async def _close_within(name: str, closing: Awaitable[None]) -> bool:
+    """Await one resource's close for at most `CLOSE_TIMEOUT_S`; False when cut short."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await closing
+    except TimeoutError:
+        log.warning("close_timed_out", resource=name, timeout_s=CLOSE_TIMEOUT_S)
+        return False
+    return True
