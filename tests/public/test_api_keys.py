@@ -146,21 +146,15 @@ async def test_anonymous_tier_is_limited_per_client_ip(settings: Settings, tmp_p
 async def test_database_outage_during_key_lookup_is_503_not_500(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from urllib.parse import urlsplit
-
-    from sqlalchemy.engine import make_url
-
-    from tests.support.tcp_proxy import TcpProxy
+    from tests.support.tcp_proxy import database_proxy
 
     assert settings.database_url is not None
-    db = urlsplit(settings.database_url)
-    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
+    proxy, proxied = database_proxy(settings.database_url)
     await proxy.start()
-    proxied = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
     try:
         async with public_app(
             settings,
-            database_url=proxied.render_as_string(hide_password=False),
+            database_url=proxied,
             tiers_file=write_tiers(tmp_path / "t.json"),
             api_key_cache_s=0,
         ) as app:

@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,7 +19,7 @@ from gateway.core.settings.tiers import Tier
 from gateway.public.metrics import public_metrics
 from gateway.public.ratelimit import RateLimiter
 from tests.support.public import metric_value, public_app, write_tiers
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import redis_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -198,8 +197,7 @@ async def test_redis_down_uses_fallback_limiter_and_never_500(
     settings: Settings, tmp_path: Path
 ) -> None:
     assert settings.redis_url is not None
-    redis = urlsplit(settings.redis_url)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    proxy, proxied = redis_proxy(settings.redis_url)
     await proxy.start()
     tiers = write_tiers(
         tmp_path / "t.json",
@@ -208,7 +206,7 @@ async def test_redis_down_uses_fallback_limiter_and_never_500(
     try:
         async with public_app(
             settings,
-            redis_url=f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
+            redis_url=proxied,
             tiers_file=tiers,
         ) as app:
             headers = {"X-API-Key": await app.key(tier="b3")}

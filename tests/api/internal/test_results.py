@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
 from tests.conftest import ClientFactory
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import database_proxy
 from tests.support.work import (
     enqueue,
     failed,
@@ -173,10 +172,8 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
 
 
 async def test_postgres_down_is_503_keeps_the_lease_and_loses_nothing(settings: Settings) -> None:
-    db = make_url(settings.database_url or "")
-    proxy = TcpProxy(db.host or "127.0.0.1", db.port or 5432)
+    proxy, proxied = database_proxy(settings.database_url or "")
     await proxy.start()
-    proxied = db.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
         async with work_app(settings, database_url=proxied) as (resources, client):
             token = await make_token(resources)

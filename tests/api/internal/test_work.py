@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import redis_proxy
 from tests.support.work import enqueue, lease, make_token, work_app
 
 pytestmark = pytest.mark.integration
@@ -234,10 +233,8 @@ async def test_lease_timeout_can_be_overridden_per_platform(settings: Settings) 
 
 async def test_redis_outage_is_503_not_500(settings: Settings) -> None:
     assert settings.redis_url is not None
-    redis = urlsplit(settings.redis_url)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    proxy, proxied = redis_proxy(settings.redis_url)
     await proxy.start()
-    proxied = f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}"
     try:
         async with work_app(settings, redis_url=proxied) as (resources, client):
             token = await make_token(resources)
