@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,8 @@ async def test_database_outage_during_key_lookup_is_503_not_500(
 async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gateway.kit.ttl_cache import TtlCache
+    from gateway.public import api_keys
     from gateway.public.repository import api_keys as repo
 
     lookups = 0
@@ -184,6 +187,11 @@ async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
         return await real_get(session, key_id)
 
     monkeypatch.setattr(repo, "get", counted_get)
+    # The key cache's clock is the test's: it stands still during a batch (on the real
+    # clock a slow batch outlived the 0.3 s entry and looked the key up again) and jumps
+    # past the entry's expiry between batches (no sleep).
+    now = [0.0]
+    monkeypatch.setattr(api_keys, "TtlCache", functools.partial(TtlCache, clock=lambda: now[0]))
     async with public_app(
         settings, tiers_file=write_tiers(tmp_path / "t.json"), api_key_cache_s=0.3
     ) as app:
@@ -194,7 +202,7 @@ async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
                 *(app.client.get("/v1/me", headers=key) for _ in range(40))
             )
             assert {r.status_code for r in responses} == {200}
-            await asyncio.sleep(0.35)
+            now[0] += 0.35
     assert lookups == 2
 
 

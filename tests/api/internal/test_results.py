@@ -16,6 +16,7 @@ from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
 from tests.conftest import ClientFactory
 from tests.support.tcp_proxy import database_proxy
+from tests.support.wait import wait_until
 from tests.support.work import (
     enqueue,
     failed,
@@ -126,7 +127,9 @@ async def test_a_crashed_workers_task_is_reclaimed_and_its_late_result_is_stale(
 
 
 async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) -> None:
-    async with work_app(settings, lease_timeout_s=0.6, reaper_interval_s=0.1) as (
+    # The lease must outlast the longest pause between two heartbeats on a busy machine,
+    # so it is 30 times the heartbeat step; the test waits for `dropped` to be reclaimed.
+    async with work_app(settings, lease_timeout_s=3.0, reaper_interval_s=0.1) as (
         resources,
         client,
     ):
@@ -138,14 +141,19 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
         )
         kept, dropped = await lease(client, token, limit=2)
         headers = {"X-Worker-Token": token}
-        for _ in range(6):  # 1.2 s: twice the lease timeout, only `kept` is extended
+        queue = WorkerPlane(resources, "parcel").queue
+
+        async def keep_until_dropped_is_reclaimed() -> bool:
             beat = await client.post(
                 "/internal/heartbeat",
                 json={"worker_id": "w1", "platforms": ["alpha"], "lease_ids": [kept["lease_id"]]},
                 headers=headers,
             )
             assert beat.json()["extended"] == [kept["lease_id"]]
-            await asyncio.sleep(0.2)
+            stored = await queue.task(dropped["task_id"])
+            return stored is not None and stored["state"] != "leased"
+
+        await wait_until(keep_until_dropped_is_reclaimed, what="the unextended lease expiring")
         beat = await client.post(
             "/internal/heartbeat",
             json={
@@ -159,7 +167,7 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
         assert body["extended"] == [kept["lease_id"]]
         assert body["lost"] == [dropped["lease_id"], "unknown"]
         assert body["command"] == "run"
-        assert 0 < body["heartbeat_interval_s"] <= 0.2
+        assert 0 < body["heartbeat_interval_s"] <= 1.0  # a third of the lease
         # Another worker cannot extend (or steal) w1's lease.
         other = await client.post(
             "/internal/heartbeat",
