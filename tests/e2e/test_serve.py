@@ -6,7 +6,6 @@ import contextlib
 import json
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,12 +101,13 @@ def _stop_started(gw: GatewayProcess) -> bool:
 
 
 def _wait_health(gw: GatewayProcess) -> None:
-    for _ in range(300):
+    def healthy() -> bool:
+        assert gw.proc.poll() is None, gw.output()
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(gw.url("public", "/health"), timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(gw.output())
+            return httpx.get(gw.url("public", "/health"), timeout=10).status_code == 200
+        return False
+
+    wait_until_sync(healthy, within_s=120, what="/health answering 200")
 
 
 def test_in_flight_request_finishes_during_graceful_shutdown(
@@ -206,7 +206,7 @@ def test_serve_in_embedded_mode(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     gw = start_gateway(tmp_path, {"DATA_DIR": str(data_dir), "ENVIRONMENT": "development"})
     try:
-        gw.wait_ready(timeout=60)
+        gw.wait_ready()
         _check_audiences(gw)
     finally:
         _assert_clean_stop(gw)
