@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.ports import free_port
+from tests.support.wait import wait_until_sync
 
 
 @dataclass
@@ -93,11 +93,7 @@ class LocalUpstream:
     def start(self) -> None:
         """Start and wait until it accepts connections (bounded)."""
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("local upstream did not start")
-            time.sleep(0.01)
+        wait_until_sync(lambda: self._server.started, what="the local upstream starting")
 
     def stop(self) -> None:
         """Stop and join."""
