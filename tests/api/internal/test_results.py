@@ -3,7 +3,6 @@ PostgreSQL outages, retries and dead letters."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -201,12 +200,14 @@ async def test_postgres_down_is_503_keeps_the_lease_and_loses_nothing(settings: 
             assert beat.status_code == 200
             assert beat.json()["extended"] == [task["lease_id"]]
             await proxy.restore()
-            for _ in range(50):
-                again = await post_results(client, token, [item])
-                if again.status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            assert again.json()["results"][0]["outcome"] == "accepted"
+            answers: list[httpx.Response] = []
+
+            async def posted() -> bool:
+                answers.append(await post_results(client, token, [item]))
+                return answers[-1].status_code == 200
+
+            await wait_until(posted, what="the result posting once PostgreSQL is back")
+            assert answers[-1].json()["results"][0]["outcome"] == "accepted"
             assert await _scalar(resources, "SELECT count(*) FROM parcel_history") == 1
     finally:
         await proxy.close()
