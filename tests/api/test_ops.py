@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from gateway.core.audience import Audience
 from gateway.core.resources import BackendUrls, open_resources
 from gateway.core.settings import Settings
 from tests.conftest import FACTORIES, ClientFactory, app_client
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import redis_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +45,9 @@ async def _wait_for_status(client: httpx.AsyncClient, status: int, within_s: flo
 
 async def test_ready_follows_a_redis_outage_and_recovers(settings: Settings) -> None:
     assert settings.redis_url is not None
-    redis = urlsplit(settings.redis_url)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    proxy, proxied_url = redis_proxy(settings.redis_url)
     await proxy.start()
-    db_index = redis.path or "/0"
-    proxied = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}{db_index}"})
+    proxied = settings.model_copy(update={"redis_url": proxied_url})
     assert proxied.redis_url
     assert proxied.database_url
     try:

@@ -41,3 +41,18 @@ def test_backends_are_service_containers_at_the_urls_ci_run_defaults_to() -> Non
 def test_oldest_supported_backends_are_tested() -> None:
     matrix = workflow()["jobs"]["test"]["strategy"]["matrix"]["include"]
     assert {"redis": "6.2", "postgres": "14"} in matrix
+
+
+def test_ci_run_passes_its_arguments_on_and_runs_the_embedded_subset() -> None:
+    ci_run = (ROOT / ".ci/run").read_text()
+    # Both pytest runs get the arguments (it used to `exec bash scripts/test.sh` bare,
+    # so `bash .ci/run -k x` silently ran everything).
+    assert re.search(r'^bash scripts/test\.sh "\$@"$', ci_run, re.MULTILINE)
+    assert re.search(r'"\$\{selection\[@\]\}" "\$@"$', ci_run, re.MULTILINE)
+    assert "env -u REDIS_URL -u DATABASE_URL -u CI" in ci_run
+    subset = re.search(r"EMBEDDED_SUBSET=\(\n(.*?)\n\)", ci_run, re.DOTALL)
+    assert subset, "EMBEDDED_SUBSET not found"
+    paths = subset.group(1).split()
+    assert "tests/test_embedded.py" in paths
+    # A renamed or deleted module would make the embedded run fail to collect, not skip.
+    assert [p for p in paths if not (ROOT / p).is_file()] == []

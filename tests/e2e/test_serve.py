@@ -6,9 +6,7 @@ import contextlib
 import json
 import signal
 import socket
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,8 @@ import pytest
 from tests.support.backends import TestBackends
 from tests.support.gateway_process import GatewayProcess, run_gateway, start_gateway
 from tests.support.ports import free_port, port_open
+from tests.support.raw_http import RawRequest
+from tests.support.wait import wait_until_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -81,42 +81,58 @@ def test_serve_on_real_backends(tmp_path: Path, real_env: dict[str, str]) -> Non
 
 
 @pytest.fixture
-def hanging_redis_env(real_env: dict[str, str]) -> Iterator[dict[str, str]]:
+def blackhole() -> Iterator[socket.socket]:
+    """A listener whose connections wait in its backlog, never answered, until it closes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener
+
+
+@pytest.fixture
+def hanging_redis_env(real_env: dict[str, str], blackhole: socket.socket) -> dict[str, str]:
     """Redis "reachable" on a socket that accepts and never answers: /ready hangs."""
-    with socket.socket() as blackhole:
-        blackhole.bind(("127.0.0.1", 0))
-        blackhole.listen(64)
-        port = blackhole.getsockname()[1]
-        yield {**real_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    return {**real_env, "REDIS_URL": f"redis://127.0.0.1:{blackhole.getsockname()[1]}/0"}
+
+
+def _stop_started(gw: GatewayProcess) -> bool:
+    """SIGTERM was handled: the listeners are closed and the runner said so."""
+    return not port_open(gw.ports["public"]) and '"shutdown_requested"' in gw.output()
 
 
 def _wait_health(gw: GatewayProcess) -> None:
-    for _ in range(300):
+    def healthy() -> bool:
+        assert gw.proc.poll() is None, gw.output()
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(gw.url("public", "/health"), timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(gw.output())
+            return httpx.get(gw.url("public", "/health"), timeout=10).status_code == 200
+        return False
+
+    wait_until_sync(healthy, within_s=120, what="/health answering 200")
 
 
 def test_in_flight_request_finishes_during_graceful_shutdown(
-    tmp_path: Path, hanging_redis_env: dict[str, str]
+    tmp_path: Path, hanging_redis_env: dict[str, str], blackhole: socket.socket
 ) -> None:
     """A request that is mid-way when SIGTERM arrives still gets its answer."""
-    gw = start_gateway(tmp_path, {**hanging_redis_env, "READY_TIMEOUT_S": "3"})
+    # The /ready request hangs on Redis until the test closes the blackhole: no timeout
+    # (READY_TIMEOUT_S, GRACEFUL_TIMEOUT_S) can end it first, however slow the machine.
+    gw = start_gateway(
+        tmp_path, {**hanging_redis_env, "READY_TIMEOUT_S": "30", "GRACEFUL_TIMEOUT_S": "60"}
+    )
     _wait_health(gw)
-    port = gw.ports["public"]
-    with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(httpx.get, gw.url("public", "/ready"), timeout=15)
-        time.sleep(0.5)
+    in_flight = RawRequest(gw.ports["public"], "/ready")
+    try:
+        in_flight.wait_read_by_server()
         gw.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        # New connections are refused at once...
-        assert not port_open(port)
-        assert gw.proc.poll() is None
-        # ...while the request in flight completes (503: its Redis never answered).
-        assert in_flight.result().status_code == 503
-    assert gw.proc.wait(timeout=15) == 0
+        # New connections are refused...
+        wait_until_sync(lambda: _stop_started(gw), what="the listeners closing on SIGTERM")
+        assert gw.proc.poll() is None, "a graceful stop waits for the open request"
+        # ...while the request in flight completes (503: its Redis connection was reset).
+        blackhole.close()
+        assert in_flight.status() == 503
+    finally:
+        in_flight.close()
+    assert gw.proc.wait(timeout=60) == 0
 
 
 def test_second_signal_forces_exit(tmp_path: Path, hanging_redis_env: dict[str, str]) -> None:
@@ -124,18 +140,18 @@ def test_second_signal_forces_exit(tmp_path: Path, hanging_redis_env: dict[str, 
         tmp_path, {**hanging_redis_env, "READY_TIMEOUT_S": "30", "GRACEFUL_TIMEOUT_S": "60"}
     )
     _wait_health(gw)
-    with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(httpx.get, gw.url("public", "/ready"), timeout=60)
-        time.sleep(0.5)
+    in_flight = RawRequest(gw.ports["public"], "/ready")
+    try:
+        in_flight.wait_read_by_server()
         gw.proc.send_signal(signal.SIGTERM)
-        time.sleep(1)
+        wait_until_sync(lambda: _stop_started(gw), what="the listeners closing on SIGTERM")
         assert gw.proc.poll() is None, "a graceful stop waits for the open request"
-        started = time.monotonic()
         gw.proc.send_signal(signal.SIGINT)
-        gw.proc.wait(timeout=10)
-        assert time.monotonic() - started < 10
-        with contextlib.suppress(httpx.HTTPError):
-            in_flight.result()
+        # No duration is asserted: a graceful stop would also end (once /ready times
+        # out), but only a forced one logs forced_shutdown.
+        gw.proc.wait(timeout=60)
+    finally:
+        in_flight.close()
     assert any(line["event"] == "forced_shutdown" for line in _json_lines(gw.output()))
 
 
@@ -190,7 +206,7 @@ def test_serve_in_embedded_mode(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     gw = start_gateway(tmp_path, {"DATA_DIR": str(data_dir), "ENVIRONMENT": "development"})
     try:
-        gw.wait_ready(timeout=60)
+        gw.wait_ready()
         _check_audiences(gw)
     finally:
         _assert_clean_stop(gw)

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from gateway.fastpath.one_write import OneWriteHttpToolsProtocol
+from tests.support.wait import wait_until
 
 BODY = b'{"id":"12-345"}'
 
@@ -144,11 +145,7 @@ async def server_port() -> AsyncIterator[int]:
     config = uvicorn.Config(app, http=OneWriteHttpToolsProtocol, log_config=None, lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):  # uvicorn offers no event for "listening"
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started
+    await wait_until(lambda: server.started, what="uvicorn listening")  # it has no event
     yield sock.getsockname()[1]
     server.should_exit = True
     await task

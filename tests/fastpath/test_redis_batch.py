@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 
 from gateway.core.resources import Resources
 from gateway.fastpath.redis_batch import ScriptBatcher
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +129,18 @@ async def test_the_batch_deadline_fails_every_call_of_a_slow_batch_with_timeout(
     )
     assert all(isinstance(r, TimeoutError) for r in results), results
     assert batcher.round_trips == 2
-    await asyncio.sleep(0.2)  # Redis runs one script at a time: let the slow one end
+    # Redis runs one script at a time: until the slow ones end, a batch times out too.
+    # Wait for that by probing, and a probe that gets through gets its own reply.
+
+    async def slow_scripts_done() -> bool:
+        try:
+            reply = await batcher([resources.key("batch", "x")], ["probe"])
+        except TimeoutError:
+            return False
+        assert reply == b"probe"
+        return True
+
+    await wait_until(slow_scripts_done, what="Redis finishing the abandoned slow scripts")
     # The next batch reads its own replies, not the late ones of the abandoned batch.
     for _ in range(3):
         replies = await asyncio.gather(

@@ -49,35 +49,39 @@ async def test_the_leaders_exception_reaches_every_follower() -> None:
 async def test_a_cancelled_leader_does_not_cancel_its_followers() -> None:
     flight: SingleFlight[str, str] = SingleFlight()
     started = 0
+    release = asyncio.Event()  # calls end when the test says, not after a delay
 
     async def call() -> str:
         nonlocal started
         started += 1
-        await asyncio.sleep(0.05)
+        await release.wait()
         return f"call {started}"
 
     leader = asyncio.create_task(flight.run("k", call))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop step: the leader is inside its call
     follower = asyncio.create_task(flight.run("k", call))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the follower awaits the leader
     leader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leader
+    release.set()
     assert await follower == "call 2"  # it led the retry itself
 
 
 async def test_a_cancelled_follower_leaves_the_leader_running() -> None:
     flight: SingleFlight[str, str] = SingleFlight()
+    release = asyncio.Event()
 
     async def call() -> str:
-        await asyncio.sleep(0.03)
+        await release.wait()
         return "done"
 
     leader = asyncio.create_task(flight.run("k", call))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop step: the leader is inside its call
     follower = asyncio.create_task(flight.run("k", call))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the follower awaits the leader
     follower.cancel()
     with pytest.raises(asyncio.CancelledError):
         await follower
+    release.set()
     assert await leader == "done"

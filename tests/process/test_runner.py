@@ -23,6 +23,7 @@ from gateway.process.runner import (
     make_server,
 )
 from tests.support.ports import port_open
+from tests.support.wait import wait_until
 
 
 def _app(fail_startup: bool = False) -> FastAPI:
@@ -62,12 +63,13 @@ def test_bind_error_names_the_port() -> None:
 
 async def _wait_serving(port: int) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(100):
+
+        async def serving() -> bool:
             with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"http://127.0.0.1:{port}/ping")).status_code == 200:
-                    return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"port {port} never served")
+                return (await client.get(f"http://127.0.0.1:{port}/ping")).status_code == 200
+            return False
+
+        await wait_until(serving, what=f"port {port} serving")
 
 
 async def test_sigterm_stops_every_server_and_exits_zero() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -146,21 +147,15 @@ async def test_anonymous_tier_is_limited_per_client_ip(settings: Settings, tmp_p
 async def test_database_outage_during_key_lookup_is_503_not_500(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from urllib.parse import urlsplit
-
-    from sqlalchemy.engine import make_url
-
-    from tests.support.tcp_proxy import TcpProxy
+    from tests.support.tcp_proxy import database_proxy
 
     assert settings.database_url is not None
-    db = urlsplit(settings.database_url)
-    proxy = TcpProxy(db.hostname or "127.0.0.1", db.port or 5432)
+    proxy, proxied = database_proxy(settings.database_url)
     await proxy.start()
-    proxied = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
     try:
         async with public_app(
             settings,
-            database_url=proxied.render_as_string(hide_password=False),
+            database_url=proxied,
             tiers_file=write_tiers(tmp_path / "t.json"),
             api_key_cache_s=0,
         ) as app:
@@ -179,6 +174,8 @@ async def test_database_outage_during_key_lookup_is_503_not_500(
 async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gateway.kit.ttl_cache import TtlCache
+    from gateway.public import api_keys
     from gateway.public.repository import api_keys as repo
 
     lookups = 0
@@ -190,6 +187,11 @@ async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
         return await real_get(session, key_id)
 
     monkeypatch.setattr(repo, "get", counted_get)
+    # The key cache's clock is the test's: it stands still during a batch (on the real
+    # clock a slow batch outlived the 0.3 s entry and looked the key up again) and jumps
+    # past the entry's expiry between batches (no sleep).
+    now = [0.0]
+    monkeypatch.setattr(api_keys, "TtlCache", functools.partial(TtlCache, clock=lambda: now[0]))
     async with public_app(
         settings, tiers_file=write_tiers(tmp_path / "t.json"), api_key_cache_s=0.3
     ) as app:
@@ -200,7 +202,7 @@ async def test_requests_in_flight_when_a_cached_key_expires_share_one_lookup(
                 *(app.client.get("/v1/me", headers=key) for _ in range(40))
             )
             assert {r.status_code for r in responses} == {200}
-            await asyncio.sleep(0.35)
+            now[0] += 0.35
     assert lookups == 2
 
 

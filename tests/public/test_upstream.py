@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from gateway.public.upstream import RetryBudget
 from tests.support.ports import free_port
 from tests.support.public import metric_value, public_app, write_tiers
 from tests.support.upstream import LocalUpstream
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +54,12 @@ async def test_breaker_opens_fails_fast_and_recovers(
         )
 
         upstream.control.status = 200
-        deadline = time.monotonic() + 10
-        recovered = None
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+
+        async def recovered() -> bool:
             response = await app.client.get("/v1/properties/B-1", headers=headers)
-            if response.status_code == 200:
-                recovered = response
-                break
-        assert recovered is not None, "breaker never closed after the upstream recovered"
+            return response.status_code == 200
+
+        await wait_until(recovered, what="the breaker closing after the upstream recovered")
         text = await app.metrics()
         assert metric_value(text, "gateway_circuit_breaker_state", upstream="parser") == 0
         after = [await app.client.get("/v1/properties/B-1", headers=headers) for _ in range(3)]
@@ -130,11 +128,19 @@ async def test_half_open_lets_exactly_one_probe_through(
         assert (await app.client.get("/v1/properties/H-1", headers=headers)).status_code == 503
         before = upstream.control.total
         upstream.control.status = 200
-        upstream.control.delay_s = 1.0  # the probe is in flight while the others arrive
-        await asyncio.sleep(0.6)  # past the reset timeout: the next call is the probe
+        # The probe is held at the upstream until the other nine have been answered
+        # (a 1 s delay was not "in flight" long enough on a busy machine).
+        upstream.control.hold = release = threading.Event()
+        await asyncio.sleep(0.6)  # the clock passes the reset timeout: the next call probes
         # Distinct ids: one key would be coalesced by the cache's single flight instead.
-        responses = await asyncio.gather(
-            *(app.client.get(f"/v1/properties/H-{i}", headers=headers) for i in range(10))
-        )
+        calls = [
+            asyncio.create_task(app.client.get(f"/v1/properties/H-{i}", headers=headers))
+            for i in range(10)
+        ]
+        try:
+            await wait_until(lambda: sum(c.done() for c in calls) == 9, what="9 answers")
+        finally:
+            release.set()
+        responses = await asyncio.gather(*calls)
     assert upstream.control.total - before == 1
     assert sorted(r.status_code for r in responses) == [200] + [503] * 9

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 
 from gateway.core.settings import Settings
 from tests.support.ports import free_port
+from tests.support.wait import wait_until_sync
 
 
 @dataclass
@@ -29,24 +29,36 @@ class GatewayProcess:
         """Full URL of `path` on one audience's port."""
         return f"http://127.0.0.1:{self.ports[audience]}{path}"
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until `/ready` answers 200 on every port, or fail with the log."""
-        deadline = time.monotonic() + timeout
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until `/ready` answers 200 on every port, or fail with the log.
+
+        The deadline only ends a failing test: a gateway subprocess under coverage on a
+        busy machine (its own embedded servers too, in embedded mode) took more than the
+        30 s this used to allow, and each probe may take seconds to answer.
+        """
         pending = set(self.ports)
-        while pending and time.monotonic() < deadline:
+        last: dict[str, str] = {}
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"gateway exited with {self.proc.returncode}:\n{self.output()}"
                 )
             for audience in list(pending):
                 try:
-                    if httpx.get(self.url(audience, "/ready"), timeout=1).status_code == 200:
-                        pending.discard(audience)
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.1)
-        if pending:
-            raise AssertionError(f"not ready on {sorted(pending)}:\n{self.output()}")
+                    response = httpx.get(self.url(audience, "/ready"), timeout=10)
+                except httpx.HTTPError as exc:
+                    last[audience] = repr(exc)
+                    continue
+                last[audience] = f"{response.status_code} {response.text[:300]}"
+                if response.status_code == 200:
+                    pending.discard(audience)
+            return not pending
+
+        try:
+            wait_until_sync(ready, within_s=timeout, what="/ready answering 200 on every port")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last answers {last}:\n{self.output()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send a signal and wait for the exit code."""

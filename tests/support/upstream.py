@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.ports import free_port
+from tests.support.wait import wait_until_sync
 
 
 @dataclass
@@ -27,6 +27,9 @@ class UpstreamControl:
 
     status: int = 200
     delay_s: float = 0.0
+    # While set, every request waits until it is released: the test decides when a
+    # request in flight ends, instead of guessing with a delay.
+    hold: threading.Event | None = None
     cache_control: str | None = "max-age=60"
     hits: Counter[str] = field(default_factory=Counter)
     last_headers: dict[str, str] = field(default_factory=dict)
@@ -44,6 +47,8 @@ def _app(control: UpstreamControl) -> Starlette:
         control.last_headers = dict(request.headers)
         if control.delay_s:
             await asyncio.sleep(control.delay_s)
+        if control.hold is not None:
+            await asyncio.to_thread(control.hold.wait, 60)
         if control.status >= 400:
             return JSONResponse({"error": "upstream failure"}, status_code=control.status)
         headers = {"Cache-Control": control.cache_control} if control.cache_control else {}
@@ -88,11 +93,7 @@ class LocalUpstream:
     def start(self) -> None:
         """Start and wait until it accepts connections (bounded)."""
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("local upstream did not start")
-            time.sleep(0.01)
+        wait_until_sync(lambda: self._server.started, what="the local upstream starting")
 
     def stop(self) -> None:
         """Stop and join."""

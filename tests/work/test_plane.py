@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
+from tests.support.wait import wait_until
 from tests.support.work import enqueue, failed, lease, make_token, post_results, work_app
 
 pytestmark = pytest.mark.integration
 
 
 async def test_reaper_pass_exports_queue_gauges_and_expires_workers(settings: Settings) -> None:
-    # A long reaper interval: this test drives the passes itself.
-    async with work_app(settings, reaper_interval_s=3600, worker_expiry_s=0.3) as (
+    # A long reaper interval: this test drives the passes itself. The worker must still
+    # count as active at the first pass however slow the machine: a 3 s expiry, then a
+    # wait for it to lapse.
+    async with work_app(settings, reaper_interval_s=3600, worker_expiry_s=3.0) as (
         resources,
         client,
     ):
@@ -45,9 +46,11 @@ async def test_reaper_pass_exports_queue_gauges_and_expires_workers(settings: Se
         assert f"gateway_tasks_enqueued_total{{{a}}} 6.0" in text
         assert f"gateway_tasks_leased_total{{{a}}} 2.0" in text
 
-        await asyncio.sleep(0.4)  # past WORKER_EXPIRY_S without a heartbeat
-        await plane.reap_once()
-        assert await plane.registry.workers() == []
+        async def expired() -> bool:  # past WORKER_EXPIRY_S without a heartbeat
+            await plane.reap_once()
+            return await plane.registry.workers() == []
+
+        await wait_until(expired, what="the silent worker expiring")
         text = (await client.get("/metrics")).text
         assert 'gateway_workers_active{audience="parcel"} 0.0' in text
 

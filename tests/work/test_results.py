@@ -16,7 +16,7 @@ from gateway.core.settings import Settings
 from gateway.work.holder import LeaseHolder
 from gateway.work.plane import WorkerPlane
 from gateway.work.queue import Settled
-from tests.support.tcp_proxy import database_proxy
+from tests.support.tcp_proxy import started_database_proxy
 from tests.support.work import (
     enqueue,
     lease,
@@ -173,7 +173,7 @@ async def test_a_lost_lease_of_an_unfinished_task_is_stale(settings: Settings) -
 
 async def test_leasing_hands_reclaimed_tasks_out_while_postgres_is_down(settings: Settings) -> None:
     async with (
-        database_proxy(settings.database_url or "") as (proxy, proxied),
+        started_database_proxy(settings.database_url or "") as (proxy, proxied),
         work_app(settings, database_url=proxied, **FAST_REAP) as (resources, client),
     ):
         token = await make_token(resources)

@@ -214,8 +214,19 @@ async def test_quiet_pauses_leasing_and_terminate_stops_the_worker(resources: Re
         await _wait(lambda: worker.command == "run" and worker.stats.leased == 0)
         await _set_command(app, "quiet")
         await _wait(lambda: worker.command == "quiet")
+        beats = 0
+
+        async def count_beats(request: httpx.Request) -> None:
+            nonlocal beats
+            beats += request.url.path == "/internal/heartbeat"
+
+        http.event_hooks = {
+            **http.event_hooks,
+            "request": [*http.event_hooks["request"], count_beats],
+        }
         await _enqueue(http, producer, ["p-1", "p-2"])
-        await asyncio.sleep(0.5)  # several lease rounds' worth of time
+        # Several rounds of the worker's loop, counted rather than slept for.
+        await _wait(lambda: beats >= 3)
         assert worker.stats.leased == 0  # quiet: nothing new is taken
 
         await _set_command(app, "run")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -13,6 +11,7 @@ from gateway.core.resources import Resources
 from gateway.work.plane import token_store
 from gateway.work.tokens import Role
 from tests.conftest import ClientFactory
+from tests.support.wait import wait_until
 from tests.support.work import make_token
 
 pytestmark = pytest.mark.integration
@@ -87,17 +86,15 @@ async def test_last_use_is_recorded(resources: Resources, parcel_client: httpx.A
     rows = await token_store(resources).list()
     assert all(r.last_used_at is None for r in rows)
     assert (await parcel_client.get(WORK, headers={"X-Worker-Token": token})).status_code == 200
-    for _ in range(50):  # written in the background, off the request path
+    query = sa.text("SELECT count(*) FROM worker_tokens WHERE last_used_at IS NOT NULL")
+
+    async def recorded() -> bool:  # written in the background, off the request path
         async with resources.sessionmaker() as session:
-            used = (
-                await session.execute(
-                    sa.text("SELECT count(*) FROM worker_tokens WHERE last_used_at IS NOT NULL")
-                )
-            ).scalar_one()
-        if used:
-            break
-        await asyncio.sleep(0.05)
-    assert used == 1
+            return bool((await session.execute(query)).scalar_one())
+
+    await wait_until(recorded, what="last_used_at being written")
+    async with resources.sessionmaker() as session:
+        assert (await session.execute(query)).scalar_one() == 1
 
 
 async def test_only_hashes_are_stored(resources: Resources) -> None:

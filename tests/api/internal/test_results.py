@@ -3,20 +3,19 @@ PostgreSQL outages, retries and dead letters."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
 from tests.conftest import ClientFactory
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import database_proxy
+from tests.support.wait import wait_until
 from tests.support.work import (
     enqueue,
     failed,
@@ -128,7 +127,9 @@ async def test_a_crashed_workers_task_is_reclaimed_and_its_late_result_is_a_dupl
 
 
 async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) -> None:
-    async with work_app(settings, lease_timeout_s=0.6, reaper_interval_s=0.1) as (
+    # The lease must outlast the longest pause between two heartbeats on a busy machine,
+    # so it is 30 times the heartbeat step; the test waits for `dropped` to be reclaimed.
+    async with work_app(settings, lease_timeout_s=3.0, reaper_interval_s=0.1) as (
         resources,
         client,
     ):
@@ -140,14 +141,19 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
         )
         kept, dropped = await lease(client, token, limit=2)
         headers = {"X-Worker-Token": token}
-        for _ in range(6):  # 1.2 s: twice the lease timeout, only `kept` is extended
+        queue = WorkerPlane(resources, "parcel").queue
+
+        async def keep_until_dropped_is_reclaimed() -> bool:
             beat = await client.post(
                 "/internal/heartbeat",
                 json={"worker_id": "w1", "platforms": ["alpha"], "lease_ids": [kept["lease_id"]]},
                 headers=headers,
             )
             assert beat.json()["extended"] == [kept["lease_id"]]
-            await asyncio.sleep(0.2)
+            stored = await queue.task(dropped["task_id"])
+            return stored is not None and stored["state"] != "leased"
+
+        await wait_until(keep_until_dropped_is_reclaimed, what="the unextended lease expiring")
         beat = await client.post(
             "/internal/heartbeat",
             json={
@@ -161,7 +167,7 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
         assert body["extended"] == [kept["lease_id"]]
         assert body["lost"] == [dropped["lease_id"], "unknown"]
         assert body["command"] == "run"
-        assert 0 < body["heartbeat_interval_s"] <= 0.2
+        assert 0 < body["heartbeat_interval_s"] <= 1.0  # a third of the lease
         # Another worker cannot extend (or steal) w1's lease.
         other = await client.post(
             "/internal/heartbeat",
@@ -174,10 +180,8 @@ async def test_heartbeats_keep_a_lease_and_report_lost_ones(settings: Settings) 
 
 
 async def test_postgres_down_is_503_keeps_the_lease_and_loses_nothing(settings: Settings) -> None:
-    db = make_url(settings.database_url or "")
-    proxy = TcpProxy(db.host or "127.0.0.1", db.port or 5432)
+    proxy, proxied = database_proxy(settings.database_url or "")
     await proxy.start()
-    proxied = db.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
         async with work_app(settings, database_url=proxied) as (resources, client):
             token = await make_token(resources)
@@ -197,12 +201,14 @@ async def test_postgres_down_is_503_keeps_the_lease_and_loses_nothing(settings: 
             assert beat.status_code == 200
             assert beat.json()["extended"] == [task["lease_id"]]
             await proxy.restore()
-            for _ in range(50):
-                again = await post_results(client, token, [item])
-                if again.status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            assert again.json()["results"][0]["outcome"] == "accepted"
+            answers: list[httpx.Response] = []
+
+            async def posted() -> bool:
+                answers.append(await post_results(client, token, [item]))
+                return answers[-1].status_code == 200
+
+            await wait_until(posted, what="the result posting once PostgreSQL is back")
+            assert answers[-1].json()["results"][0]["outcome"] == "accepted"
             assert await _scalar(resources, "SELECT count(*) FROM parcel_history") == 1
     finally:
         await proxy.close()

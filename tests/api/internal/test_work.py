@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,7 +12,8 @@ import pytest
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import redis_proxy
+from tests.support.wait import wait_until
 from tests.support.work import enqueue, lease, make_token, work_app
 
 pytestmark = pytest.mark.integration
@@ -92,9 +91,9 @@ async def test_limit_and_wait_are_capped(settings: Settings) -> None:
         token = await make_token(resources)
         await enqueue(client, token, [{"platform": "alpha", "key": f"k{i}"} for i in range(10)])
         assert len(await lease(client, token, limit=1000)) == 3
-        started = time.monotonic()
-        assert await lease(client, token, platforms="empty", wait=30) == []
-        assert time.monotonic() - started < 5
+        # Capped at 0.2 s: answered long before the 30 s asked for (a generous bound).
+        capped = lease(client, token, platforms="empty", wait=30)
+        assert await asyncio.wait_for(capped, timeout=25) == []
 
 
 async def test_a_lease_batch_stays_within_its_byte_budget(settings: Settings) -> None:
@@ -147,26 +146,38 @@ async def test_not_before_delays_a_task(
     assert stats["state"] == "delayed"
 
 
+async def _wake_subscriber_listening(resources: Resources) -> None:
+    """Wait until the parcel plane's wake-up subscriber is subscribed (seen in Redis)."""
+    channel = WorkerPlane(resources, "parcel").queue.wake_channel
+
+    async def subscribed() -> bool:
+        counts = await resources.redis.pubsub_numsub(channel)
+        return bool(counts and counts[0][1])
+
+    await wait_until(subscribed, what="the long-poll wake-up subscriber")
+
+
 async def test_long_poll_wakes_when_work_is_enqueued(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:
     token = await make_token(resources)
-    started = time.monotonic()
+    await _wake_subscriber_listening(resources)
     waiting = asyncio.create_task(lease(parcel_client, token, platforms="alpha,beta", wait=20))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0)  # the request starts
     assert not waiting.done()  # it is holding the request, not answering empty
     await enqueue(parcel_client, token, [{"platform": "beta", "key": "wake-up"}])
+    # Answered before wait=20 ends: woken (or at worst by the 5 s safety re-check).
     tasks = await asyncio.wait_for(waiting, timeout=15)
     assert [t["key"] for t in tasks] == ["wake-up"]
-    assert time.monotonic() - started < 10  # far below wait=20: woken, not timed out
 
 
 async def test_long_poll_ignores_other_platforms(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:
     token = await make_token(resources)
+    await _wake_subscriber_listening(resources)
     waiting = asyncio.create_task(lease(parcel_client, token, platforms="alpha", wait=0.6))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0)  # the request starts
     await enqueue(parcel_client, token, [{"platform": "beta", "key": "not-yours"}])
     assert await waiting == []
 
@@ -175,10 +186,11 @@ async def test_long_poll_answers_when_the_gateway_stops(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:
     token = await make_token(resources)
+    await _wake_subscriber_listening(resources)
     waiting = asyncio.create_task(lease(parcel_client, token, wait=30))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0)  # the request starts
     resources.stopping.set()
-    assert await asyncio.wait_for(waiting, timeout=5) == []
+    assert await asyncio.wait_for(waiting, timeout=25) == []  # long before wait=30
 
 
 @pytest.mark.parametrize(
@@ -265,10 +277,8 @@ async def test_lease_timeout_can_be_overridden_per_platform(settings: Settings) 
 
 async def test_redis_outage_is_503_not_500(settings: Settings) -> None:
     assert settings.redis_url is not None
-    redis = urlsplit(settings.redis_url)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    proxy, proxied = redis_proxy(settings.redis_url)
     await proxy.start()
-    proxied = f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}"
     try:
         async with work_app(settings, redis_url=proxied) as (resources, client):
             token = await make_token(resources)
