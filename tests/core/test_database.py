@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -13,30 +12,22 @@ from gateway.core.resources import BackendUrls, open_resources
 from gateway.core.settings import Settings
 from gateway.kit.outage import session_scope
 from tests.support.holding_proxy import HoldingProxy
+from tests.support.tcp_proxy import database_proxy
 
 pytestmark = pytest.mark.integration
 
 COMMAND_TIMEOUT_S = 1.0
 
 
-def through(proxy: HoldingProxy, database_url: str) -> str:
-    """`database_url` with its host and port replaced by the proxy's."""
-    parts = urlsplit(database_url)
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0] + "@" if len(netloc) == 2 else ""
-    return parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}").geturl()
-
-
 async def test_a_commit_in_flight_fails_within_the_command_timeout(settings: Settings) -> None:
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    upstream = urlsplit(settings.database_url)
-    proxy = HoldingProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    proxy, proxied = database_proxy(settings.database_url, HoldingProxy)
     await proxy.start()
     bounded = settings.model_copy(
         update={"database_command_timeout_s": COMMAND_TIMEOUT_S, "ready_timeout_s": 0.5}
     )
-    urls = BackendUrls(settings.redis_url, through(proxy, settings.database_url))
+    urls = BackendUrls(settings.redis_url, proxied)
 
     async def commit_during_a_partition() -> None:
         async with session_scope(resources.sessionmaker, write=True) as session:

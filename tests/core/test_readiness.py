@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,8 +13,8 @@ from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
 from gateway.process.monitor import ProcessMonitor
 from tests.conftest import FACTORIES, app_client
-from tests.core.test_database import through
 from tests.support.holding_proxy import HoldingProxy
+from tests.support.tcp_proxy import database_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,7 @@ BOUND_S = 5 * READY_TIMEOUT_S
 async def proxy(settings: Settings) -> AsyncIterator[HoldingProxy]:
     """A proxy in front of this test's PostgreSQL, released and closed afterwards."""
     assert settings.database_url is not None
-    upstream = urlsplit(settings.database_url)
-    held = HoldingProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432)
+    held, _ = database_proxy(settings.database_url, HoldingProxy)
     await held.start()
     yield held
     held.release()
@@ -44,7 +42,7 @@ async def resources_via(settings: Settings, proxy: HoldingProxy) -> AsyncIterato
     assert settings.database_url is not None
     assert settings.redis_url is not None
     tight = settings.model_copy(update={"ready_timeout_s": READY_TIMEOUT_S})
-    urls = BackendUrls(settings.redis_url, through(proxy, settings.database_url))
+    urls = BackendUrls(settings.redis_url, proxy.url)
     async with open_resources(tight, urls) as resources:
         yield resources
         proxy.release()  # let the pool's connections close cleanly

@@ -17,7 +17,6 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ import pytest
 from gateway.core.resources import BackendUrls, open_resources
 from gateway.core.settings import Settings
 from tests.support.gateway_process import start_gateway
+from tests.support.tcp_proxy import TcpProxy, database_proxy, redis_proxy
 from tests.support.work import make_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -38,21 +38,26 @@ class StallingProxy:
     backend that hangs on one request rather than fails: no reset, no refusal, no
     answer). Other connections, such as the process's probes, keep working."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, marker: bytes) -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, target: TcpProxy, marker: bytes) -> None:
+        # `target` (never started) says where the backend is, TCP or unix socket, which
+        # port to listen on and the backend URL through it (`target.url`).
+        self.target = target
+        self.url = target.url
         self.marker = marker
         self.stalled = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._server = self._call(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port: int = self._server.sockets[0].getsockname()[1]
+        self._server = self._call(asyncio.start_server(self._handle, "127.0.0.1", target.port))
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        if self.target.unix_path:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.target.unix_path)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(*self.target.upstream)
 
         async def to_backend() -> None:
             holding = False
@@ -93,13 +98,6 @@ class StallingProxy:
         self._loop.close()
 
 
-def _through(url: str, proxy: StallingProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0] + "@" if len(netloc) == 2 else ""
-    return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{proxy.port}"))
-
-
 @pytest.fixture
 def worker_token(settings: Settings) -> str:
     async def create() -> str:
@@ -108,13 +106,6 @@ def worker_token(settings: Settings) -> str:
             return await make_token(resources, "parcel", "worker")
 
     return asyncio.run(create())
-
-
-def _tcp_address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.hostname is None or parts.port is None:
-        pytest.skip(f"the backend is not on a TCP address: {parts.scheme}")
-    return parts.hostname, parts.port
 
 
 # What the request sends to each backend while verifying its token: the revocation
@@ -130,7 +121,8 @@ def stalled(
     dependency: str = request.param
     url = settings.redis_url if dependency == "redis" else settings.database_url
     assert url is not None
-    proxy = StallingProxy(*_tcp_address(url), _MARKER[dependency])
+    target, _ = redis_proxy(url) if dependency == "redis" else database_proxy(url)
+    proxy = StallingProxy(target, _MARKER[dependency])
     yield dependency, proxy
     proxy.close()
 
@@ -145,9 +137,9 @@ def test_a_request_cut_by_shutdown_gets_a_503_naming_the_dependency(
     redis_url = settings.redis_url or ""
     database_url = settings.database_url or ""
     if dependency == "redis":
-        redis_url = _through(redis_url, proxy)
+        redis_url = proxy.url
     else:
-        database_url = _through(database_url, proxy)
+        database_url = proxy.url
     gateway = start_gateway(
         tmp_path,
         {

@@ -3,7 +3,9 @@
 `TcpProxy.cut()` resets connections, which every driver notices at once. A partition is
 worse: packets are dropped, nothing is refused or reset, and a client learns of it only
 from its own timeouts. `hold()` emulates that: connections stay open and new ones are
-accepted, but no byte is forwarded either way until `release()`.
+accepted, but no byte is forwarded either way until `release()`. Build one in front of a
+backend URL (TCP or the embedded servers' unix sockets) with
+`database_proxy(url, HoldingProxy)` or `redis_proxy(url, HoldingProxy)`.
 """
 
 from __future__ import annotations
@@ -11,24 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.support.ports import free_port
+from tests.support.tcp_proxy import TcpProxy
 
 
-class HoldingProxy:
-    """Forwards 127.0.0.1:<port> to an upstream host:port; `hold()` stops forwarding."""
+class HoldingProxy(TcpProxy):
+    """A `TcpProxy` whose `hold()` stops forwarding without closing anything."""
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
+    def __init__(
+        self, upstream_host: str = "127.0.0.1", upstream_port: int = 0, *, unix_path: str = ""
+    ) -> None:
+        super().__init__(upstream_host, upstream_port, unix_path=unix_path)
         self._flowing = asyncio.Event()
         self._flowing.set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        """Listen on `self.port`."""
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -36,7 +32,7 @@ class HoldingProxy:
         # does not even connect upstream until released: a handshake would go unanswered.
         await self._flowing.wait()
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            up_reader, up_writer = await self._open_upstream()
         except OSError:
             writer.close()
             return
@@ -63,11 +59,5 @@ class HoldingProxy:
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
         self._flowing.set()
-        await asyncio.sleep(0)
+        await self.cut()

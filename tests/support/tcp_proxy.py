@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TypeVar, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
@@ -25,6 +26,8 @@ from sqlalchemy.engine import make_url
 from tests.support.ports import free_port
 
 _LOOPBACK = "127.0.0.1"
+
+P = TypeVar("P", bound="TcpProxy")
 
 
 class TcpProxy:
@@ -38,6 +41,8 @@ class TcpProxy:
         self.upstream = (upstream_host, upstream_port)
         self.unix_path = unix_path
         self.port = free_port()
+        # The backend URL through this proxy, when built by redis_proxy/database_proxy.
+        self.url = ""
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -90,23 +95,33 @@ class TcpProxy:
         await self.cut()
 
 
-def redis_proxy(redis_url: str) -> tuple[TcpProxy, str]:
+@overload
+def redis_proxy(redis_url: str) -> tuple[TcpProxy, str]: ...
+@overload
+def redis_proxy(redis_url: str, kind: type[P]) -> tuple[P, str]: ...
+def redis_proxy(redis_url: str, kind: type[TcpProxy] = TcpProxy) -> tuple[TcpProxy, str]:
     """A proxy (not started) in front of the Redis at `redis_url`, and the URL through it.
 
-    Handles `redis://host:port/db` and the embedded `unix:///path/redis.sock?db=N`.
+    Handles `redis://host:port/db` and the embedded `unix:///path/redis.sock?db=N`;
+    `kind` is the proxy class (a `TcpProxy` subclass such as `HoldingProxy`).
     """
     url = urlsplit(redis_url)
     if url.scheme == "unix":
-        proxy = TcpProxy(unix_path=unquote(url.path))
+        proxy = kind(unix_path=unquote(url.path))
         db = parse_qs(url.query).get("db", ["0"])[0]
     else:
-        proxy = TcpProxy(url.hostname or _LOOPBACK, url.port or 6379)
+        proxy = kind(url.hostname or _LOOPBACK, url.port or 6379)
         db = url.path.lstrip("/") or "0"
     auth = url.netloc.rpartition("@")[0]
-    return proxy, f"redis://{auth + '@' if auth else ''}{_LOOPBACK}:{proxy.port}/{db}"
+    proxy.url = f"redis://{auth + '@' if auth else ''}{_LOOPBACK}:{proxy.port}/{db}"
+    return proxy, proxy.url
 
 
-def database_proxy(database_url: str) -> tuple[TcpProxy, str]:
+@overload
+def database_proxy(database_url: str) -> tuple[TcpProxy, str]: ...
+@overload
+def database_proxy(database_url: str, kind: type[P]) -> tuple[P, str]: ...
+def database_proxy(database_url: str, kind: type[TcpProxy] = TcpProxy) -> tuple[TcpProxy, str]:
     """A proxy (not started) in front of the PostgreSQL at `database_url`, and the URL through it.
 
     Handles TCP URLs and unix-socket ones (the embedded server's `...@/db?host=/socket/dir`,
@@ -117,11 +132,12 @@ def database_proxy(database_url: str) -> tuple[TcpProxy, str]:
     if isinstance(socket_dir, tuple):  # ?host=a&host=b: libpq tries them in order
         socket_dir = socket_dir[0]
     if socket_dir:
-        proxy = TcpProxy(unix_path=f"{socket_dir}/.s.PGSQL.{url.port or 5432}")
+        proxy = kind(unix_path=f"{socket_dir}/.s.PGSQL.{url.port or 5432}")
     else:
-        proxy = TcpProxy(url.host or _LOOPBACK, url.port or 5432)
+        proxy = kind(url.host or _LOOPBACK, url.port or 5432)
     proxied = url.difference_update_query(["host"]).set(host=_LOOPBACK, port=proxy.port)
-    return proxy, proxied.render_as_string(hide_password=False)
+    proxy.url = proxied.render_as_string(hide_password=False)
+    return proxy, proxy.url
 
 
 @contextlib.asynccontextmanager
