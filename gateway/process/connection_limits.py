@@ -43,12 +43,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.api.problems import send_problem
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.settings.connections import ConnectionSettings
+from gateway.kit.memo import PerOwner
 
 log = structlog.get_logger("gateway.connections")
 
@@ -107,11 +109,38 @@ async def _over_capacity(scope: Scope, _receive: Receive, send: Send) -> None:
     await send_problem(send, _OVER_CAPACITY, instance=scope["path"], request_id=None)
 
 
+# Why a connection was cut; every reason is exported at 0 from the start.
+CUT_REASONS = ("head_timeout", "body_timeout", "write_stalled", "over_capacity")
+
+
+def _cut_counter(registry: CollectorRegistry) -> Counter:
+    counter = Counter(
+        "gateway_connections_cut",
+        "Client connections cut by a bound: head/body deadline, stalled write, or over "
+        "MAX_CONNECTIONS_PER_PORT (answered 503).",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in CUT_REASONS:
+        counter.labels(reason)
+    return counter
+
+
+# One counter per registry (a port's), however often its server is built.
+connection_cuts: PerOwner[CollectorRegistry, Counter] = PerOwner(_cut_counter)
+
+
 class _PortState:
     """What the connections of one port share beyond uvicorn's own server state."""
 
-    def __init__(self) -> None:
+    def __init__(self, cuts: Counter | None) -> None:
         self.warned_at = -_LIMIT_WARNING_EVERY_S
+        self.cuts = cuts
+
+    def cut(self, reason: str) -> None:
+        """Count one connection cut for `reason`."""
+        if self.cuts is not None:
+            self.cuts.labels(reason).inc()
 
 
 class BoundedConnection(HttpToolsProtocol):
@@ -141,6 +170,7 @@ class BoundedConnection(HttpToolsProtocol):
             # lost to the reset its unread bytes cause), by an app that only says 503.
             self.app = _over_capacity
             state = self.port_state
+            state.cut("over_capacity")
             if now - state.warned_at >= _LIMIT_WARNING_EVERY_S:
                 state.warned_at = now
                 log.warning(
@@ -172,6 +202,7 @@ class BoundedConnection(HttpToolsProtocol):
                 self._stalled_since, self._stalled_size = now, size
             elif now - self._stalled_since > self.limits.write_stall_timeout_s:
                 log.info("connection_cut", reason="write_stalled", buffered_bytes=size)
+                self.port_state.cut("write_stalled")
                 transport.abort()
                 return
         else:
@@ -192,17 +223,22 @@ class BoundedConnection(HttpToolsProtocol):
             return
         if now > self._deadline:
             log.info("connection_cut", reason=f"{phase}_timeout")
+            self.port_state.cut(f"{phase}_timeout")
             transport.close()
 
 
 def bounded_protocol(
-    base: type[HttpToolsProtocol], limits: ConnectionLimits
+    base: type[HttpToolsProtocol],
+    limits: ConnectionLimits,
+    registry: CollectorRegistry | None = None,
 ) -> type[BoundedConnection]:
-    """`base` with the connection bounds in front of it, for one port."""
+    """`base` with the connection bounds in front of it, for one port; cuts are counted in
+    `registry` (the port's) when given."""
+    cuts = None if registry is None else connection_cuts(registry)
     return type(
         f"Bounded{base.__name__}",
         (BoundedConnection, base),
-        {"limits": limits, "port_state": _PortState()},
+        {"limits": limits, "port_state": _PortState(cuts)},
     )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
+from prometheus_client import CollectorRegistry
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.fastpath.one_write import OneWriteHttpToolsProtocol
@@ -113,9 +114,11 @@ def make_server(
     graceful_timeout_s: float,
     fastpath: bool = True,
     limits: ConnectionLimits | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for an app on a pre-bound socket, with our logging in charge and
-    its connections bounded by `limits` (the settings' defaults when not given)."""
+    its connections bounded by `limits` (the settings' defaults when not given); cut
+    connections are counted in `registry`, the port's metrics, when given."""
     limits = limits or ConnectionLimits.defaults()
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -125,7 +128,9 @@ def make_server(
         interface="asgi3",
         # httptools with each response in one write (gateway/fastpath/one_write.py), or
         # uvicorn's own httptools protocol with FASTPATH=off; bounded either way.
-        http=bounded_protocol(OneWriteHttpToolsProtocol if fastpath else HttpToolsProtocol, limits),
+        http=bounded_protocol(
+            OneWriteHttpToolsProtocol if fastpath else HttpToolsProtocol, limits, registry
+        ),
         log_config=None,
         access_log=False,
         server_header=False,

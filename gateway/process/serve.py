@@ -87,6 +87,7 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
                 graceful_timeout_s=settings.graceful_timeout_s,
                 fastpath=settings.fastpath,
                 limits=limits,
+                registry=resources.metrics.registry(spec.audience),
             )
             entries.append(ServerEntry(spec.audience.value, server, sock))
             log.info(
