@@ -9,21 +9,14 @@ import httpx
 import pytest
 
 from gateway.core.settings import Settings
-from tests.support.gateway_process import run_gateway
+from tests.support.gateway_process import backend_env, run_gateway
 from tests.support.work import enqueue, failed, lease, make_token, post_results
 
 pytestmark = pytest.mark.integration
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    assert settings.redis_url is not None
-    assert settings.database_url is not None
-    return {
-        "REDIS_URL": settings.redis_url,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "ENVIRONMENT": "test",
-    }
+    return {**backend_env(settings), "ENVIRONMENT": "test"}
 
 
 async def test_tokens_create_list_revoke(

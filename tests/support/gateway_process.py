@@ -71,14 +71,21 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def replica_env(settings: Settings) -> dict[str, str]:
-    """Environment of a replica on the test's backends, with 5 s leases and a fast reaper."""
+def backend_env(settings: Settings) -> dict[str, str]:
+    """Environment naming the test's Redis, PostgreSQL and key prefix."""
     assert settings.redis_url is not None
     assert settings.database_url is not None
     return {
         "REDIS_URL": settings.redis_url,
         "DATABASE_URL": settings.database_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+    }
+
+
+def replica_env(settings: Settings) -> dict[str, str]:
+    """Environment of a replica on the test's backends, with 5 s leases and a fast reaper."""
+    return {
+        **backend_env(settings),
         "RUN_MIGRATIONS": "false",
         "LEASE_TIMEOUT_S": "5",  # long enough for a loaded machine to post its results
         "REAPER_INTERVAL_S": "0.1",
