@@ -12,6 +12,7 @@ from gateway.apps.builder import build_app
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.fastpath.cache_hit import PropertyHitShortcut
+from gateway.jobs.plane import JobsPlane
 from gateway.public.plane import PublicPlane
 
 _EXPOSED = [
@@ -55,7 +56,7 @@ def create_public_app(resources: Resources) -> FastAPI:
         title="Tax-lien gateway: public API",
         routers=public_routers(),
         docs_enabled=resources.settings.public_docs_enabled,
-        planes=[plane],
+        planes=[plane, JobsPlane.build(resources)],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         layers=layers,

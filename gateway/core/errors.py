@@ -7,10 +7,13 @@ as an RFC 9457 problem document on every port, so clients see one error shape::
     ├── BadRequest (400)
     │   └── InvalidInput (422)            field errors in `errors`
     ├── Unauthorized (401)                `reason` code in the body
+    ├── BudgetExceeded (402)              what remains, when it resets
     ├── Forbidden (403)
     ├── NotFound (404)
     ├── Conflict (409)
+    ├── Gone (410)
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
     ├── TooManyRequests (429)             `Retry-After`
     └── ServiceUnavailable (503)          `Retry-After`, `dependency`
         └── DependencyUnavailable (503)   Redis/PostgreSQL/upstream down
@@ -88,6 +91,14 @@ class Forbidden(GatewayError):
     title = "Forbidden"
 
 
+class BudgetExceeded(GatewayError):
+    """The caller's credits do not cover what it asked for (`remaining`, `resets_at`)."""
+
+    status = 402
+    slug = "budget-exceeded"
+    title = "Budget exceeded"
+
+
 class NotFound(GatewayError):
     """No such resource."""
 
@@ -104,12 +115,28 @@ class Conflict(GatewayError):
     title = "Conflict"
 
 
+class Gone(GatewayError):
+    """The resource existed but no longer does (an expired or revoked link)."""
+
+    status = 410
+    slug = "gone"
+    title = "Gone"
+
+
 class PayloadTooLarge(GatewayError):
     """The request body exceeds the configured limit."""
 
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body's declared or sniffed content type is not one this endpoint accepts."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class TooManyRequests(GatewayError):

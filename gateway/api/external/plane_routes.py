@@ -1,12 +1,29 @@
-"""Routers of the public plane (properties, account, admin)."""
+"""Routers of the public plane (properties, account, admin) and of client jobs."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.external import account, admin, properties
+from gateway.api.external import (
+    account,
+    admin,
+    admin_jobs,
+    downloads,
+    job_uploads,
+    jobs,
+    properties,
+)
 
 
 def plane_routers() -> list[APIRouter]:
     """The public plane's routers, in include order."""
-    return [properties.router, account.router, admin.router]
+    return [
+        properties.router,
+        account.router,
+        admin.router,
+        # Upload before the job routes: `/v1/jobs/upload` must not match `/v1/jobs/{id}`.
+        job_uploads.router,
+        jobs.router,
+        downloads.router,
+        admin_jobs.router,
+    ]

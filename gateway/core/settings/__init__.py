@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.core.settings.backends import BackendSettings
 from gateway.core.settings.connections import ConnectionSettings
+from gateway.core.settings.jobs import JobSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.core.settings.public import PublicPlaneSettings
 from gateway.core.settings.work import WorkerPlaneSettings
@@ -174,6 +175,7 @@ class CoreSettings(BaseSettings):
 class Settings(
     WorkerPlaneSettings,
     PublicPlaneSettings,
+    JobSettings,
     ProxyPoolSettings,
     BackendSettings,
     ConnectionSettings,

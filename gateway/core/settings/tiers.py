@@ -27,6 +27,18 @@ class Tier(BaseModel):
     burst: int = Field(ge=1, le=1_000_000)
     daily_quota: int = Field(ge=0, description="requests per UTC day; 0 means unlimited")
     max_page_size: int = Field(ge=1, le=1000)
+    # Client jobs (gateway/jobs/): what one caller may ask the workers to do. Credits are
+    # reserved at submission (items x cost), charged per item that succeeds and released
+    # for items that fail, are cancelled or expire. 0 means unlimited.
+    credits_per_day: int = Field(default=0, ge=0)
+    credits_per_month: int = Field(default=0, ge=0)
+    credit_cost: dict[str, int] = Field(
+        default_factory=lambda: {"parcel_refresh": 1, "party_refresh": 1}
+    )
+    max_job_items: int = Field(default=1000, ge=1, le=10_000_000)
+    max_open_jobs: int = Field(default=10, ge=1, le=100_000)
+    # Job creations per sliding hour, exact across replicas (Redis); 0 means unlimited.
+    jobs_per_hour: int = Field(default=0, ge=0)
 
     @property
     def bucket_window_s(self) -> int:
@@ -37,10 +49,51 @@ class Tier(BaseModel):
 DEFAULT_TIERS: dict[str, Tier] = {
     t.name: t
     for t in (
-        Tier(name="anonymous", rate_per_s=1, burst=10, daily_quota=500, max_page_size=10),
-        Tier(name="free", rate_per_s=2, burst=20, daily_quota=2_000, max_page_size=25),
-        Tier(name="pro", rate_per_s=20, burst=100, daily_quota=100_000, max_page_size=100),
-        Tier(name="enterprise", rate_per_s=200, burst=1_000, daily_quota=0, max_page_size=500),
+        Tier(
+            name="anonymous",
+            rate_per_s=1,
+            burst=10,
+            daily_quota=500,
+            max_page_size=10,
+            credits_per_day=0,
+            max_job_items=1,
+            max_open_jobs=1,
+            jobs_per_hour=1,
+        ),
+        Tier(
+            name="free",
+            rate_per_s=2,
+            burst=20,
+            daily_quota=2_000,
+            max_page_size=25,
+            credits_per_day=1_000,
+            max_job_items=1_000,
+            max_open_jobs=3,
+            jobs_per_hour=5,
+        ),
+        Tier(
+            name="pro",
+            rate_per_s=20,
+            burst=100,
+            daily_quota=100_000,
+            max_page_size=100,
+            credits_per_day=50_000,
+            credits_per_month=1_000_000,
+            max_job_items=100_000,
+            max_open_jobs=50,
+            jobs_per_hour=200,
+        ),
+        Tier(
+            name="enterprise",
+            rate_per_s=200,
+            burst=1_000,
+            daily_quota=0,
+            max_page_size=500,
+            credits_per_day=0,
+            max_job_items=1_000_000,
+            max_open_jobs=1_000,
+            jobs_per_hour=0,
+        ),
     )
 }
 

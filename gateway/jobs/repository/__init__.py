@@ -1,0 +1,1 @@
+"""SQL of client jobs (tables in `tables.py`, migration `jobs_0001`)."""
