@@ -1,7 +1,9 @@
 """The jobs plane of the public port: job service, budget, downloads, upkeep loop.
 
-The worker ports do not run this plane; they get a `JobTracker` (`tracker.py`) as the
-results path's hook, so a committed result moves its jobs in the same transaction.
+The worker ports do not run this plane; they get a `JobTracker` (`tracker_for`) as the
+results path's hook, so a committed result moves its jobs in the same transaction. The
+queues the service attaches to are the worker plane's own (same Redis keys, same
+scripts): the public port only ever attaches and releases waiters, it never leases.
 """
 
 from __future__ import annotations
@@ -12,7 +14,31 @@ from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.jobs.budget import JobBudget
 from gateway.jobs.downloads import DownloadService
+from gateway.jobs.events import EventKeys, EventPublisher
+from gateway.jobs.metrics import JobMetrics, job_metrics
 from gateway.jobs.service import JobService
+from gateway.jobs.tracker import JobTracker
+from gateway.jobs.upkeep import JobUpkeep
+from gateway.kit.periodic import PeriodicLoop
+from gateway.work.queue import WorkQueue
+from gateway.work.scripts import load_scripts
+
+
+def event_publisher(resources: Resources) -> EventPublisher:
+    """The deployment's job event publisher."""
+    settings = resources.settings
+    return EventPublisher(
+        resources.redis,
+        EventKeys(resources.settings.redis_key_prefix),
+        stream_max=settings.job_events_max,
+        feed_max=settings.job_feed_max,
+    )
+
+
+def tracker_for(resources: Resources, audience: Audience) -> JobTracker:
+    """The results hook of a worker port (`audience`): moves jobs on commit."""
+    metrics = job_metrics(resources.metrics.registry(audience))
+    return JobTracker(resources.sessionmaker, event_publisher(resources), metrics)
 
 
 class JobsPlane:
@@ -23,16 +49,34 @@ class JobsPlane:
     @classmethod
     def build(cls, resources: Resources, audience: Audience = Audience.PUBLIC) -> Self:
         """The plane of the public port (not yet started)."""
-        return cls(resources)
+        return cls(resources, audience)
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, audience: Audience = Audience.PUBLIC) -> None:
+        settings = resources.settings
         self.resources = resources
+        self.metrics: JobMetrics = job_metrics(resources.metrics.registry(audience))
+        scripts = load_scripts(resources.redis)
+        queues = {
+            a: WorkQueue(resources.redis, scripts, resources.key("wq", a, ""), settings)
+            for a in ("parcel", "party")
+        }
+        self.publisher = event_publisher(resources)
         self.budget = JobBudget(resources)
         self.downloads = DownloadService(resources)
-        self.service = JobService()
+        self.service = JobService(resources, queues, self.budget, self.publisher, self.metrics)
+        self.tracker = JobTracker(resources.sessionmaker, self.publisher, self.metrics)
+        self.upkeep = JobUpkeep(self.service, self.tracker, self.publisher, self.metrics)
+        self._loop = PeriodicLoop(
+            "jobs-upkeep",
+            self.upkeep.step,
+            settings.job_upkeep_interval_s,
+            stopping=resources.stopping,
+        )
 
     async def start(self) -> None:
         """Start the upkeep loop."""
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the upkeep loop."""
+        await self._loop.stop()

@@ -1,37 +1,296 @@
-"""Client jobs: submit, read, list, cancel (the logic behind `/v1/jobs` and the CLI).
+"""Client jobs: submit, read, list, cancel (the logic behind `/v1/jobs`, admin and CLI).
 
-Skeleton: the implementation lands with the core of issue 12; signatures are final.
+A submission is all or nothing, across a crash of the gateway at any point:
+
+1. one transaction admits it (budget, open jobs: `budget.py`, owner row locked) and
+   inserts the job as `submitting` (invisible to its owner) with its items;
+2. the items are attached to the audience's queue in chunks (`WorkQueue.attach`): an item
+   whose (platform, key) is already queued or leased, by another job or a producer, adds
+   this job as a waiter on that task, so one scrape completes every job waiting for it;
+   otherwise a task is created with this job as its waiter;
+3. a second transaction links each item to its task, turns the job `queued` and writes
+   `job.queued`.
+
+If step 2 fails (Redis down) the submission is undone at once (waiters released, rows
+deleted) and the caller gets a 503. If the process dies between 1 and 3, any replica's
+upkeep loop rolls the job back after JOB_SUBMIT_TIMEOUT_S, the same way: the caller never
+saw a 201, so the job must not appear later. A job is therefore either fully recorded with
+all its tasks queued, or not at all. Attaching is idempotent (a waiter is a field of the
+task hash), and releasing is by (platform, key), so a rollback after a partial attach
+finds exactly the tasks it attached.
+
+Cancel (and expiry, and an admin's forced end) closes the job's pending items in one
+transaction, then releases its waiters: a task no one else waits for is removed from the
+queue, or, when leased, marked cancelled so its worker hears `lost` in its next heartbeat.
+A result that still arrives is stored (data is data) and moves no closed job.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import os
+import secrets
+import signal
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from gateway.jobs.models import ItemList, ItemState, JobCreated, JobKind, JobList, JobOut, JobState
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.core.errors import Conflict, DependencyUnavailable, NotFound
+from gateway.core.resources import Resources
+from gateway.core.settings.jobs import JobSettings
+from gateway.jobs.budget import JobBudget
+from gateway.jobs.changes import record, state_event
+from gateway.jobs.events import EventPublisher, progress_of
+from gateway.jobs.metrics import JobMetrics
+from gateway.jobs.models import (
+    Credits,
+    Estimate,
+    Item,
+    ItemList,
+    ItemOut,
+    ItemState,
+    JobCreated,
+    JobEvent,
+    JobKind,
+    JobList,
+    JobOut,
+    JobState,
+    Progress,
+)
 from gateway.jobs.owner import Owner
+from gateway.jobs.repository import jobs as repo
 from gateway.jobs.spec import JobSpec
+from gateway.kit.cursor import decode_cursor, decode_cursor_tuple, encode_cursor
+from gateway.kit.field_errors import invalid_field
+from gateway.kit.outage import REDIS_DOWN, database_guard, redis_guard
+from gateway.work.models import TaskIn
+from gateway.work.queue import WorkQueue
+
+log = structlog.get_logger("gateway.jobs.service")
+
+
+def new_job_id() -> str:
+    """A fresh job id (`job_` and 24 hex digits, 96 random bits)."""
+    return "job_" + secrets.token_hex(12)
+
+
+def job_out(row: Any, *, admin: bool = False) -> JobOut:
+    """The API shape of a `jobs` row."""
+    progress = progress_of(row)
+    cost = row.cost_per_item
+    return JobOut(
+        id=row.id,
+        kind=JobKind(row.kind),
+        state=JobState(row.state),
+        label=row.label,
+        priority=row.priority,
+        deadline=row.deadline,
+        progress=Progress(**progress),
+        credits=Credits(
+            estimated=cost * row.total,
+            charged=cost * row.succeeded,
+            reserved=cost * progress["pending"],
+        ),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        updated_at=row.updated_at,
+        state_reason=row.state_reason,
+        owner=row.owner if admin else None,
+    )
 
 
 class JobService:
     """Jobs of every owner; each call is checked against its owner (another's is a 404)."""
 
+    def __init__(
+        self,
+        resources: Resources,
+        queues: dict[str, WorkQueue],
+        budget: JobBudget,
+        publisher: EventPublisher,
+        metrics: JobMetrics,
+    ) -> None:
+        self.resources = resources
+        self.sessionmaker: async_sessionmaker[AsyncSession] = resources.sessionmaker
+        self.settings: JobSettings = resources.settings
+        self.queues = queues
+        self.budget = budget
+        self.publisher = publisher
+        self.metrics = metrics
+
     async def known_platforms(self, kind: JobKind) -> set[str]:
-        """Platforms items of `kind` may name (configured, or seen by the queue)."""
-        raise NotImplementedError
+        """Platforms items of `kind` may name: configured (JOB_PLATFORMS) or seen by the
+        audience's queue (some producer or job queued work for it)."""
+        audience = kind.audience
+        configured = set(self.settings.job_platforms.get(audience, []))
+        try:
+            seen = await self.queues[audience].platforms()
+        except DependencyUnavailable:
+            # Redis down: the configured platforms still validate; the submission itself
+            # then answers 503 where it needs Redis.
+            return configured
+        return configured | set(seen)
+
+    # -- submission ----------------------------------------------------------------
 
     async def submit(self, owner: Owner, spec: JobSpec) -> JobCreated:
         """Record the job and queue or attach its tasks, all or nothing (201)."""
-        raise NotImplementedError
+        now = datetime.now(UTC)
+        if spec.deadline is not None and spec.deadline <= now:
+            raise invalid_field("body", "deadline", msg="must be in the future")
+        slot = await self.budget.take_slot(owner)
+        job_id = new_job_id()
+        try:
+            with database_guard():
+                async with self.sessionmaker() as session, session.begin():
+                    admission = await self.budget.admit(session, owner, spec.kind, len(spec.items))
+                    await repo.insert_job(
+                        session, self._job_values(job_id, owner, spec, admission.cost_per_item)
+                    )
+                    await repo.insert_items(session, job_id, spec.items)
+        except BaseException:
+            await self.budget.give_back(slot)
+            raise
+        try:
+            task_ids = await self._attach(job_id, spec)
+        except REDIS_DOWN as exc:
+            await self._undo(job_id, spec.kind, spec.items)
+            raise DependencyUnavailable("redis") from exc
+        except DependencyUnavailable:
+            await self._undo(job_id, spec.kind, spec.items)
+            raise
+        row = await self._finish_submission(job_id, spec, task_ids)
+        self.metrics.created.labels(spec.kind.value).inc()
+        job = job_out(row)
+        return JobCreated(
+            **job.model_dump(),
+            estimate=Estimate(
+                items=len(spec.items),
+                duplicate_items=spec.duplicates,
+                credits=admission.credits,
+                cost_per_item=admission.cost_per_item,
+            ),
+        )
+
+    def _job_values(
+        self, job_id: str, owner: Owner, spec: JobSpec, cost_per_item: int
+    ) -> dict[str, Any]:
+        return {
+            "id": job_id,
+            "owner": owner.id,
+            "kind": spec.kind.value,
+            "audience": spec.kind.audience,
+            "state": JobState.SUBMITTING.value,
+            "total": len(spec.items),
+            "priority": spec.priority,
+            "deadline": spec.deadline,
+            "label": spec.label,
+            "webhook": spec.webhook,
+            "cost_per_item": cost_per_item,
+            "upload_sha256": spec.upload_sha256,
+        }
+
+    async def _attach(self, job_id: str, spec: JobSpec) -> list[str]:
+        queue = self.queues[spec.kind.audience]
+        chunk = self.settings.job_attach_chunk
+        task_ids: list[str] = []
+        payload = {"origin": "job", "job_id": job_id}
+        for start in range(0, len(spec.items), chunk):
+            tasks = [
+                TaskIn(platform=i.platform, key=i.key, payload=payload, priority=spec.priority)
+                for i in spec.items[start : start + chunk]
+            ]
+            outcome = await queue.attach(job_id, tasks)
+            task_ids += outcome.task_ids
+            if self.resources.settings.fault_inject == "exit_mid_submit":
+                # Test-only (refused unless ENVIRONMENT=test): die like `kill -9` with the
+                # job recorded and part of its items attached, to prove the rollback.
+                os.kill(os.getpid(), signal.SIGKILL)
+        return task_ids
+
+    async def _finish_submission(self, job_id: str, spec: JobSpec, task_ids: Sequence[str]) -> Any:
+        first_check = datetime.now(UTC) + timedelta(seconds=self.settings.job_reconcile_first_s)
+        if spec.deadline is not None:
+            first_check = min(first_check, spec.deadline)
+        try:
+            with database_guard():
+                async with self.sessionmaker() as session, session.begin():
+                    await repo.link_items(session, job_id, range(len(task_ids)), task_ids)
+                    row = await repo.mark_queued(session, job_id, first_check)
+                    if row is None:
+                        # Rolled back by the upkeep loop meanwhile (this request took longer
+                        # than JOB_SUBMIT_TIMEOUT_S): the job is gone, say so.
+                        raise DependencyUnavailable(
+                            "database", "The job could not be created in time; submit again"
+                        )
+                    events = await record(session, [state_event(row, "job.queued")])
+        except DependencyUnavailable:
+            await self._undo(job_id, spec.kind, spec.items)
+            raise
+        await self.publisher.publish_quietly(events)
+        return row
+
+    async def _undo(self, job_id: str, kind: JobKind, items: Sequence[Item]) -> None:
+        """Roll a submission back: release its waiters, delete its rows (best effort; the
+        upkeep loop finishes what an outage interrupts)."""
+        try:
+            await self.release_items(job_id, kind.audience, items)
+            with database_guard():
+                async with self.sessionmaker() as session, session.begin():
+                    await repo.delete_job(session, job_id)
+        except DependencyUnavailable:
+            log.warning("job_rollback_deferred", job_id=job_id)
+
+    async def release_items(self, job_id: str, audience: str, items: Sequence[Any]) -> None:
+        """Release the job's waiters on the live tasks of these (platform, key) items."""
+        queue = self.queues[audience]
+        chunk = self.settings.job_attach_chunk
+        with redis_guard():
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                fields = [f"{i.platform}:{i.key}" for i in part]
+                live = await queue.redis.hmget(queue.key("dedupe"), fields)
+                tids = [t.decode() if isinstance(t, bytes) else t for t in live if t]
+                if tids:
+                    await queue.release(job_id, tids)
+
+    async def release_tasks(self, job_id: str, audience: str, task_ids: Sequence[str]) -> None:
+        """Release the job's waiters on these tasks (after its items were closed)."""
+        queue = self.queues[audience]
+        chunk = self.settings.job_attach_chunk
+        with redis_guard():
+            for start in range(0, len(task_ids), chunk):
+                await queue.release(job_id, task_ids[start : start + chunk])
+
+    async def rollback_stuck(self, row: Any, session: AsyncSession) -> None:
+        """Undo a submission that never finished (upkeep loop; `row` is locked)."""
+        items = await repo.all_items(session, row.id)
+        await self.release_items(row.id, row.audience, items)
+        await repo.delete_job(session, row.id)
+
+    # -- reading -------------------------------------------------------------------
 
     async def find_open_upload(self, owner: Owner, sha256: str) -> JobOut | None:
         """The owner's unfinished job created from an upload with this content hash."""
-        raise NotImplementedError
+        with database_guard():
+            async with self.sessionmaker() as session:
+                row = await repo.open_upload(session, owner.id, sha256)
+        return None if row is None else job_out(row)
 
-    async def get(self, owner: Owner, job_id: str) -> JobOut:
-        """One of the owner's jobs (404 for anyone else's)."""
-        raise NotImplementedError
+    async def get(self, owner: Owner | None, job_id: str) -> JobOut:
+        """One of the owner's jobs (404 for anyone else's); any job when owner is None."""
+        with database_guard():
+            async with self.sessionmaker() as session:
+                row = await repo.get_job(session, job_id, None if owner is None else owner.id)
+        if row is None:
+            raise NotFound(f"No job {job_id}")
+        return job_out(row, admin=owner is None)
 
-    async def list(
+    async def list_jobs(
         self,
         owner: Owner | None,
         *,
@@ -42,7 +301,32 @@ class JobService:
         cursor: str | None,
     ) -> JobList:
         """The owner's jobs (every job when `owner` is None: admins), newest first."""
-        raise NotImplementedError
+        before: tuple[datetime, str] | None = None
+        if cursor:
+            at, last_id = decode_cursor_tuple(cursor, (str, str))
+            try:
+                before = (datetime.fromisoformat(str(at)), str(last_id))
+            except ValueError:
+                raise invalid_field("query", "cursor", msg="invalid cursor") from None
+        with database_guard():
+            async with self.sessionmaker() as session:
+                rows = await repo.list_jobs(
+                    session,
+                    owner=None if owner is None else owner.id,
+                    states=[s.value for s in states] if states else None,
+                    kind=None if kind is None else kind.value,
+                    created_after=created_after,
+                    before=before,
+                    limit=limit + 1,
+                )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            encode_cursor((rows[-1].created_at.isoformat(), rows[-1].id)) if more else None
+        )
+        return JobList(
+            items=[job_out(r, admin=owner is None) for r in rows], next_cursor=next_cursor
+        )
 
     async def items(
         self,
@@ -53,9 +337,116 @@ class JobService:
         limit: int,
         cursor: str | None,
     ) -> ItemList:
-        """A page of a job's items, by index."""
-        raise NotImplementedError
+        """A page of a job's items, by index; pending items show their task's attempt and
+        last error live from the queue."""
+        after = int(decode_cursor(cursor, int)) if cursor else -1
+        with database_guard():
+            async with self.sessionmaker() as session:
+                job = await repo.get_job(session, job_id, owner.id)
+                if job is None:
+                    raise NotFound(f"No job {job_id}")
+                rows = await repo.list_items(
+                    session,
+                    job_id,
+                    state=None if state is None else state.value,
+                    after=after,
+                    limit=limit + 1,
+                )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        live = await self._live_tasks(
+            job.audience, [r.task_id for r in rows if r.state == "pending" and r.task_id]
+        )
+        out = []
+        for r in rows:
+            attempts, last_error = r.attempts, r.last_error
+            if r.state == ItemState.PENDING.value and r.task_id in live:
+                attempts, last_error = live[r.task_id]
+            out.append(
+                ItemOut(
+                    index=r.idx,
+                    platform=r.platform,
+                    id=r.key,
+                    state=ItemState(r.state),
+                    attempts=attempts,
+                    last_error=last_error,
+                    finished_at=r.finished_at,
+                    property_url=(f"/v1/properties/{r.key}" if job.audience == "parcel" else None),
+                )
+            )
+        return ItemList(items=out, next_cursor=encode_cursor(rows[-1].idx) if more else None)
 
-    async def cancel(self, owner: Owner | None, job_id: str) -> JobOut:
+    async def _live_tasks(
+        self, audience: str, task_ids: Sequence[str]
+    ) -> dict[str, tuple[int | None, str | None]]:
+        if not task_ids:
+            return {}
+        queue = self.queues[audience]
+        with redis_guard():
+            async with queue.redis.pipeline(transaction=False) as pipe:
+                for tid in task_ids:
+                    pipe.hmget(queue.key("t", tid), ["attempt", "errors"])
+                replies = await pipe.execute()
+        out: dict[str, tuple[int | None, str | None]] = {}
+        for tid, (attempt, errors) in zip(task_ids, replies, strict=True):
+            if attempt is None:
+                continue
+            last = last_error_of(errors)
+            out[tid] = (int(attempt), last)
+        return out
+
+    # -- ending --------------------------------------------------------------------
+
+    async def cancel(self, owner: Owner | None, job_id: str, reason: str | None = None) -> JobOut:
         """Cancel an open job (409 when finished); None owner: an admin's cancel."""
-        raise NotImplementedError
+        return await self.close(owner, job_id, JobState.CANCELLED, reason)
+
+    async def close(
+        self, owner: Owner | None, job_id: str, state: JobState, reason: str | None
+    ) -> JobOut:
+        """End an open job as cancelled, expired or failed (409 when already finished)."""
+        with database_guard():
+            async with self.sessionmaker() as session, session.begin():
+                row = await repo.lock_open_job(session, job_id, None if owner is None else owner.id)
+                if row is None:
+                    raise NotFound(f"No job {job_id}")
+                if JobState(row.state).terminal:
+                    raise Conflict(f"Job {job_id} is already {row.state}")
+                row, task_ids, events = await self.close_locked(session, row, state, reason)
+        await self.after_close(row, task_ids, events)
+        return job_out(row, admin=owner is None)
+
+    async def close_locked(
+        self, session: AsyncSession, row: Any, state: JobState, reason: str | None
+    ) -> tuple[Any, list[str], list[JobEvent]]:
+        """Close a locked open job in `session`'s transaction."""
+        changed, task_ids = await repo.close_job(session, row.id, state, reason)
+        events = await record(session, [state_event(changed, reason=reason)])
+        return changed, task_ids, events
+
+    async def after_close(self, row: Any, task_ids: Sequence[str], events: list[JobEvent]) -> None:
+        """After the close committed: publish, count, release the job's waiters."""
+        await self.publisher.publish_quietly(events)
+        self.metrics.finished_job(row.kind, row.state)
+        outcome = {"cancelled": "cancelled", "expired": "expired", "failed": "failed"}[row.state]
+        self.metrics.items.labels(outcome).inc(len(task_ids))
+        try:
+            await self.release_tasks(row.id, row.audience, task_ids)
+        except DependencyUnavailable:
+            # The job is closed; its tasks stay queued and are scraped anyway (data is
+            # data). Nothing is lost, some work is wasted: log it for operators.
+            log.warning("job_release_failed", job_id=row.id, tasks=len(task_ids))
+
+
+def last_error_of(errors: bytes | str | None) -> str | None:
+    """The message of the last error in a task's stored error list."""
+    if not errors:
+        return None
+    try:
+        entries = json.loads(errors)
+    except ValueError:
+        return None
+    if not entries:
+        return None
+    message = entries[-1].get("message")
+    return str(message) if message is not None else None

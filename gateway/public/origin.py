@@ -13,8 +13,6 @@ timeouts, 5xx), so cache, limits, breaker and metrics treat them the same.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,9 +20,8 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.kit.field_errors import invalid_field
+from gateway.kit.cursor import decode_cursor, encode_cursor
 from gateway.kit.outage import is_database_down
-from gateway.kit.pg_text import storable_text
 from gateway.public.principal import Principal
 from gateway.public.repository import parcels_read
 from gateway.public.repository.parcels_read import SearchFilters
@@ -76,31 +73,6 @@ class Origin(Protocol):
     async def fetch(self, request: OriginRequest) -> OriginResponse:
         """Answer the request or raise `UpstreamFailure`."""
         ...
-
-
-def encode_cursor(value: str | int) -> str:
-    """An opaque pagination cursor."""
-    raw = json.dumps({"k": value}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: type[str] | type[int]) -> str | int:
-    """The key inside a cursor, or a 422 naming the `cursor` parameter."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw)["k"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        value = None
-    # A cursor's key goes into SQL: a NUL or lone surrogate (JSON can spell both) or an
-    # id outside bigint would fail the query itself, a 500 instead of this 422.
-    if (
-        not isinstance(value, kind)
-        or isinstance(value, bool)
-        or (isinstance(value, str) and not storable_text(value))
-        or (isinstance(value, int) and not -(2**63) <= value < 2**63)
-    ):
-        raise invalid_field("query", "cursor", msg="invalid cursor")
-    return value
 
 
 class ParserServiceOrigin:

@@ -1,7 +1,81 @@
-"""Job routes (admin_jobs): filled in by issue 12."""
+"""`/v1/admin/jobs`: every owner's jobs, forced states and cancels (admin role)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Literal
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from gateway.api.external.jobs import JobIdPath, parse_states
+from gateway.api.external.jobs_deps import JobsPlaneDep
+from gateway.api.external.public_deps import AdminDep
+from gateway.jobs.models import JobKind, JobList, JobOut, JobState
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class ForceStateIn(BaseModel):
+    """The state to force an open job into, and why (recorded on the job and its event)."""
+
+    state: Literal["cancelled", "failed", "expired"]
+    reason: Reason
+
+
+class AdminCancelIn(BaseModel):
+    """Why an admin cancels a job."""
+
+    reason: Reason | None = None
+
+
+def _reason(admin_id: str, reason: str | None) -> str:
+    # Who forced it is part of the record: the reason an owner reads names the admin.
+    return f"{reason or 'cancelled by an admin'} (by {admin_id})"
+
+
+@router.get("/jobs", summary="Every owner's jobs, newest first (admin role)")
+async def list_all_jobs(
+    admin: AdminDep,
+    plane: JobsPlaneDep,
+    status: Annotated[str | None, Query(max_length=200)] = None,
+    kind: JobKind | None = None,
+    created_after: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JobList:
+    """A page of all jobs, with their owners."""
+    return await plane.service.list_jobs(
+        None,
+        states=parse_states(status),
+        kind=kind,
+        created_after=created_after,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/jobs/{job_id}", summary="Any job (admin role)")
+async def get_any_job(job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep) -> JobOut:
+    """One job of any owner."""
+    return await plane.service.get(None, job_id)
+
+
+@router.patch("/jobs/{job_id}", summary="Force an open job's state, with a reason (admin role)")
+async def force_job_state(
+    job_id: JobIdPath, body: ForceStateIn, admin: AdminDep, plane: JobsPlaneDep
+) -> JobOut:
+    """End the job as cancelled, failed or expired; its pending items take that outcome."""
+    reason = _reason(admin.principal.limit_key, body.reason)
+    return await plane.service.close(None, job_id, JobState(body.state), reason)
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel any open job (admin role)")
+async def admin_cancel_job(
+    job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep, body: AdminCancelIn | None = None
+) -> JobOut:
+    """Cancel a job of any owner."""
+    reason = _reason(admin.principal.limit_key, body.reason if body else None)
+    return await plane.service.cancel(None, job_id, reason)

@@ -7,7 +7,7 @@ at the raw query string of every request on every port and answers a 422 problem
 naming the offending parameters (never their values) before any route, credential check
 or limiter runs. See `gateway.kit.pg_text` for what PostgreSQL cannot store and why a
 lone surrogate cannot arrive this way (decoded cursors are checked where they are
-decoded, `gateway.public.origin.decode_cursor`).
+decoded, `gateway.kit.cursor.decode_cursor`).
 
 The common case costs one substring search of the raw bytes: a NUL can only arrive as
 `%00` (or a raw 0x00, which HTTP servers refuse anyway).

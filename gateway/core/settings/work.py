@@ -40,8 +40,10 @@ class WorkerPlaneSettings(BaseSettings):
     worker_token_cache_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
     # Test-only fault injection (`Settings` refuses it unless ENVIRONMENT=test):
     # `exit_after_commit` SIGKILLs the process right after a result batch is committed to
-    # PostgreSQL and before its leases are released in Redis.
-    fault_inject: Literal["exit_after_commit"] | None = None
+    # PostgreSQL and before its leases are released in Redis; `exit_mid_submit` SIGKILLs
+    # it after a job's first chunk of items was attached to the queue, before the job is
+    # queued (gateway/jobs/service.py).
+    fault_inject: Literal["exit_after_commit", "exit_mid_submit"] | None = None
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:

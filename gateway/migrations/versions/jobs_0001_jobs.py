@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
         sa.Column("event_seq", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("check_at", sa.DateTime(timezone=True)),
-        sa.Column("reconcile_from", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("reconcile_from", sa.Integer(), nullable=False, server_default="-1"),
         sa.Column("publish_check_at", sa.DateTime(timezone=True)),
         sa.Column("state_reason", sa.Text()),
         sa.Column("download_gen", sa.Integer(), nullable=False, server_default="1"),

@@ -1,0 +1,319 @@
+"""SQL of jobs: create, link, move items, cancel or expire, read, list.
+
+The statements that move items are the heart of progress accounting. Each moves items out
+of `pending` (`WHERE state = 'pending'`, so a second move of the same item finds nothing:
+exactly once, also under concurrent movers, which serialise on the item rows) and adds
+what it moved to the job's counters in the same statement. The job's new counters, state
+and sequence number are computed in the UPDATE's SET from the row itself, never from a
+value read earlier: under concurrent updates of one job, PostgreSQL re-evaluates SET
+against the newest row version after the lock wait, so no increment is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.jobs.models import Item, ItemState, JobState
+from gateway.jobs.repository.tables import job_events, job_items, jobs
+
+OPEN_STATES = ("queued", "running")
+TERMINAL_STATES = ("completed", "partially_failed", "failed", "cancelled", "expired")
+
+# What every statement that changes a job returns: enough to build its events.
+_RETURNING = (
+    "id, owner, kind, audience, state, total, succeeded, failed, cancelled, expired,"
+    " event_seq, updated_at, state_reason"
+)
+
+
+@dataclass(frozen=True)
+class ItemMove:
+    """One task's outcome for the items waiting on it."""
+
+    task_id: str
+    error: str | None = None
+    attempts: int | None = None
+
+
+async def insert_job(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert a job row (state `submitting`)."""
+    await session.execute(sa.insert(jobs).values(**values))
+
+
+async def insert_items(session: AsyncSession, job_id: str, items: Sequence[Item]) -> None:
+    """Insert a job's items with COPY (a 100,000-item job is one round trip's worth)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        "job_items",
+        records=[(job_id, i, item.platform, item.key, "pending") for i, item in enumerate(items)],
+        columns=["job_id", "idx", "platform", "key", "state"],
+    )
+
+
+async def link_items(
+    session: AsyncSession, job_id: str, idxs: Sequence[int], task_ids: Sequence[str]
+) -> None:
+    """Record which task carries each item."""
+    await session.execute(
+        sa.text(
+            "UPDATE job_items AS i SET task_id = v.task_id"
+            " FROM unnest(CAST(:idxs AS int[]), CAST(:tids AS text[])) AS v(idx, task_id)"
+            " WHERE i.job_id = :job AND i.idx = v.idx"
+        ),
+        {"job": job_id, "idxs": list(idxs), "tids": list(task_ids)},
+    )
+
+
+async def mark_queued(session: AsyncSession, job_id: str, check_at: datetime) -> Any | None:
+    """Finish a submission: `submitting` -> `queued` (None if it was rolled back meanwhile)."""
+    result = await session.execute(
+        sa.text(
+            "UPDATE jobs SET state = 'queued', event_seq = event_seq + 1, updated_at = now(),"  # noqa: S608 - fixed names only; values are bound
+            " check_at = :check_at, publish_check_at = now() + interval '5 seconds'"
+            f" WHERE id = :job AND state = 'submitting' RETURNING {_RETURNING}"
+        ),
+        {"job": job_id, "check_at": check_at},
+    )
+    return result.first()
+
+
+async def move_items(
+    session: AsyncSession, state: ItemState, moves: Sequence[ItemMove]
+) -> list[Any]:
+    """Move the pending items waiting on these tasks to `state` (succeeded or failed) and
+    their jobs' counters; the changed jobs (new counters, state, last seq, `moved`)."""
+    if not moves:
+        return []
+    succeeded = state is ItemState.SUCCEEDED
+    done = "(j.succeeded + j.failed + j.cancelled + j.expired + c.n) = j.total"  # all items out
+    new_succeeded = "j.succeeded + c.n" if succeeded else "j.succeeded"
+    result = await session.execute(
+        sa.text(
+            "WITH moved AS ("  # noqa: S608 - fixed names only; values are bound
+            "  UPDATE job_items AS i SET state = :state, finished_at = now(),"
+            "    last_error = v.error, attempts = v.attempts"
+            "  FROM unnest(CAST(:tids AS text[]), CAST(:errors AS text[]),"
+            "    CAST(:attempts AS int[])) AS v(task_id, error, attempts)"
+            "  WHERE i.task_id = v.task_id AND i.state = 'pending'"
+            "  RETURNING i.job_id"
+            "), c AS (SELECT job_id, count(*)::int AS n FROM moved GROUP BY job_id)"
+            " UPDATE jobs AS j SET"
+            f"  {'succeeded' if succeeded else 'failed'} ="
+            f"    j.{'succeeded' if succeeded else 'failed'} + c.n,"
+            f"  state = CASE WHEN NOT {done} THEN 'running'"
+            f"    WHEN {new_succeeded} = j.total THEN 'completed'"
+            f"    WHEN {new_succeeded} = 0 THEN 'failed' ELSE 'partially_failed' END,"
+            f"  event_seq = j.event_seq + CASE WHEN {done} THEN 2 ELSE 1 END,"
+            "  started_at = coalesce(j.started_at, now()),"
+            f"  finished_at = CASE WHEN {done} THEN now() ELSE j.finished_at END,"
+            f"  check_at = CASE WHEN {done} THEN NULL ELSE j.check_at END,"
+            "  publish_check_at = coalesce(j.publish_check_at, now() + interval '5 seconds'),"
+            "  updated_at = now()"
+            f" FROM c WHERE j.id = c.job_id RETURNING {_RETURNING.replace('id,', 'j.id,', 1)},"
+            " c.n AS moved"
+        ),
+        {
+            "state": state.value,
+            "tids": [m.task_id for m in moves],
+            "errors": [m.error for m in moves],
+            "attempts": [m.attempts for m in moves],
+        },
+    )
+    return list(result.all())
+
+
+async def lock_open_job(
+    session: AsyncSession, job_id: str, owner: str | None, *, skip_locked: bool = False
+) -> Any | None:
+    """The job's row, locked (None: unknown, another owner's, or still submitting)."""
+    stmt = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.state != JobState.SUBMITTING.value)
+    if owner is not None:
+        stmt = stmt.where(jobs.c.owner == owner)
+    stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return (await session.execute(stmt)).first()
+
+
+async def close_job(
+    session: AsyncSession, job_id: str, state: JobState, reason: str | None
+) -> tuple[Any, list[str]]:
+    """End an open job as cancelled, expired or failed: its pending items take that
+    outcome; the job row after the change and the task ids its items waited on."""
+    item_state = {
+        JobState.CANCELLED: ItemState.CANCELLED,
+        JobState.EXPIRED: ItemState.EXPIRED,
+        JobState.FAILED: ItemState.FAILED,
+    }[state]
+    counter = {
+        ItemState.CANCELLED: "cancelled",
+        ItemState.EXPIRED: "expired",
+        ItemState.FAILED: "failed",
+    }[item_state]
+    moved = await session.execute(
+        sa.text(
+            "UPDATE job_items SET state = :state, finished_at = now(), last_error = :error"
+            " WHERE job_id = :job AND state = 'pending' RETURNING task_id"
+        ),
+        {
+            "job": job_id,
+            "state": item_state.value,
+            "error": reason if item_state is ItemState.FAILED else None,
+        },
+    )
+    rows = moved.all()
+    task_ids = [t for (t,) in rows if t is not None]
+    count = len(rows)
+    row = (
+        await session.execute(
+            sa.text(
+                f"UPDATE jobs SET {counter} = {counter} + :n, state = :state,"  # noqa: S608 - fixed names only; values are bound
+                " finished_at = now(), updated_at = now(), event_seq = event_seq + 1,"
+                " check_at = NULL, state_reason = :reason,"
+                " publish_check_at = coalesce(publish_check_at, now() + interval '5 seconds')"
+                f" WHERE id = :job RETURNING {_RETURNING}"
+            ),
+            {"job": job_id, "n": count, "state": state.value, "reason": reason},
+        )
+    ).one()
+    return row, task_ids
+
+
+async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events to the outbox (same transaction as the change they describe)."""
+    if rows:
+        await session.execute(sa.insert(job_events), list(rows))
+
+
+async def events_after(session: AsyncSession, job_id: str, after: int) -> list[Any]:
+    """A job's events with seq above `after`, in order."""
+    stmt = (
+        sa.select(job_events)
+        .where(job_events.c.job_id == job_id, job_events.c.seq > after)
+        .order_by(job_events.c.seq)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def get_job(session: AsyncSession, job_id: str, owner: str | None) -> Any | None:
+    """A visible job (not `submitting`) of `owner` (any owner when None)."""
+    stmt = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.state != JobState.SUBMITTING.value)
+    if owner is not None:
+        stmt = stmt.where(jobs.c.owner == owner)
+    return (await session.execute(stmt)).first()
+
+
+async def open_upload(session: AsyncSession, owner: str, sha256: str) -> Any | None:
+    """The owner's newest open job created from an upload with this content hash."""
+    stmt = (
+        sa.select(jobs)
+        .where(
+            jobs.c.owner == owner,
+            jobs.c.upload_sha256 == sha256,
+            jobs.c.state.in_(OPEN_STATES),
+        )
+        .order_by(jobs.c.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    owner: str | None,
+    states: Sequence[str] | None,
+    kind: str | None,
+    created_after: datetime | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Jobs newest first (keyset on created_at, id), at most `limit`."""
+    stmt = sa.select(jobs).where(jobs.c.state != JobState.SUBMITTING.value)
+    if owner is not None:
+        stmt = stmt.where(jobs.c.owner == owner)
+    if states:
+        stmt = stmt.where(jobs.c.state.in_(list(states)))
+    if kind is not None:
+        stmt = stmt.where(jobs.c.kind == kind)
+    if created_after is not None:
+        stmt = stmt.where(jobs.c.created_at > created_after)
+    if before is not None:
+        stmt = stmt.where(sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(*before))
+    stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def list_items(
+    session: AsyncSession, job_id: str, *, state: str | None, after: int, limit: int
+) -> list[Any]:
+    """A job's items by index after `after`, at most `limit`."""
+    stmt = sa.select(job_items).where(job_items.c.job_id == job_id, job_items.c.idx > after)
+    if state is not None:
+        stmt = stmt.where(job_items.c.state == state)
+    stmt = stmt.order_by(job_items.c.idx).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def pending_linked(session: AsyncSession, job_id: str, after: int, limit: int) -> list[Any]:
+    """Pending items with a task, by index after `after` (the reconciler's page)."""
+    stmt = (
+        sa.select(job_items.c.idx, job_items.c.platform, job_items.c.key, job_items.c.task_id)
+        .where(
+            job_items.c.job_id == job_id,
+            job_items.c.idx > after,
+            job_items.c.state == ItemState.PENDING.value,
+            job_items.c.task_id.is_not(None),
+        )
+        .order_by(job_items.c.idx)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def all_items(session: AsyncSession, job_id: str) -> list[Any]:
+    """Every item's platform and key (rolling back a submission)."""
+    stmt = sa.select(job_items.c.platform, job_items.c.key).where(job_items.c.job_id == job_id)
+    return list((await session.execute(stmt)).all())
+
+
+async def delete_job(session: AsyncSession, job_id: str) -> None:
+    """Delete a job and (cascade) its items and events."""
+    await session.execute(sa.delete(jobs).where(jobs.c.id == job_id))
+
+
+async def claim_due(session: AsyncSession, column: str, limit: int, extra: str = "") -> list[Any]:
+    """Lock up to `limit` jobs whose `column` (a due time) has passed, skipping those
+    another replica holds."""
+    result = await session.execute(
+        sa.text(
+            f"SELECT * FROM jobs WHERE {column} <= now() {extra}"  # noqa: S608 - fixed names only; values are bound
+            f" ORDER BY {column} LIMIT :limit FOR UPDATE SKIP LOCKED"
+        ),
+        {"limit": limit},
+    )
+    return list(result.all())
+
+
+async def set_columns(session: AsyncSession, job_id: str, **values: Any) -> None:
+    """Update some columns of one job."""
+    await session.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+async def claim_stuck(session: AsyncSession, older_than_s: float, limit: int) -> list[Any]:
+    """Lock submissions older than `older_than_s` (their gateway died mid-way)."""
+    result = await session.execute(
+        sa.text(
+            "SELECT * FROM jobs WHERE state = 'submitting'"
+            " AND created_at <= now() - make_interval(secs => :age)"
+            " ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+        ),
+        {"age": older_than_s, "limit": limit},
+    )
+    return list(result.all())
