@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from gateway.api.external import properties
+from gateway.api.external import job_uploads, properties
 from gateway.api.external.routes import public_routers
 from gateway.api.middleware.security_headers import CrossOriginOnlyCORS
 from gateway.apps.builder import build_app
@@ -60,4 +60,6 @@ def create_public_app(resources: Resources) -> FastAPI:
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         layers=layers,
+        # Job uploads are files: JOB_UPLOAD_MAX_BYTES, not MAX_BODY_BYTES, bounds them.
+        body_limits={job_uploads.UPLOAD_PATH: resources.settings.job_upload_max_bytes},
     )
