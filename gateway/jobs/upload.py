@@ -25,10 +25,11 @@ import hashlib
 import re
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartCallbacks, MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.core.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from gateway.jobs.items import ItemErrors, validate_items
@@ -47,6 +48,10 @@ from gateway.jobs.upload_files import (
     ndjson_rows,
 )
 from gateway.kit.field_errors import field_errors, invalid_field
+
+if TYPE_CHECKING:
+    # Only a typing construct (a TypedDict the module defines under TYPE_CHECKING).
+    from python_multipart.multipart import MultipartCallbacks
 
 OPTION_FIELDS = ("kind", "priority", "deadline", "label")
 # A form has one file and four short fields; anything beyond is not ours to parse.
