@@ -40,9 +40,7 @@ pytestmark = pytest.mark.integration
 
 def tier(**limits: Any) -> Tier:
     """A tier with generous request limits and the given job limits."""
-    return Tier(
-        name="budget", rate_per_s=100, burst=100, daily_quota=0, max_page_size=10, **limits
-    )
+    return Tier(name="budget", rate_per_s=100, burst=100, daily_quota=0, max_page_size=10, **limits)
 
 
 def owner(t: Tier) -> Owner:
@@ -284,7 +282,9 @@ async def test_the_month_limit_counts_every_job_of_the_month(resources: Resource
         ).scalar_one()
     # Last month's job does not count; the one created at the month's first instant does.
     await insert_job(resources, who, total=50, created_at=month_start - timedelta(seconds=1))
-    await insert_job(resources, who, total=8, succeeded=8, state="completed", created_at=month_start)
+    await insert_job(
+        resources, who, total=8, succeeded=8, state="completed", created_at=month_start
+    )
 
     refused = await submit(resources, budget, who, 3)
 
