@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.errors import BudgetExceeded, DependencyUnavailable, GatewayError
 from gateway.core.redis import create_redis
@@ -76,7 +77,7 @@ async def insert_job(
 
 
 async def _insert(
-    session: Any,
+    session: AsyncSession,
     job_id: str,
     who: Owner,
     total: int,
