@@ -207,7 +207,10 @@ async def test_a_body_longer_than_its_content_length_is_cut_off_at_the_limit(
     assert await h.count("SELECT count(*) FROM jobs") == 0
 
 
-async def test_a_chunked_body_over_the_limit_is_refused(h: JobsHarness) -> None:
+@pytest.mark.parametrize(("rows", "status"), [(30, 422), (200, 413)])
+async def test_a_chunked_body_is_held_to_the_upload_limit_not_max_body_bytes(
+    h: JobsHarness, rows: int, status: int
+) -> None:
     key = await h.key(tier="open")
     boundary = "upload-boundary"
     head = (
@@ -215,18 +218,30 @@ async def test_a_chunked_body_over_the_limit_is_refused(h: JobsHarness) -> None:
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
         "Content-Type: text/csv\r\n\r\nplatform,parcel_id\r\n"
     ).encode()
+    # Every row is bad (upper-case platform): a body that gets through is a 422, with
+    # nothing submitted.
+    lines = [f"ALPHA,chunk-{i:06d}-{'x' * 80}\r\n".encode() for i in range(rows)]
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = len(head) + sum(map(len, lines)) + len(tail)
 
     async def body() -> AsyncIterator[bytes]:
         yield head
-        for i in range(200):
-            yield f"alpha,chunk-{i:06d}-{'x' * 80}\r\n".encode()
+        for line in lines:
+            yield line
+        yield tail
 
     response = await h.public.post(
         UPLOAD,
         content=body(),
         headers={"X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    problem(response, 413)
+    doc = problem(response, status)
+    if status == 413:
+        assert size > MAX_UPLOAD
+        assert str(MAX_UPLOAD) in doc["detail"]
+    else:
+        assert MAX_BODY < size < MAX_UPLOAD
+        assert len(doc["errors"]) == rows
     assert await h.count("SELECT count(*) FROM jobs") == 0
 
 
