@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.kit.outage import redis_guard
@@ -29,12 +29,14 @@ def _s(value: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class Beat:
-    """What a heartbeat answered; `not_holder` is the part of `lost` held by others."""
+    """What a heartbeat answered; `not_holder` is the part of `lost` held by others,
+    `cancelled` the part whose task nobody wants any more (see `queue.py`)."""
 
     extended: list[str]
     lost: list[str]
     not_holder: list[str]
     command: Command
+    cancelled: list[str] = field(default_factory=list)
 
 
 class WorkerRegistry:
@@ -45,7 +47,7 @@ class WorkerRegistry:
         self.redis = queue.redis
 
     async def heartbeat(self, beat: HeartbeatRequest, holder: LeaseHolder, token_name: str) -> Beat:
-        """Record the worker and extend the leases `holder` still holds."""
+        """Record the worker and extend the leases `holder` still holds (not cancelled ones)."""
         info = json.dumps(
             {
                 "platforms": beat.platforms,
@@ -73,6 +75,7 @@ class WorkerRegistry:
             lost=[i for i in ids if status[i] != "extended"],
             not_holder=[i for i in ids if status[i] == "not_holder"],
             command=parse_command(_s(raw[0])),
+            cancelled=[i for i in ids if status[i] == "cancelled"],
         )
 
     async def workers(self) -> list[dict[str, Any]]:

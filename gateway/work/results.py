@@ -36,6 +36,13 @@ A lease that is no longer current answers `duplicate` when its task is done, els
 `stale_lease`, and writes nothing; one that is current but was leased by another holder
 (token id, worker id) answers `not_lease_holder` (steps 2 and 4, for succeeded and
 failed items) and changes nothing.
+
+Tasks some job waits for (`waiters`, reported by the check in step 2) are handed to the
+hooks (`hooks.py`): `on_commit` inside the step-3 transaction, for the tasks it newly
+marked done (a redo or a second post of a done task is not newly marked, so a job hears
+of each task once); its `AfterCommit` after step 4; `on_dead` after `fail.lua`
+dead-lettered such tasks. A task cancelled while leased still has its result committed
+(data is data): it just has no waiters left to tell.
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.core.errors import DependencyUnavailable
 from gateway.kit.outage import database_guard, is_database_down
 from gateway.work.holder import LeaseHolder
+from gateway.work.hooks import AfterCommit, DeadTask, DoneTask, TaskHooks
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import LeasedTask, ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
@@ -88,11 +97,13 @@ class ResultService:
         queue: WorkQueue,
         sessionmaker: async_sessionmaker[AsyncSession],
         metrics: WorkerMetrics,
+        hooks: TaskHooks | None = None,
     ) -> None:
         self.audience = audience
         self.queue = queue
         self.sessionmaker = sessionmaker
         self.metrics = metrics
+        self.hooks = hooks
         self.record_type: type[ParcelResult] | type[PartyResult] = (
             ParcelResult if audience == "parcel" else PartyResult
         )
@@ -175,9 +186,12 @@ class ResultService:
         checks = await self.queue.check(pairs, holder)
         current = []
         gone = []
+        waited: set[str] = set()
         for p, c in zip(pending, checks, strict=True):
             if c.status == "current":
                 current.append((p, c.platform))
+                if c.waiters > 0:
+                    waited.add(p.item.task_id)
             elif c.status == "not_holder":
                 out[p.index] = self._settled_outcome(p.item, c.status, c.platform)
             else:
@@ -194,6 +208,12 @@ class ResultService:
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 written = await self._save(session, [p for p, _ in current])
+                newly = [
+                    DoneTask(p.item.task_id, platform)
+                    for p, platform in current
+                    if p.item.task_id in waited and (p.item.task_id, p.item.lease_id) in written
+                ]
+                after = await self._on_commit(session, newly)
         self._fault_after_commit()
         # Counted at commit, before the release: a release that fails (Redis down) makes
         # the worker retry, and that retry is a `duplicate`, so this is the one count.
@@ -210,6 +230,45 @@ class ResultService:
         # finished either way. Whatever the release says (`stale` if the lease was lost
         # during a commit longer than a lease timeout), the outcome above stands.
         await self.queue.complete([(p.item.task_id, p.item.lease_id) for p, _ in current])
+        if after is not None:
+            await self._after_commit(after)
+
+    async def _on_commit(self, session: AsyncSession, done: list[DoneTask]) -> AfterCommit | None:
+        """The hook, in the open transaction; whatever it raises aborts it (503, retried)."""
+        if self.hooks is None or not done:
+            return None
+        try:
+            return await self.hooks.on_commit(session, self.audience, done)
+        except DependencyUnavailable:
+            raise
+        except Exception as exc:
+            if is_database_down(exc):
+                raise  # database_guard makes it the usual 503
+            # Not an outage but still not the worker's fault: its batch is fine, so it
+            # retries later rather than dropping results (a 5xx it would not retry).
+            log.error("task_hook_failed", stage="on_commit", error=type(exc).__name__)
+            self.metrics.hook_failures.labels("on_commit").inc()
+            raise DependencyUnavailable("task hooks", "the task hooks failed") from exc
+
+    async def _after_commit(self, after: AfterCommit) -> None:
+        try:
+            await after()
+        except Exception as exc:
+            # Committed already: nothing to undo, and the worker must not retry.
+            log.error("task_hook_failed", stage="after_commit", error=type(exc).__name__)
+            self.metrics.hook_failures.labels("after_commit").inc()
+
+    async def report_dead(self, dead: Sequence[DeadTask]) -> None:
+        """Tell the hooks about dead-lettered tasks jobs wait for; failures are logged."""
+        if self.hooks is None or not dead:
+            return
+        try:
+            await self.hooks.on_dead(self.audience, dead)
+        except Exception as exc:
+            log.error(
+                "task_hook_failed", stage="on_dead", error=type(exc).__name__, tasks=len(dead)
+            )
+            self.metrics.hook_failures.labels("on_dead").inc()
 
     def _fault_after_commit(self) -> None:
         if self.queue.settings.fault_inject == "exit_after_commit":
@@ -288,6 +347,7 @@ class ResultService:
                 )
             )
         settled = await self.queue.fail(failures, holder)
+        dead = []
         for p, s in zip(pending, settled, strict=True):
             if s.status == "retry":
                 self.metrics.completed.labels(s.platform, "failed_retry").inc()
@@ -295,12 +355,21 @@ class ResultService:
             elif s.status == "dead":
                 self.metrics.completed.labels(s.platform, "dead_lettered").inc()
                 self.metrics.dead_lettered.labels(s.platform).inc()
-            if s.status in ("retry", "dead"):
+                if s.waiters > 0:
+                    assert p.item.error is not None
+                    dead.append(
+                        DeadTask(p.item.task_id, s.platform, p.item.error.message, s.attempt)
+                    )
+            elif s.status == "cancelled":
+                # Nobody waits any more: the task was deleted, not retried.
+                self.metrics.completed.labels(s.platform, "cancelled").inc()
+            if s.status in ("retry", "dead", "cancelled"):
                 out[p.index] = ResultOutcome(
                     task_id=p.item.task_id, lease_id=p.item.lease_id, outcome="accepted"
                 )
             else:
                 out[p.index] = self._settled_outcome(p.item, s.status, s.platform)
+        await self.report_dead(dead)
 
     def _settled_outcome(self, item: ResultItem, status: str, platform: str) -> ResultOutcome:
         # Unknown leases have no platform; label them "unknown" to keep cardinality bounded.
