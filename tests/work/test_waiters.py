@@ -153,9 +153,10 @@ async def test_a_task_enqueued_before_waiters_existed_counts_as_a_producer_s(
 async def test_release_leaves_dead_letters_and_unknown_tasks_alone(settings: Settings) -> None:
     async with _queue(settings) as queue:
         (tid,) = (await queue.attach("job_a", [_task("k")])).task_ids
+        await queue.attach("job_b", [_task("k")])
         (task,) = (await queue.lease(W1, ["alpha"], 1)).tasks
         (settled,) = await queue.fail([FailureIn(tid, task.lease_id, "gone", False)], W1)
-        assert (settled.status, settled.waiters, settled.attempt) == ("dead", 1, 1)
+        assert (settled.status, settled.waiters, settled.attempt) == ("dead", 2, 1)
         released = await queue.release("job_a", [tid, "no_such_task"])
         assert released.statuses == ["kept", "unknown"]
         assert await DeadLetters(queue).ids() == [tid]

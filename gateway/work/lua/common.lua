@@ -96,7 +96,7 @@ end
 -- Ends a lease that failed (worker-reported or expired): append the error, then requeue
 -- with backoff (attempt+1) or dead-letter. A task cancelled while leased (`cancelled`,
 -- see release.lua) is deleted instead: nobody waits for it, so it is neither retried nor
--- dead-lettered. Returns {'retry'|'dead'|'cancelled', platform, attempt, waiters}.
+-- dead-lettered. Returns {'retry'|'dead'|'cancelled', platform, waiters, attempt}.
 local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms, cap_ms)
   local k = task_key(tid)
   local f = redis.call('HMGET', k, 'platform', 'key', 'attempt', 'errors', 'cancelled', 'waiters')
@@ -104,7 +104,7 @@ local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms
   local waiters = tonumber(f[6] or 0)
   if f[5] == '1' then
     forget_task(tid, p, key, lid)
-    return {'cancelled', p, attempt, waiters}
+    return {'cancelled', p, waiters, attempt}
   end
   local errors = {}
   if f[4] and f[4] ~= '' then errors = cjson.decode(f[4]) end
@@ -120,13 +120,13 @@ local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms
     local delay = math.min(cap_ms, base_ms * (2 ^ (attempt - 1))) * (0.5 + 0.5 * jitter)
     redis.call('HSET', k, 'state', 'delayed', 'attempt', attempt + 1)
     redis.call('ZADD', base .. 'delayed:' .. p, fmt(now + delay), tid)
-    return {'retry', p, attempt, waiters}
+    return {'retry', p, waiters, attempt}
   end
   redis.call('HSET', k, 'state', 'dead', 'dead_at', fmt(now))
   redis.call('ZADD', base .. 'dead:' .. p, fmt(now), tid)
   local dk = p .. ':' .. key
   if redis.call('HGET', base .. 'dedupe', dk) == tid then redis.call('HDEL', base .. 'dedupe', dk) end
-  return {'dead', p, attempt, waiters}
+  return {'dead', p, waiters, attempt}
 end
 
 -- Move due delayed tasks of platform p to ready; returns how many moved.

@@ -2,7 +2,7 @@
 -- backoff_base_ms, backoff_cap_ms, n, then per item: task_id, lease_id, error_json,
 -- retryable(1|0), jitter.
 -- Returns four values per item: 'retry' | 'dead' | 'cancelled' | 'not_holder' |
--- 'duplicate' | 'stale'; the platform; the attempt that failed and the task's `waiters`
+-- 'duplicate' | 'stale'; the platform; the task's `waiters` and the attempt that failed
 -- (0 and 0 unless the lease was current). 'cancelled': the task was cancelled while
 -- leased (release.lua) and is now deleted; nothing is kept of it, so the same failure
 -- posted again is 'stale'.

@@ -23,8 +23,8 @@ for _, p in ipairs(redis.call('SMEMBERS', base .. 'platforms')) do
       local err = {message = 'lease expired', retryable = true, lease_id = f[2], worker_id = f[3], expired = true}
       local r = fail_task(tid, f[2], err, true, tonumber(ARGV[5 + used]) or 0.5, max_attempts, base_ms, cap_ms)
       counts[r[1]] = counts[r[1]] + 1
-      if r[1] == 'dead' and r[4] > 0 then
-        for _, v in ipairs({tid, p, r[3], err.message}) do dead[#dead + 1] = v end
+      if r[1] == 'dead' and r[3] > 0 then
+        for _, v in ipairs({tid, p, r[4], err.message}) do dead[#dead + 1] = v end
       end
     else
       redis.call('ZREM', base .. 'leased:' .. p, tid)
