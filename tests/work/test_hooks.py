@@ -215,7 +215,7 @@ async def test_a_dead_letter_a_job_waits_for_goes_to_on_dead(settings: Settings)
 async def test_the_reaper_reports_dead_letters_and_survives_a_failing_hook(
     settings: Settings,
 ) -> None:
-    fast = {"lease_timeout_s": 0.05, "max_attempts": 1, "reaper_interval_s": 3600}
+    fast: dict[str, Any] = {"lease_timeout_s": 0.05, "max_attempts": 1, "reaper_interval_s": 3600}
     async with work_app(settings, **fast) as (resources, client):
         token = await make_token(resources)
         hooks = await _hooked(resources, client)

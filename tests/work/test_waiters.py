@@ -18,7 +18,7 @@ from gateway.core.settings import Settings
 from gateway.work.deadletters import DeadLetters
 from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
-from gateway.work.queue import FailureIn, WorkQueue
+from gateway.work.queue import FailureIn, ReapCount, WorkQueue
 from gateway.work.scripts import load_scripts
 from tests.support.wait import wait_until
 
@@ -196,7 +196,7 @@ async def test_a_cancelled_lease_s_expiry_deletes_its_task(settings: Settings) -
         (tid,) = (await queue.attach("job_a", [_task("k")])).task_ids
         await _leased(queue)
         await queue.release("job_a", [tid])
-        cancelled = []
+        cancelled: list[ReapCount] = []
 
         async def reaped() -> bool:
             result = await queue.reap()
@@ -220,7 +220,7 @@ async def test_attaching_again_un_cancels_a_lease(settings: Settings) -> None:
         await queue.release("job_a", [tid])
         assert (await queue.attach("job_b", [_task("k")])).task_ids == [tid]
         assert await _field(queue, tid, "cancelled") is None
-        retried = []
+        retried: list[ReapCount] = []
 
         async def reaped() -> bool:
             retried.extend(c for c in (await queue.reap()).counts if c.kind == "retry")
