@@ -18,6 +18,11 @@ waiters implements `TaskHooks`, and the plane calls it at two moments:
   whoever needs certainty reconciles from the dead letters.
 
 A batch no job waits for costs nothing extra: neither hook is called with an empty list.
+
+`on_commit` must be idempotent per (task, waiter): a job that attached after the lease
+check is told in a catch-up transaction after the release (see `results.py`), and a
+task whose result committed before a replica died may be reported again when its
+reclaimed lease is released. Moving only still-pending items makes a repeat harmless.
 """
 
 from __future__ import annotations

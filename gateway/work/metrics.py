@@ -30,7 +30,7 @@ COMPLETION_OUTCOMES = (
     "stale",
 )
 # Where a `TaskHooks` call can fail (see hooks.py).
-HOOK_STAGES = ("on_commit", "after_commit", "on_dead")
+HOOK_STAGES = ("on_commit", "after_commit", "catch_up", "on_dead")
 
 
 class WorkerMetrics:
@@ -96,7 +96,8 @@ class WorkerMetrics:
         self.hook_failures = Counter(
             "gateway_task_hook_failures",
             "Task hook calls that raised, by stage: on_commit (the results batch was "
-            "refused with 503 and is retried), after_commit and on_dead (only logged).",
+            "refused with 503 and is retried), after_commit, catch_up and on_dead (only "
+            "logged).",
             ["stage"],
             registry=r,
         )

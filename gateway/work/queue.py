@@ -104,8 +104,8 @@ class LeaseBatch:
 class Settled:
     """The outcome of a lease check, completion or failure for one (task, lease).
 
-    `waiters` (check, fail) is how many jobs wait for the task; `attempt` (fail) is the
-    attempt that failed. Both are 0 where the script does not report them.
+    `waiters` (check, complete, fail) is how many jobs wait for the task; `attempt`
+    (fail) is the attempt that failed. Both are 0 where the script does not report them.
     """
 
     status: str  # current|ok|retry|dead|cancelled|duplicate|stale|not_holder
@@ -252,7 +252,7 @@ class WorkQueue:
             args += [task_id, lease_id]
         with redis_guard():
             raw = await self.scripts.complete(args=args)
-        return _settled(raw)
+        return _settled(raw, 3)
 
     def _backoff_args(self) -> list[str]:
         return [

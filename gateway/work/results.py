@@ -42,7 +42,10 @@ hooks (`hooks.py`): `on_commit` inside the step-3 transaction, for the tasks it 
 marked done (a redo or a second post of a done task is not newly marked, so a job hears
 of each task once); its `AfterCommit` after step 4; `on_dead` after `fail.lua`
 dead-lettered such tasks. A task cancelled while leased still has its result committed
-(data is data): it just has no waiters left to tell.
+(data is data): it just has no waiters left to tell. A job that attached after the check
+(or to a reclaimed task whose result had committed already) is seen by the release,
+which reports the waiters it removed: those tasks go to `on_commit` again in a
+transaction of their own (`_catch_up`), so no waiter is left without an answer.
 """
 
 from __future__ import annotations
@@ -229,7 +232,41 @@ class ResultService:
         # Release every current lease, also of tasks found already done: the task is
         # finished either way. Whatever the release says (`stale` if the lease was lost
         # during a commit longer than a lease timeout), the outcome above stands.
-        await self.queue.complete([(p.item.task_id, p.item.lease_id) for p, _ in current])
+        released = await self.queue.complete(
+            [(p.item.task_id, p.item.lease_id) for p, _ in current]
+        )
+        if after is not None:
+            await self._after_commit(after)
+        told = {d.task_id for d in newly}
+        await self._catch_up(
+            [
+                DoneTask(p.item.task_id, r.platform)
+                for (p, _), r in zip(current, released, strict=True)
+                if r.status == "ok" and r.waiters > 0 and p.item.task_id not in told
+            ]
+        )
+
+    async def _catch_up(self, done: list[DoneTask]) -> None:
+        """Tell the hooks of done tasks that gained waiters after their result committed.
+
+        A job can attach to a task between the lease check and the release (or to one
+        whose result committed before a replica died and was then reclaimed); the commit
+        transaction did not know it waited. The release reports the waiters it removed,
+        so those jobs hear of it here, in a transaction of their own. Best effort: the
+        results are committed and released already, so a failure is logged and counted.
+        """
+        if self.hooks is None or not done:
+            return
+        try:
+            with database_guard():
+                async with self.sessionmaker() as session, session.begin():
+                    after = await self.hooks.on_commit(session, self.audience, done)
+        except Exception as exc:
+            log.error(
+                "task_hook_failed", stage="catch_up", error=type(exc).__name__, tasks=len(done)
+            )
+            self.metrics.hook_failures.labels("catch_up").inc()
+            return
         if after is not None:
             await self._after_commit(after)
 
@@ -302,9 +339,17 @@ class ResultService:
         if not done:
             return list(tasks)
         dropped = [t for t in tasks if t.task_id in done]
-        await self.queue.complete([(t.task_id, t.lease_id) for t in dropped])
+        released = await self.queue.complete([(t.task_id, t.lease_id) for t in dropped])
         for t in dropped:
             self.metrics.completed.labels(t.platform, "duplicate").inc()
+        # Jobs that attached to the task after its result committed hear of it now.
+        await self._catch_up(
+            [
+                DoneTask(t.task_id, r.platform)
+                for t, r in zip(dropped, released, strict=True)
+                if r.status == "ok" and r.waiters > 0
+            ]
+        )
         return [t for t in tasks if t.task_id not in done]
 
     async def _save(self, session: AsyncSession, pending: list[_Pending]) -> set[tuple[str, str]]:

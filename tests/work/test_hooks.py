@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
+from gateway.work.holder import LeaseHolder
 from gateway.work.hooks import AfterCommit, DeadTask, DoneTask
 from gateway.work.models import TaskIn
 from gateway.work.plane import WorkerPlane
+from gateway.work.queue import Settled
 from tests.support.wait import wait_until
 from tests.support.work import (
     enqueue,
@@ -30,6 +32,7 @@ from tests.support.work import (
     metric_value,
     parcel_data,
     post_results,
+    reap_until_reclaimed,
     succeeded,
     work_app,
 )
@@ -265,3 +268,62 @@ async def test_a_cancelled_lease_is_lost_to_its_worker_and_its_result_still_stor
         assert await _count(resources, "parcel_history") == 1
         assert hooks.commits == []
         assert await plane.queue.task(cancelled_id) is None
+
+
+async def test_a_job_attached_after_the_check_hears_of_the_result(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with work_app(settings) as (resources, client):
+        token = await make_token(resources)
+        hooks = await _hooked(resources, client)
+        plane = _plane(client)
+        await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
+        (task,) = await lease(client, token)
+        real_check = plane.queue.check
+
+        async def check_then_attach(*args: Any) -> list[Settled]:
+            checked = await real_check(*args)
+            await _attach(plane, "job_late", "k")  # joins the leased task mid-commit
+            return checked
+
+        monkeypatch.setattr(plane.queue, "check", check_then_attach)
+        answer = await post_results(client, token, [succeeded(task, parcel_data("k"))])
+        assert answer.json()["accepted"] == 1
+        # Not in the results transaction (the check saw no waiter), but right after it.
+        assert hooks.commits == [("parcel", [DoneTask(task["task_id"], "alpha")])]
+        assert await _count(resources, "hook_probe") == 1
+        assert hooks.after == [(1, True)]
+
+
+async def test_a_job_attached_to_a_reclaimed_done_task_hears_of_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast: dict[str, Any] = {
+        "lease_timeout_s": 0.05,
+        "reaper_interval_s": 3600,
+        "retry_backoff_base_s": 0,
+        "retry_backoff_cap_s": 0,
+    }
+    async with work_app(settings, **fast) as (resources, client):
+        token = await make_token(resources)
+        hooks = await _hooked(resources, client)
+        plane = _plane(client)
+        await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
+        (task,) = await lease(client, token)
+
+        async def die(pairs: object) -> list[Settled]:
+            raise Boom("the replica died after the commit")
+
+        monkeypatch.setattr(plane.queue, "complete", die)
+        with pytest.raises(Boom):
+            await plane.results.submit(
+                LeaseHolder((await plane.tokens.verify(token)).token_id, "w1"),
+                [succeeded(task, parcel_data("k"))],
+            )
+        monkeypatch.undo()
+        await reap_until_reclaimed(plane.queue, 1)
+        # The task is live again, so a job attaches to it, though its result is stored.
+        assert await _attach(plane, "job_a", "k") == [task["task_id"]]
+        assert await lease(client, token, worker_id="w2") == []  # dropped as done
+        assert hooks.commits == [("parcel", [DoneTask(task["task_id"], "alpha")])]
+        assert await _count(resources, "hook_probe") == 1
