@@ -42,6 +42,17 @@ def token_store(resources: Resources) -> TokenStore:
     )
 
 
+def work_queue(resources: Resources, audience: str) -> WorkQueue:
+    """The queue of `audience` (one key layout for the worker ports and for whoever
+    attaches waiters from another port)."""
+    return WorkQueue(
+        resources.redis,
+        load_scripts(resources.redis),
+        resources.key("wq", audience, ""),
+        resources.settings,
+    )
+
+
 class WorkerPlane:
     """Everything the worker endpoints of one audience need."""
 
@@ -59,12 +70,7 @@ class WorkerPlane:
         self.resources = resources
         self.audience = audience
         self.settings = settings
-        self.queue = WorkQueue(
-            resources.redis,
-            load_scripts(resources.redis),
-            resources.key("wq", audience, ""),
-            settings,
-        )
+        self.queue = work_queue(resources, audience)
         self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(Audience(audience)))
         self.notifier = Notifier(resources.redis, self.queue.wake_channel)
         self.registry = WorkerRegistry(self.queue)
