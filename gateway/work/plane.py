@@ -139,7 +139,7 @@ class WorkerPlane:
                 self.metrics.dead_lettered.labels(count.platform).inc(count.count)
             # `cancelled`: deleted, nobody waited; counted as an expiry only.
         # Logged, never raised: a failing hook must not stop the reaper.
-        await self.results.report_dead(reaped.dead)
+        await self.results.hook_calls.dead(reaped.dead)
         now_s, now_us = await self.resources.redis.time()
         await self.registry.expire(self.settings.worker_expiry_s, now_s * 1000 + now_us // 1000)
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)

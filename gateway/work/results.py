@@ -45,7 +45,7 @@ dead-lettered such tasks. A task cancelled while leased still has its result com
 (data is data): it just has no waiters left to tell. A job that attached after the check
 (or to a reclaimed task whose result had committed already) is seen by the release,
 which reports the waiters it removed: those tasks go to `on_commit` again in a
-transaction of their own (`_catch_up`), so no waiter is left without an answer.
+transaction of their own (`hook_calls.py`), so no waiter is left without an answer.
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.core.errors import DependencyUnavailable
 from gateway.kit.outage import database_guard, is_database_down
 from gateway.work.holder import LeaseHolder
-from gateway.work.hooks import AfterCommit, DeadTask, DoneTask, TaskHooks
+from gateway.work.hook_calls import HookCalls
+from gateway.work.hooks import DeadTask, DoneTask, TaskHooks
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import LeasedTask, ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
@@ -106,7 +106,7 @@ class ResultService:
         self.queue = queue
         self.sessionmaker = sessionmaker
         self.metrics = metrics
-        self.hooks = hooks
+        self.hook_calls = HookCalls(audience, sessionmaker, metrics, hooks)
         self.record_type: type[ParcelResult] | type[PartyResult] = (
             ParcelResult if audience == "parcel" else PartyResult
         )
@@ -216,7 +216,7 @@ class ResultService:
                     for p, platform in current
                     if p.item.task_id in waited and (p.item.task_id, p.item.lease_id) in written
                 ]
-                after = await self._on_commit(session, newly)
+                after = await self.hook_calls.in_transaction(session, newly)
         self._fault_after_commit()
         # Counted at commit, before the release: a release that fails (Redis down) makes
         # the worker retry, and that retry is a `duplicate`, so this is the one count.
@@ -236,76 +236,15 @@ class ResultService:
             [(p.item.task_id, p.item.lease_id) for p, _ in current]
         )
         if after is not None:
-            await self._after_commit(after)
+            await self.hook_calls.after_commit(after)
         told = {d.task_id for d in newly}
-        await self._catch_up(
+        await self.hook_calls.catch_up(
             [
                 DoneTask(p.item.task_id, r.platform)
                 for (p, _), r in zip(current, released, strict=True)
                 if r.status == "ok" and r.waiters > 0 and p.item.task_id not in told
             ]
         )
-
-    async def _catch_up(self, done: list[DoneTask]) -> None:
-        """Tell the hooks of done tasks that gained waiters after their result committed.
-
-        A job can attach to a task between the lease check and the release (or to one
-        whose result committed before a replica died and was then reclaimed); the commit
-        transaction did not know it waited. The release reports the waiters it removed,
-        so those jobs hear of it here, in a transaction of their own. Best effort: the
-        results are committed and released already, so a failure is logged and counted.
-        """
-        if self.hooks is None or not done:
-            return
-        try:
-            with database_guard():
-                async with self.sessionmaker() as session, session.begin():
-                    after = await self.hooks.on_commit(session, self.audience, done)
-        except Exception as exc:
-            log.error(
-                "task_hook_failed", stage="catch_up", error=type(exc).__name__, tasks=len(done)
-            )
-            self.metrics.hook_failures.labels("catch_up").inc()
-            return
-        if after is not None:
-            await self._after_commit(after)
-
-    async def _on_commit(self, session: AsyncSession, done: list[DoneTask]) -> AfterCommit | None:
-        """The hook, in the open transaction; whatever it raises aborts it (503, retried)."""
-        if self.hooks is None or not done:
-            return None
-        try:
-            return await self.hooks.on_commit(session, self.audience, done)
-        except DependencyUnavailable:
-            raise
-        except Exception as exc:
-            if is_database_down(exc):
-                raise  # database_guard makes it the usual 503
-            # Not an outage but still not the worker's fault: its batch is fine, so it
-            # retries later rather than dropping results (a 5xx it would not retry).
-            log.error("task_hook_failed", stage="on_commit", error=type(exc).__name__)
-            self.metrics.hook_failures.labels("on_commit").inc()
-            raise DependencyUnavailable("task hooks", "the task hooks failed") from exc
-
-    async def _after_commit(self, after: AfterCommit) -> None:
-        try:
-            await after()
-        except Exception as exc:
-            # Committed already: nothing to undo, and the worker must not retry.
-            log.error("task_hook_failed", stage="after_commit", error=type(exc).__name__)
-            self.metrics.hook_failures.labels("after_commit").inc()
-
-    async def report_dead(self, dead: Sequence[DeadTask]) -> None:
-        """Tell the hooks about dead-lettered tasks jobs wait for; failures are logged."""
-        if self.hooks is None or not dead:
-            return
-        try:
-            await self.hooks.on_dead(self.audience, dead)
-        except Exception as exc:
-            log.error(
-                "task_hook_failed", stage="on_dead", error=type(exc).__name__, tasks=len(dead)
-            )
-            self.metrics.hook_failures.labels("on_dead").inc()
 
     def _fault_after_commit(self) -> None:
         if self.queue.settings.fault_inject == "exit_after_commit":
@@ -343,7 +282,7 @@ class ResultService:
         for t in dropped:
             self.metrics.completed.labels(t.platform, "duplicate").inc()
         # Jobs that attached to the task after its result committed hear of it now.
-        await self._catch_up(
+        await self.hook_calls.catch_up(
             [
                 DoneTask(t.task_id, r.platform)
                 for t, r in zip(dropped, released, strict=True)
@@ -414,7 +353,7 @@ class ResultService:
                 )
             else:
                 out[p.index] = self._settled_outcome(p.item, s.status, s.platform)
-        await self.report_dead(dead)
+        await self.hook_calls.dead(dead)
 
     def _settled_outcome(self, item: ResultItem, status: str, platform: str) -> ResultOutcome:
         # Unknown leases have no platform; label them "unknown" to keep cardinality bounded.

@@ -109,7 +109,7 @@ async def _hooked(resources: Resources, client: httpx.AsyncClient) -> Recorder:
         await session.execute(sa.text(PROBE))
     plane = _plane(client)
     recorder = Recorder(resources, plane)
-    plane.results.hooks = recorder
+    plane.results.hook_calls.hooks = recorder
     return recorder
 
 
