@@ -8,6 +8,7 @@ lease's worker hears `lost` and `cancelled`, and a result it still posts is stor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from gateway.work.hooks import AfterCommit, DeadTask, DoneTask
 from gateway.work.models import TaskIn
 from gateway.work.plane import WorkerPlane
 from gateway.work.queue import Settled
+from taxlien_worker import Task, TaskContext, Worker, WorkerClient
 from tests.support.wait import wait_until
 from tests.support.work import (
     enqueue,
@@ -327,3 +329,41 @@ async def test_a_job_attached_to_a_reclaimed_done_task_hears_of_it(
         assert await lease(client, token, worker_id="w2") == []  # dropped as done
         assert hooks.commits == [("parcel", [DoneTask(task["task_id"], "alpha")])]
         assert await _count(resources, "hook_probe") == 1
+
+
+async def test_the_python_worker_stops_a_cancelled_task(settings: Settings) -> None:
+    started = asyncio.Event()
+
+    async def stuck(task: Task, ctx: TaskContext) -> dict[str, Any]:
+        started.set()
+        await asyncio.Event().wait()  # never finishes on its own
+        raise AssertionError("unreachable")
+
+    # A long lease: the heartbeat, not an expiry, must be what stops the handler.
+    async with work_app(settings, lease_timeout_s=600) as (resources, client):
+        plane = _plane(client)
+        (tid,) = await _attach(plane, "job_a", "k")
+        token = await make_token(resources, "parcel", "worker")
+        worker = Worker(
+            WorkerClient("http://gateway.test", token, "w", http=client),
+            ["alpha"],
+            stuck,
+            wait_s=0.2,
+            heartbeat_interval_s=0.05,
+        )
+        stop = asyncio.Event()
+
+        async def cancel_then_stop() -> None:
+            await wait_until(started.is_set, what="the handler starting")
+            assert (await plane.queue.release("job_a", [tid])).statuses == ["cancelled_leased"]
+            await wait_until(lambda: worker.stats.lost >= 1, what="the heartbeat's lost")
+            stop.set()
+
+        watcher = asyncio.create_task(cancel_then_stop())
+        await asyncio.wait_for(worker.run(stop), timeout=60)
+        await watcher
+        assert worker.stats.cancelled >= 1
+        assert sum(worker.stats.outcomes.values()) == 0  # nothing posted for it
+        stored = await plane.queue.task(tid)
+        assert stored is not None
+        assert stored["cancelled"] == "1"  # still leased until the lease ends; never retried
