@@ -33,7 +33,8 @@ Who wants a task (client jobs build on this; the plane never knows what a job is
 * `attach(waiter, tasks)` is enqueue for a job: same dedupe, same fields, but each task,
   new or already live, gets the field `j:<waiter>` (set once, so attaching twice changes
   nothing) and a `waiters` count. The results path reads `waiters` in its lease check and
-  calls its hook (`hooks.py`) only for tasks that have any.
+  calls its hook (`hooks.py`) only for tasks that have any; the release (`complete`)
+  reports them again, for a job that attached in between.
 * `release(waiter, task_ids)` takes the waiter off again. A task nobody wants any more (no
   waiter left, no producer) is deleted when ready or delayed; when leased it is marked
   `cancelled=1` and stays leased: its worker's next heartbeat answers `lost` (and lists it

@@ -1,8 +1,9 @@
 """Worker registry and operator commands, kept in Redis next to the queue.
 
 A heartbeat writes the worker's description (`workers` hash) and its last-seen time
-(`seen` sorted set, Redis clock) and extends the leases it still holds, all in one
-script; the same script reads the worker's command. Commands are a hash of worker id →
+(`seen` sorted set, Redis clock) and extends the leases it still holds (a lease whose
+task was cancelled, see `queue.py`, is answered `lost` and `cancelled` instead), all in
+one script; the same script reads the worker's command. Commands are a hash of worker id →
 `quiet`/`terminate`/`run`, with `*` applying to every worker without its own entry;
 `lease.lua` honours them too, so a quiet worker is given no new work even if it asks.
 Workers whose last beat is older than `WORKER_EXPIRY_S` are dropped by the reaper.
