@@ -44,8 +44,10 @@ of each task once); its `AfterCommit` after step 4; `on_dead` after `fail.lua`
 dead-lettered such tasks. A task cancelled while leased still has its result committed
 (data is data): it just has no waiters left to tell. A job that attached after the check
 (or to a reclaimed task whose result had committed already) is seen by the release,
-which reports the waiters it removed: those tasks go to `on_commit` again in a
-transaction of their own (`hook_calls.py`), so no waiter is left without an answer.
+which reports the waiters it removed: a task whose count differs from the check's goes
+to `on_commit` again in a transaction of their own (`hook_calls.py`). (One job released
+and another attached inside one commit leaves the count equal and is not caught here;
+the `<audience>_tasks_done` row is the record to reconcile from.)
 """
 
 from __future__ import annotations
@@ -189,12 +191,12 @@ class ResultService:
         checks = await self.queue.check(pairs, holder)
         current = []
         gone = []
-        waited: set[str] = set()
+        waited: dict[str, int] = {}
         for p, c in zip(pending, checks, strict=True):
             if c.status == "current":
                 current.append((p, c.platform))
                 if c.waiters > 0:
-                    waited.add(p.item.task_id)
+                    waited[p.item.task_id] = c.waiters
             elif c.status == "not_holder":
                 out[p.index] = self._settled_outcome(p.item, c.status, c.platform)
             else:
@@ -237,12 +239,15 @@ class ResultService:
         )
         if after is not None:
             await self.hook_calls.after_commit(after)
-        told = {d.task_id for d in newly}
+        # Waiters that changed between the check and the release (a job attached
+        # meanwhile) are told now; a task reported in the transaction with the same
+        # count is not reported twice.
+        told = {d.task_id: waited[d.task_id] for d in newly}
         await self.hook_calls.catch_up(
             [
                 DoneTask(p.item.task_id, r.platform)
                 for (p, _), r in zip(current, released, strict=True)
-                if r.status == "ok" and r.waiters > 0 and p.item.task_id not in told
+                if r.status == "ok" and r.waiters > 0 and r.waiters != told.get(p.item.task_id)
             ]
         )
 

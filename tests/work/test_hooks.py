@@ -41,7 +41,7 @@ from tests.support.work import (
 
 pytestmark = pytest.mark.integration
 
-PROBE = "CREATE TABLE IF NOT EXISTS hook_probe (task_id text PRIMARY KEY)"
+PROBE = "CREATE TABLE IF NOT EXISTS hook_probe (task_id text NOT NULL)"
 
 
 class Boom(Exception):
@@ -272,14 +272,18 @@ async def test_a_cancelled_lease_is_lost_to_its_worker_and_its_result_still_stor
         assert await plane.queue.task(cancelled_id) is None
 
 
+@pytest.mark.parametrize("waited_before", [False, True])
 async def test_a_job_attached_after_the_check_hears_of_the_result(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, waited_before: bool
 ) -> None:
     async with work_app(settings) as (resources, client):
         token = await make_token(resources)
         hooks = await _hooked(resources, client)
         plane = _plane(client)
-        await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
+        if waited_before:
+            await _attach(plane, "job_early", "k")
+        else:
+            await enqueue(client, token, [{"platform": "alpha", "key": "k"}])
         (task,) = await lease(client, token)
         real_check = plane.queue.check
 
@@ -291,10 +295,11 @@ async def test_a_job_attached_after_the_check_hears_of_the_result(
         monkeypatch.setattr(plane.queue, "check", check_then_attach)
         answer = await post_results(client, token, [succeeded(task, parcel_data("k"))])
         assert answer.json()["accepted"] == 1
-        # Not in the results transaction (the check saw no waiter), but right after it.
-        assert hooks.commits == [("parcel", [DoneTask(task["task_id"], "alpha")])]
-        assert await _count(resources, "hook_probe") == 1
-        assert hooks.after == [(1, True)]
+        # In the results transaction only for the job the check saw; the late one is
+        # told right after, in a transaction of its own.
+        reported = ("parcel", [DoneTask(task["task_id"], "alpha")])
+        assert hooks.commits == [reported, reported] if waited_before else [reported]
+        assert hooks.after[-1] == (len(hooks.commits), True)
 
 
 async def test_a_job_attached_to_a_reclaimed_done_task_hears_of_it(
