@@ -400,7 +400,8 @@ async def test_admins_see_every_job_and_force_a_state_with_a_reason(h: JobsHarne
     assert forced.json()["state"] == "failed"
     seen = await h.job(alice, job["id"])
     assert seen["state"] == "failed"
-    assert seen["state_reason"].startswith("county portal retired (by user:root)")
+    assert seen["state_reason"].startswith("county portal retired (by api_key:")
+    assert seen["state_reason"].endswith(" of user root)")
     assert seen["progress"]["failed"] == 2
     events = await h.jobs.publisher.read(job["id"])
     assert events[-1].type == "job.failed"
