@@ -40,14 +40,14 @@ async def idem_records(app: PublicApp) -> list[bytes]:
     return [k async for k in app.resources.redis.scan_iter(match=pattern)]
 
 
-def create(
+async def create(
     app: PublicApp, headers: dict[str, str], key: str | None, body: dict[str, Any] | None = None
-) -> Awaitable[httpx.Response]:
+) -> httpx.Response:
     """POST /v1/api-keys with an optional Idempotency-Key."""
     sent = dict(headers)
     if key is not None:
         sent["Idempotency-Key"] = key
-    return app.client.post("/v1/api-keys", json=body or {"name": "ci"}, headers=sent)
+    return await app.client.post("/v1/api-keys", json=body or {"name": "ci"}, headers=sent)
 
 
 async def test_repeat_replays_the_stored_answer_and_runs_the_route_once(
@@ -252,16 +252,20 @@ async def test_a_malformed_key_is_a_400_problem(
 
 async def test_two_key_headers_and_non_ascii_are_400(settings: Settings, tmp_path: Path) -> None:
     async with public_app(settings, tiers_file=write_tiers(tmp_path / "t.json")) as app:
-        alice = {"X-API-Key": await app.key(tier="free", user="alice")}
+        secret = (await app.key(tier="free", user="alice")).encode()
         two = await app.client.post(
             "/v1/api-keys",
             json={"name": "x"},
-            headers=[*alice.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+            headers=[
+                (b"X-API-Key", secret),
+                (b"Idempotency-Key", b"a"),
+                (b"Idempotency-Key", b"b"),
+            ],
         )
         non_ascii = await app.client.post(
             "/v1/api-keys",
             json={"name": "x"},
-            headers=[*alice.items(), ("Idempotency-Key", "caf\xe9".encode("latin-1"))],
+            headers=[(b"X-API-Key", secret), (b"Idempotency-Key", "caf\xe9".encode("latin-1"))],
         )
     assert two.status_code == non_ascii.status_code == 400
 
