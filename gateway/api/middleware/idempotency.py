@@ -126,9 +126,13 @@ class IdempotencyLayer:
         try:
             key = parse_key(values)
             principal = await self._authenticate(scope)
-            if principal is None:  # the route answers the failure
-                await self.app(scope, receive, send)
-                return
+        except GatewayError as error:
+            await self._problem(scope, send, error, state)
+            return
+        if principal is None:  # the route answers the failure, as without the header
+            await self.app(scope, receive, send)
+            return
+        try:
             hasher = fingerprint(
                 scope["method"], scope["path"], scope["query_string"], _content_type(scope)
             )

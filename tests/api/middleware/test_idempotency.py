@@ -297,10 +297,16 @@ async def test_unauthenticated_request_gets_the_routes_401_counted_once(
     assert metric_value(text_, "gateway_auth_failures_total", reason="malformed_api_key") == 1
 
 
-async def test_a_large_body_reaches_the_route_whole(settings: Settings, tmp_path: Path) -> None:
-    # ~300 KB of JSON whitespace: replayed to the app in several chunks.
-    body = ('{"name": "padded"' + " " * 300_000 + "}").encode()
-    async with public_app(settings, tiers_file=write_tiers(tmp_path / "t.json")) as app:
+@pytest.mark.parametrize("padding", [300_000, 2_500_000])
+async def test_a_large_body_reaches_the_route_whole(
+    settings: Settings, tmp_path: Path, padding: int
+) -> None:
+    # JSON whitespace, replayed to the app in several chunks; the larger one is spooled
+    # to disk on the way.
+    body = ('{"name": "padded"' + " " * padding + "}").encode()
+    async with public_app(
+        settings, tiers_file=write_tiers(tmp_path / "t.json"), max_body_bytes=4_194_304
+    ) as app:
         headers = {
             "X-API-Key": await app.key(tier="free", user="alice"),
             "Idempotency-Key": "big",
