@@ -411,3 +411,17 @@ async def test_a_holder_past_its_lock_is_taken_over(
     # The stuck attempt's late answer was not stored: the repeat's is the one replayed.
     assert replay.json()["id"] == answers[-1].json()["id"] != late.json()["id"]
     assert json.loads(replay.content) == answers[-1].json()
+
+
+async def test_replays_with_the_stock_framework_stack(settings: Settings, tmp_path: Path) -> None:
+    """FASTPATH=off adds the layer as ordinary middleware: same behaviour."""
+    async with public_app(
+        settings, tiers_file=write_tiers(tmp_path / "t.json"), fastpath=False
+    ) as app:
+        alice = {"X-API-Key": await app.key(tier="free", user="alice")}
+        first = await create(app, alice, "stock")
+        again = await create(app, alice, "stock")
+        created = await key_count(app)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert created == 2  # the fixture's key and one created
