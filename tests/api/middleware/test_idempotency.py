@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -425,3 +425,23 @@ async def test_replays_with_the_stock_framework_stack(settings: Settings, tmp_pa
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     assert created == 2  # the fixture's key and one created
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413_problem(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b" " * 65_536  # 2.5 MB in all, no Content-Length
+
+    async with public_app(settings, tiers_file=write_tiers(tmp_path / "t.json")) as app:
+        headers = {
+            "X-API-Key": await app.key(tier="free", user="alice"),
+            "Idempotency-Key": "chunked",
+            "Content-Type": "application/json",
+        }
+        response = await app.client.post("/v1/api-keys", content=chunks(), headers=headers)
+        records = await idem_records(app)
+    assert response.status_code == 413
+    assert response.json()["type"] == PROBLEMS + "payload-too-large"
+    assert records == []
