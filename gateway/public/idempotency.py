@@ -16,17 +16,17 @@ One script (`idempotency_begin.lua`) decides, atomically, what a request does:
   method, path, query, content type and body): 422, a client bug;
 - `replay`: the stored status, headers and body.
 
-Fifty concurrent identical requests are therefore one `new` and 49 `in_flight`: the
-route runs once. The lock bounds how long a gateway that died mid-request blocks the
+Of fifty concurrent identical requests one is therefore `new` and the others
+`in_flight` (or `replay` once the first is stored): the route runs once. The lock bounds how long a gateway that died mid-request blocks the
 key: once it ends, the next repeat takes over (a new token), and the dead attempt's late
 answer, should it come, is refused by `idempotency_finish.lua`, which stores only for the
 token that holds the key.
 
 What is stored: 2xx and 4xx answers, except 408/409/425/429 (the client is told to try
-again: replaying "try again" for a day would be wrong). A 5xx, a 3xx, an exception or a
-lost connection releases the key, so the client's retry runs the request again; so does
-an answer above `IDEMPOTENCY_MAX_BODY_BYTES`, which is logged (a repeat then runs again,
-which is the route's own idempotency or the client's problem, said in the README).
+again: replaying "try again" for a day would be wrong). A 5xx, a 3xx, or an answer that never
+completed (the app raised, or was cancelled with its connection) releases the key, so
+the client's retry runs the request again; so does an answer above
+`IDEMPOTENCY_MAX_BODY_BYTES`, with a log line saying so.
 
 Stored bodies sit in Redis as the route sent them, for the TTL: the answer of
 `POST /v1/api-keys` carries the new key's secret (that is what a replay is for), so Redis
@@ -77,6 +77,8 @@ _NOT_STORED = frozenset(
         REPLAYED_HEADER[0],
     }
 )
+# Bound on each script call. Above the limiter's timeout on purpose: there a slow Redis
+# means a local fallback, here it means a 503, so a slow moment should not refuse.
 _REDIS_TIMEOUT_S = 2.0
 
 
@@ -167,8 +169,8 @@ def parse_key(values: list[bytes]) -> str:
     key = _sf_string(raw) if raw.startswith(b'"') else _bare(raw)
     if key is None or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidIdempotencyKey(
-            f'{HEADER} must be a string of 1-{MAX_KEY_LENGTH} printable ASCII characters, e.g. "'
-            + '8e03978e-40d5-43e8-bc93-6894a57f9324"'
+            f"{HEADER} must be a quoted string of 1-{MAX_KEY_LENGTH} printable ASCII"
+            ' characters, e.g. "8e03978e-40d5-43e8-bc93-6894a57f9324"'
         )
     return key
 
