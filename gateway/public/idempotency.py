@@ -17,10 +17,10 @@ One script (`idempotency_begin.lua`) decides, atomically, what a request does:
 - `replay`: the stored status, headers and body.
 
 Of fifty concurrent identical requests one is therefore `new` and the others
-`in_flight` (or `replay` once the first is stored): the route runs once. The lock bounds how long a gateway that died mid-request blocks the
-key: once it ends, the next repeat takes over (a new token), and the dead attempt's late
-answer, should it come, is refused by `idempotency_finish.lua`, which stores only for the
-token that holds the key.
+`in_flight` (or `replay` once the first is stored): the route runs once. The lock
+bounds how long a gateway that died mid-request blocks the key: once it ends, the next
+repeat takes over (a new token), and the dead attempt's late answer, should it come, is
+refused by `idempotency_finish.lua`, which stores only for the token that holds the key.
 
 What is stored: 2xx and 4xx answers, except 408/409/425/429 (the client is told to try
 again: replaying "try again" for a day would be wrong). A 5xx, a 3xx, or an answer that never
