@@ -57,7 +57,8 @@ class JobSettings(BaseSettings):
     # How long a request may hold its key "in flight" before a repeat may take over
     # (a gateway that died mid-request must not block the key for the whole TTL).
     idempotency_lock_s: Annotated[int, Field(ge=1, le=3600)] = 60
-    # Stored responses larger than this are not kept (the repeat is then a 409 problem).
+    # Answers larger than this are not kept: the key is released (and a log line says
+    # so), so a repeat runs the request again.
     idempotency_max_body_bytes: Annotated[int, Field(ge=1024, le=16_777_216)] = 1_048_576
 
     # Signed download URLs (`POST /v1/jobs/{id}/download`).
