@@ -28,9 +28,15 @@ completed (the app raised, or was cancelled with its connection) releases the ke
 the client's retry runs the request again; so does an answer above
 `IDEMPOTENCY_MAX_BODY_BYTES`, with a log line saying so.
 
-Stored bodies sit in Redis as the route sent them, for the TTL: the answer of
-`POST /v1/api-keys` carries the new key's secret (that is what a replay is for), so Redis
-is trusted with it as it is with cached responses.
+Stored bodies are sealed (AES-GCM) with a key derived from the client's
+`Idempotency-Key`, which Redis never holds (the record is named by a hash of it): the
+answer of `POST /v1/api-keys` carries the new key's secret (that is what a replay is
+for), and PostgreSQL keeps only a hash of that secret, so a Redis dump must not hand it
+out either. Only the client that chose the key can have its answer replayed.
+
+Multipart bodies (uploads) are fingerprinted with their boundary blanked out: the
+boundary is chosen anew by every `curl -F` or browser submission, so a retry of the
+same file would otherwise be a `mismatch`.
 """
 
 from __future__ import annotations
@@ -39,11 +45,16 @@ import asyncio
 import enum
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.core.errors import BadRequest, Conflict, InvalidInput
 from gateway.core.redis import idempotent
@@ -136,13 +147,15 @@ class StoredResponse:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The decision for one request; `token` identifies this attempt when it is `new`."""
+    """The decision for one request; `token` identifies this attempt when it is `new`;
+    `seal` is the body key derived from the client's key (never stored)."""
 
     outcome: Outcome
     record: str
     token: str
     response: StoredResponse | None = None
     takeover: bool = False
+    seal: bytes = b""
 
 
 class Hasher(Protocol):
@@ -217,6 +230,42 @@ def fingerprint(method: str, path: str, query: bytes, content_type: bytes) -> Ha
     return hasher
 
 
+_BOUNDARY = re.compile(rb';\s*boundary="?([^";]{1,200})"?', re.IGNORECASE)
+
+
+def multipart_fingerprint(method: str, path: str, query: bytes, content_type: bytes) -> Hasher:
+    """`fingerprint`, but blind to a multipart body's boundary (in the content type and
+    in the body), which every client picks anew for each submission of the same form."""
+    found = _BOUNDARY.search(content_type)
+    if found is None or not content_type.lower().startswith(b"multipart/"):
+        return fingerprint(method, path, query, content_type)
+    plain_type = content_type[: found.start()] + content_type[found.end() :]
+    return _BoundaryBlind(fingerprint(method, path, query, plain_type), b"--" + found.group(1))
+
+
+class _BoundaryBlind:
+    """Feeds a hash with every occurrence of the delimiter replaced, across chunks: the
+    last `len(delimiter) - 1` bytes wait for the next chunk, since a delimiter that
+    starts there may end in it."""
+
+    def __init__(self, hasher: Hasher, delimiter: bytes) -> None:
+        self._hasher = hasher
+        self._delimiter = delimiter
+        self._keep = len(delimiter) - 1
+        self._tail = b""
+
+    def update(self, data: bytes, /) -> None:
+        buf = (self._tail + data).replace(self._delimiter, b"--\x00")
+        cut = max(0, len(buf) - self._keep)
+        self._hasher.update(buf[:cut])
+        self._tail = buf[cut:]
+
+    def hexdigest(self) -> str:
+        self._hasher.update(self._tail)
+        self._tail = b""
+        return self._hasher.hexdigest()
+
+
 def storable(status: int) -> bool:
     """Whether an answer with `status` is kept for replay (2xx, and 4xx that is final)."""
     return 200 <= status < 300 or (400 <= status < 500 and status not in _RETRYABLE_4XX)
@@ -255,6 +304,7 @@ class IdempotencyService:
     ) -> Claim:
         """Decide what this request does (`Outcome`); Redis down raises a 503."""
         record = self.record_key(limit_key, method, path, key)
+        seal = _seal_key(key, record)
         token = secrets.token_hex(12)
         args = (request_fingerprint, token, self.lock_s * 1000, self.ttl_s)
         # Safe to repeat after a lost reply: the script answers `new` again to its own token.
@@ -263,7 +313,7 @@ class IdempotencyService:
                 reply: list[Any] = await self._begin(keys=[record], args=args)
         outcome = Outcome(_text(reply[0]))
         if outcome is Outcome.NEW:
-            return Claim(outcome, record, token, takeover=_text(reply[1]) == "takeover")
+            return Claim(outcome, record, token, takeover=_text(reply[1]) == "takeover", seal=seal)
         counter = self._metrics.idempotency_requests
         if outcome is Outcome.IN_FLIGHT:
             counter.labels("in_flight").inc()
@@ -273,14 +323,16 @@ class IdempotencyService:
             return Claim(outcome, record, token)
         counter.labels("replayed").inc()
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(reply[2])]
-        return Claim(outcome, record, token, StoredResponse(int(reply[1]), headers, reply[3]))
+        body = _open(seal, record, reply[3])
+        return Claim(outcome, record, token, StoredResponse(int(reply[1]), headers, body))
 
     async def store(self, claim: Claim, response: StoredResponse) -> bool:
         """Keep `response` for replays, if `claim` still holds the key (False: it lost it)."""
         headers = json.dumps(
             [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
         )
-        args = (claim.token, "store", response.status, headers, response.body, self.ttl_s)
+        body = _sealed(claim.seal, claim.record, response.body)
+        args = (claim.token, "store", response.status, headers, body, self.ttl_s)
         stored = await self._run_finish(claim, args)
         if stored:
             self._metrics.idempotency_requests.labels("new").inc()
@@ -314,6 +366,34 @@ class IdempotencyService:
             )
             return False
         return bool(done)
+
+
+_SEAL_INFO = b"gateway idempotency body v1"
+_NONCE_BYTES = 12
+
+
+def _seal_key(client_key: str, record: str) -> bytes:
+    """The AES-256 key of one record's body: HKDF over the client's key, salted with the
+    record's name (so one client key seals each endpoint's answer differently)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=record.encode(), info=_SEAL_INFO)
+    return hkdf.derive(client_key.encode("utf-8", "surrogateescape"))
+
+
+def _sealed(seal: bytes, record: str, body: bytes) -> bytes:
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return nonce + AESGCM(seal).encrypt(nonce, body, record.encode())
+
+
+def _open(seal: bytes, record: str, stored: bytes) -> bytes:
+    """The stored body; a record that does not open (not sealed with this client key for
+    this record, which the key scheme rules out) is refused as in use, never replayed."""
+    try:
+        return AESGCM(seal).decrypt(stored[:_NONCE_BYTES], stored[_NONCE_BYTES:], record.encode())
+    except (InvalidTag, ValueError):
+        log.error("idempotency_record_unreadable", record=record)
+        raise IdempotencyKeyInUse(
+            "The stored answer for this Idempotency-Key cannot be read"
+        ) from None
 
 
 def _text(value: bytes | str) -> str:

@@ -144,3 +144,22 @@ async def test_records_expire_with_the_ttl(idem: IdempotencyService, resources: 
     ttl = await resources.redis.ttl(claim.record)
     assert 0 < ttl <= resources.settings.idempotency_ttl_s
     assert claim.record.startswith(resources.settings.redis_key_prefix + "idem:user:a:")
+
+
+def test_multipart_fingerprints_ignore_the_boundary_however_the_body_is_chunked() -> None:
+    from gateway.public.idempotency import multipart_fingerprint
+
+    def digest(boundary: bytes, chunk: int) -> str:
+        body = b"--" + boundary + b"\r\nx: y\r\n\r\ndata\r\n--" + boundary + b"--\r\n"
+        hasher = multipart_fingerprint(
+            "POST", "/v1/jobs/upload", b"", b"multipart/form-data; boundary=" + boundary
+        )
+        for i in range(0, len(body), chunk):
+            hasher.update(body[i : i + chunk])
+        return hasher.hexdigest()
+
+    digests = {digest(b, c) for b in (b"aaaa1111", b"zz-99") for c in (1, 2, 3, 5, 7, 1000)}
+    assert len(digests) == 1
+    plain = multipart_fingerprint("POST", "/v1/jobs/upload", b"", b"text/csv")
+    plain.update(b"--aaaa1111")
+    assert plain.hexdigest() not in digests  # only multipart bodies are blinded

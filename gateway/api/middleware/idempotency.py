@@ -46,7 +46,7 @@ from gateway.public.idempotency import (
     IdempotencyKeyMismatch,
     Outcome,
     StoredResponse,
-    fingerprint,
+    multipart_fingerprint,
     parse_key,
     storable,
     storable_headers,
@@ -133,7 +133,7 @@ class IdempotencyLayer:
             await self.app(scope, receive, send)
             return
         try:
-            hasher = fingerprint(
+            hasher = multipart_fingerprint(
                 scope["method"], scope["path"], scope["query_string"], _content_type(scope)
             )
             size = await self._read_body(scope, receive, spool, hasher)

@@ -445,3 +445,21 @@ async def test_a_chunked_body_over_the_limit_is_a_413_problem(
     assert response.status_code == 413
     assert response.json()["type"] == PROBLEMS + "payload-too-large"
     assert records == []
+
+
+async def test_stored_answers_never_hold_a_secret_in_the_clear(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with public_app(settings, tiers_file=write_tiers(tmp_path / "t.json")) as app:
+        alice = {"X-API-Key": await app.key(tier="free", user="alice")}
+        first = await create(app, alice, '"sealed-1"')
+        secret = first.json()["key"]
+        dumped = b""
+        for record in await idem_records(app):
+            for value in (await app.resources.redis.hgetall(record)).values():
+                dumped += value if isinstance(value, bytes) else value.encode()
+        again = await create(app, alice, '"sealed-1"')
+    assert first.status_code == 201
+    assert dumped  # the record is there ...
+    assert secret.encode() not in dumped  # ... sealed with the client's key
+    assert again.json()["key"] == secret  # and opens for the client that chose it
