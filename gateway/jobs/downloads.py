@@ -256,6 +256,8 @@ class _Export:
 
     async def _next(self) -> bytes:
         """The next chunk (about `_CHUNK_BYTES`), `_END` after the last."""
+        if self._finished:
+            return _END
         if self._cursor is not None:
             rows = await self._cursor.fetch(self._service.resources.settings.download_fetch_rows)
             if not rows:
