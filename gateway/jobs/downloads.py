@@ -205,6 +205,7 @@ class _Export:
         self._copy: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE_CHUNKS)
         self._cursor: Any = None
+        self._prefetch: asyncio.Future[list[Any]] | None = None
         self._finished = False  # the statement ran to its end: the connection is clean
         self._closed = False
         self._started_at = time.monotonic()
@@ -229,6 +230,8 @@ class _Export:
             if self._claims.fmt == "csv":
                 self._copy = asyncio.create_task(self._run_copy(apg, audience))
             else:
+                # The whole result is read: plan for all rows, not the first few.
+                await apg.execute("SET LOCAL cursor_tuple_fraction = 1.0")
                 self._cursor = await apg.cursor(repo.ndjson_query(audience), self._claims.job)
             return await self._next()
 
@@ -259,17 +262,22 @@ class _Export:
         if self._finished:
             return _END
         if self._cursor is not None:
-            rows = await self._cursor.fetch(self._service.resources.settings.download_fetch_rows)
-            if not rows:
-                self._finished = True
-                return _END
-            return ("\n".join([r[0] for r in rows]) + "\n").encode()
+            return await self._next_rows()
         assert self._copy is not None
         parts: list[bytes] = []
         size = 0
         while size < _CHUNK_BYTES:
-            if parts and self._queue.empty():
-                break
+            if not self._queue.empty():
+                chunk = self._queue.get_nowait()  # the common case: no task, no wait
+                if chunk is _END or not chunk:
+                    await self._copy
+                    self._finished = True
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+                continue
+            if parts:
+                break  # hand over what is here rather than wait for more
             get = asyncio.ensure_future(self._queue.get())
             done, _ = await asyncio.wait({get, self._copy}, return_when=asyncio.FIRST_COMPLETED)
             if get not in done:
@@ -288,6 +296,20 @@ class _Export:
             size += len(chunk)
         return b"".join(parts)
 
+    async def _next_rows(self) -> bytes:
+        """One fetch of the cursor as NDJSON; the next fetch runs while this one is sent."""
+        assert self._cursor is not None
+        size = self._service.resources.settings.download_fetch_rows
+        fetch = self._prefetch or asyncio.ensure_future(self._cursor.fetch(size))
+        self._prefetch = None
+        rows = await fetch
+        if not rows:
+            self._finished = True
+            return _END
+        # PostgreSQL keeps working on the next rows while the server writes these.
+        self._prefetch = asyncio.ensure_future(self._cursor.fetch(size))
+        return ("\n".join([r[0] for r in rows]) + "\n").encode()
+
     async def chunks(self, first: bytes) -> AsyncIterator[bytes]:
         """`first`, then every further chunk until the statement ends."""
         chunk = first
@@ -303,10 +325,11 @@ class _Export:
             return
         self._closed = True
         try:
-            if self._copy is not None and not self._copy.done():
-                self._copy.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._copy
+            for running in (self._copy, self._prefetch):
+                if running is not None and not running.done():
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await running
             if self._conn is not None:
                 if not self._finished:
                     # Mid-statement: do not hand a connection in an unknown protocol

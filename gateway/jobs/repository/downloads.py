@@ -84,9 +84,12 @@ def csv_query(audience: str) -> str:
 
 
 def ndjson_query(audience: str) -> str:
-    """The rows of a job (`$1`), each one JSON object as text (keys in file order)."""
-    pairs = ", ".join(f"'{name}', {src}" for name, src in _sources(audience))
-    return _select(audience, f"json_build_object({pairs})::text")
+    """The rows of a job (`$1`), each one JSON object as text (keys in file order).
+
+    `row_to_json` over the plain columns: measured faster than `json_build_object`
+    with the same keys (PostgreSQL's JSON rendering is most of a download's cost).
+    """
+    return f'SELECT row_to_json(r)::text FROM ({csv_query(audience)}) r ORDER BY r."index"'  # noqa: S608
 
 
 async def job_for_token(conn: AsyncConnection, job_id: str) -> sa.Row[str, str, str, int] | None:
