@@ -206,7 +206,8 @@ class _Export:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE_CHUNKS)
         self._cursor: Any = None
         self._prefetch: asyncio.Future[list[Any]] | None = None
-        self._finished = False  # the statement ran to its end: the connection is clean
+        self._streaming = False  # the export statement was sent
+        self._finished = False  # ...and ran to its end: the connection is clean
         self._closed = False
         self._started_at = time.monotonic()
         self._bytes = 0
@@ -227,6 +228,7 @@ class _Export:
                 f"SET LOCAL statement_timeout = {round(settings.download_max_s * 1000)};"
                 " SET LOCAL TimeZone = 'UTC'"
             )
+            self._streaming = True
             if self._claims.fmt == "csv":
                 self._copy = asyncio.create_task(self._run_copy(apg, audience))
             else:
@@ -331,7 +333,7 @@ class _Export:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await running
             if self._conn is not None:
-                if not self._finished:
+                if self._streaming and not self._finished:
                     # Mid-statement: do not hand a connection in an unknown protocol
                     # state to the next request; closing the socket also ends the query.
                     with contextlib.suppress(Exception):
