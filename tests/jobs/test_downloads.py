@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from gateway.apps.public import create_public_app
-from gateway.core.errors import ServiceUnavailable
+from gateway.core.errors import Gone, ServiceUnavailable
 from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Environment, Settings
 from gateway.core.settings.tiers import Tier
@@ -342,6 +342,11 @@ async def test_expired_and_revoked_links_are_410(settings: Settings, tiers: Path
         gone = await app.client.get(first)
         assert gone.status_code == 410
         assert "revoked" in gone.json()["detail"]
+        # A refused link holds nothing: its slot and its connection are back.
+        with pytest.raises(Gone):
+            await service.open(first.removeprefix("/v1/downloads/"))
+        assert service.active == 0
+        assert app.resources.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         # A link issued after the revocation works.
         assert (await app.client.get(_path(await _issue(app, key, job_id)))).status_code == 200
 
