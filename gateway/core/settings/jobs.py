@@ -68,6 +68,12 @@ class JobSettings(BaseSettings):
     )
     # Rows fetched per round trip while streaming a download (constant memory).
     download_fetch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000
+    # Downloads streaming at once per process; past it a 503 with Retry-After, so slow
+    # readers (each holds one database connection) cannot pin the whole pool.
+    download_max_concurrent: Annotated[int, Field(ge=1, le=1000)] = 8
+    # The longest one download may stream (its statement timeout): a reader slower than
+    # this is cut off and its connection goes back to the pool.
+    download_max_s: Annotated[float, Field(gt=0, le=86_400)] = 1800.0
 
     @field_validator("download_signing_keys", mode="before")
     @classmethod
