@@ -52,6 +52,7 @@ from gateway.jobs.download_tokens import (
     Claims,
     TokenSigner,
 )
+from gateway.jobs.metrics import JobMetrics
 from gateway.jobs.owner import Owner
 from gateway.jobs.repository import downloads as repo
 from gateway.kit.outage import database_guard, session_scope
@@ -119,8 +120,9 @@ def signer_for(settings: Settings) -> TokenSigner:
 class DownloadService:
     """Issues and serves download links."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, metrics: JobMetrics | None = None) -> None:
         self.resources = resources
+        self.metrics = metrics
         self.signer = signer_for(resources.settings)
         self.active = 0  # downloads streaming now (this process)
         if not self.signer.can_sign:
@@ -173,6 +175,7 @@ class DownloadService:
         claims = self.signer.verify(token, now=now)
         settings = self.resources.settings
         if self.active >= settings.download_max_concurrent:
+            self._count(claims.fmt, "busy")
             raise ServiceUnavailable(
                 "Too many downloads in progress: try again shortly",
                 headers={"Retry-After": str(_BUSY_RETRY_AFTER_S)},
@@ -191,8 +194,13 @@ class DownloadService:
             release=export.close,
         )
 
-    def _released(self) -> None:
+    def _released(self, fmt: str, outcome: str) -> None:
         self.active -= 1
+        self._count(fmt, outcome)
+
+    def _count(self, fmt: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.downloads.labels(fmt, outcome).inc()
 
 
 class _Export:
@@ -341,7 +349,7 @@ class _Export:
                 with contextlib.suppress(Exception):
                     await self._conn.close()
         finally:
-            self._service._released()
+            self._service._released(self._claims.fmt, "completed" if self._finished else "aborted")
             log.info(
                 "download_closed",
                 job_id=self._claims.job,

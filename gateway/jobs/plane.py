@@ -58,7 +58,7 @@ class JobsPlane:
         queues = {a: work_queue(resources, a) for a in ("parcel", "party")}
         self.publisher = event_publisher(resources, self.metrics)
         self.budget = JobBudget(resources)
-        self.downloads = DownloadService(resources)
+        self.downloads = DownloadService(resources, self.metrics)
         self.service = JobService(resources, queues, self.budget, self.publisher, self.metrics)
         self.tracker = JobTracker(resources.sessionmaker, self.publisher, self.metrics)
         self.upkeep = JobUpkeep(self.service, self.tracker, self.publisher, self.metrics)
