@@ -5,7 +5,8 @@ A statement that changes a job increments `event_seq` by the number of events th
 change produces and returns the row; the events take the sequence numbers up to the new
 `event_seq`. A results step produces `job.progress`, and when it was the job's last
 item also the terminal event (two numbers); cancel, expiry and forced states produce
-their terminal event; a finished submission `job.queued`.
+their terminal event; a finished submission `job.queued`, followed by `job.progress` and
+the terminal event when results moved its items while it was being submitted.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from gateway.jobs.repository.jobs import insert_events
 
 
 def progress_events(row: Any) -> list[JobEvent]:
-    """Events of a results step: progress, then the terminal event if it finished."""
+    """Events of a results step: progress, then the terminal event if it finished (none
+    while the job is still `submitting`: finishing the submission reports its progress)."""
     state = JobState(row.state)
+    if state is JobState.SUBMITTING:
+        return []
     data = event_data(row)
     if state.terminal:
         return [
@@ -32,6 +36,26 @@ def progress_events(row: Any) -> list[JobEvent]:
             ),
         ]
     return [make_event(row.id, row.owner, row.event_seq, "job.progress", row.updated_at, data)]
+
+
+def submission_events(row: Any) -> list[JobEvent]:
+    """Events of a finished submission: `job.queued`, then `job.progress` if results
+    already moved items meanwhile, then the terminal event if they finished it."""
+    state = JobState(row.state)
+    progress = row.succeeded + row.failed
+    names = ["job.queued"]
+    if progress:
+        names.append("job.progress")
+    if state.terminal:
+        names.append(TERMINAL_EVENT[state])
+    first = row.event_seq - len(names) + 1
+    events = []
+    for offset, name in enumerate(names):
+        data = event_data(row)
+        if name == "job.queued":
+            data["state"] = JobState.QUEUED.value  # the transition this event describes
+        events.append(make_event(row.id, row.owner, first + offset, name, row.updated_at, data))
+    return events
 
 
 def state_event(row: Any, type_: str | None = None, reason: str | None = None) -> JobEvent:

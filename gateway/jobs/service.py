@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,12 +42,13 @@ from gateway.core.errors import Conflict, DependencyUnavailable, NotFound
 from gateway.core.resources import Resources
 from gateway.core.settings.jobs import JobSettings
 from gateway.jobs.budget import JobBudget
-from gateway.jobs.changes import record, state_event
+from gateway.jobs.changes import record, state_event, submission_events
 from gateway.jobs.events import EventPublisher
 from gateway.jobs.metrics import JobMetrics
 from gateway.jobs.models import (
     Estimate,
     Item,
+    ItemState,
     JobCreated,
     JobEvent,
     JobKind,
@@ -61,6 +63,7 @@ from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import REDIS_DOWN, database_guard, redis_guard
 from gateway.work.models import TaskIn
 from gateway.work.queue import WorkQueue
+from gateway.work.repository.result_history import done_tasks
 
 log = structlog.get_logger("gateway.jobs.service")
 
@@ -112,25 +115,33 @@ class JobService(JobReads):
         slot = await self.budget.take_slot(owner)
         job_id = new_job_id()
         try:
+            expected, fresh = await self._expected_tasks(spec)
+        except BaseException:
+            await self.budget.give_back(slot)
+            raise
+        try:
             with database_guard():
                 async with self.sessionmaker() as session, session.begin():
                     admission = await self.budget.admit(session, owner, spec.kind, len(spec.items))
                     await repo.insert_job(
                         session, self._job_values(job_id, owner, spec, admission.cost_per_item)
                     )
-                    await repo.insert_items(session, job_id, spec.items)
+                    await repo.insert_items(session, job_id, spec.items, expected)
         except BaseException:
             await self.budget.give_back(slot)
             raise
         try:
-            task_ids = await self._attach(job_id, spec)
+            task_ids = await self._attach(job_id, spec, fresh)
         except REDIS_DOWN as exc:
             await self._undo(job_id, spec.kind, spec.items)
             raise DependencyUnavailable("redis") from exc
         except DependencyUnavailable:
             await self._undo(job_id, spec.kind, spec.items)
             raise
-        row = await self._finish_submission(job_id, spec, task_ids)
+        relinked = [
+            (i, t) for i, (t, e) in enumerate(zip(task_ids, expected, strict=True)) if t != e
+        ]
+        row = await self._finish_submission(job_id, spec, relinked)
         self.metrics.created.labels(spec.kind.value).inc()
         job = job_out(row)
         return JobCreated(
@@ -161,7 +172,26 @@ class JobService(JobReads):
             "upload_sha256": spec.upload_sha256,
         }
 
-    async def _attach(self, job_id: str, spec: JobSpec) -> list[str]:
+    async def _expected_tasks(self, spec: JobSpec) -> tuple[list[str], list[str]]:
+        """Per item, the task expected to carry it (the live one, else a new id) and the
+        id a new task would get. Items are recorded with their expected task *before*
+        anything is queued, so the results hook finds every item whose task completes
+        from then on, even while the submission is still being finished."""
+        queue = self.queues[spec.kind.audience]
+        chunk = self.settings.job_attach_chunk
+        expected: list[str] = []
+        fresh: list[str] = []
+        for start in range(0, len(spec.items), chunk):
+            part = spec.items[start : start + chunk]
+            for live in await queue.live_task_ids([(i.platform, i.key) for i in part]):
+                new_id = uuid.uuid4().hex
+                # A live task's id is never reused for a new one: if it completes before
+                # the attach, the item gets a new task (and a fresh scrape), not its id.
+                expected.append(live or new_id)
+                fresh.append(new_id)
+        return expected, fresh
+
+    async def _attach(self, job_id: str, spec: JobSpec, fresh: Sequence[str]) -> list[str]:
         queue = self.queues[spec.kind.audience]
         chunk = self.settings.job_attach_chunk
         task_ids: list[str] = []
@@ -171,7 +201,7 @@ class JobService(JobReads):
                 TaskIn(platform=i.platform, key=i.key, payload=payload, priority=spec.priority)
                 for i in spec.items[start : start + chunk]
             ]
-            outcome = await queue.attach(job_id, tasks)
+            outcome = await queue.attach(job_id, tasks, fresh[start : start + chunk])
             task_ids += outcome.task_ids
             if self.resources.settings.fault_inject == "exit_mid_submit":
                 # Test-only (refused unless ENVIRONMENT=test): die like `kill -9` with the
@@ -179,28 +209,48 @@ class JobService(JobReads):
                 os.kill(os.getpid(), signal.SIGKILL)
         return task_ids
 
-    async def _finish_submission(self, job_id: str, spec: JobSpec, task_ids: Sequence[str]) -> Any:
+    async def _finish_submission(
+        self, job_id: str, spec: JobSpec, relinked: Sequence[tuple[int, str]]
+    ) -> Any:
+        """Tx2: link the items whose task turned out other than expected (the live task
+        completed, or another appeared, between the look-up and the attach), settle those
+        already done, and end `submitting` with the events for what happened meanwhile."""
         first_check = datetime.now(UTC) + timedelta(seconds=self.settings.job_reconcile_first_s)
         if spec.deadline is not None:
             first_check = min(first_check, spec.deadline)
         try:
             with database_guard():
                 async with self.sessionmaker() as session, session.begin():
-                    # The job row first, then its items: the order every path keeps.
-                    row = await repo.mark_queued(session, job_id, first_check)
-                    if row is None:
+                    # The job row first, then its items: the order every path keeps. A
+                    # result committing meanwhile waits for this lock, then moves its items.
+                    if await repo.lock_submitting(session, job_id) is None:
                         # Rolled back by the upkeep loop meanwhile (this request took longer
                         # than JOB_SUBMIT_TIMEOUT_S): the job is gone, say so.
                         raise DependencyUnavailable(
                             "database", "The job could not be created in time; submit again"
                         )
-                    await repo.link_items(session, job_id, range(len(task_ids)), task_ids)
-                    events = await record(session, [state_event(row, "job.queued")])
+                    if relinked:
+                        await self._relink(session, job_id, spec.kind.audience, relinked)
+                    row = await repo.finish_submission(session, job_id, first_check)
+                    events = await record(session, submission_events(row))
         except DependencyUnavailable:
             await self._undo(job_id, spec.kind, spec.items)
             raise
         await self.publisher.publish_quietly(events)
+        if JobState(row.state).terminal:
+            self.metrics.finished_job(row.kind, row.state)
         return row
+
+    async def _relink(
+        self, session: AsyncSession, job_id: str, audience: str, relinked: Sequence[tuple[int, str]]
+    ) -> None:
+        await repo.link_items(session, job_id, [i for i, _ in relinked], [t for _, t in relinked])
+        done = await done_tasks(session, repo.DONE_TABLES[audience], [t for _, t in relinked])
+        if done:
+            moved = await repo.move_items(
+                session, ItemState.SUCCEEDED, [repo.ItemMove(t) for t in done], job_id
+            )
+            self.metrics.items.labels("succeeded").inc(sum(r.moved for r in moved))
 
     async def _undo(self, job_id: str, kind: JobKind, items: Sequence[Item]) -> None:
         """Roll a submission back: release its waiters, delete its rows (best effort; the

@@ -53,7 +53,8 @@ class JobTracker:
         events: list[JobEvent] = []
         for row in rows:
             events += progress_events(row)
-        await record(session, events)
+        if events:
+            await record(session, events)
         return self._after(rows, events, state)
 
     def _after(self, rows: list[Any], events: list[JobEvent], state: ItemState) -> AfterCommit:
@@ -61,7 +62,8 @@ class JobTracker:
             for row in rows:
                 self.metrics.items.labels(state.value).inc(row.moved)
                 self.metrics.finished_job(row.kind, row.state)
-            await self.publisher.publish_quietly(events)
+            if events:
+                await self.publisher.publish_quietly(events)
 
         return publish
 

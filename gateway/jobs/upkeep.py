@@ -36,8 +36,6 @@ from gateway.jobs.service import JobService
 from gateway.jobs.tracker import JobTracker
 from gateway.work.hooks import AfterCommit
 from gateway.work.models import TaskIn
-from gateway.work.repository.parcel_results import parcel_tasks_done
-from gateway.work.repository.party_results import party_tasks_done
 from gateway.work.repository.result_history import done_tasks
 
 log = structlog.get_logger("gateway.jobs.upkeep")
@@ -45,7 +43,6 @@ log = structlog.get_logger("gateway.jobs.upkeep")
 CLAIM_BATCH = 20
 RELAY_BATCH = 100
 RECONCILE_PAGE = 2000
-_DONE_TABLES = {"parcel": parcel_tasks_done, "party": party_tasks_done}
 
 
 class JobUpkeep:
@@ -152,7 +149,7 @@ class JobUpkeep:
     ) -> list[AfterCommit]:
         out: list[AfterCommit] = []
         by_task = {p.task_id: p for p in page}
-        done = await done_tasks(session, _DONE_TABLES[row.audience], by_task)
+        done = await done_tasks(session, repo.DONE_TABLES[row.audience], by_task)
         moves = [repo.ItemMove(t) for t in done]
         publish = await self.tracker.apply(session, ItemState.SUCCEEDED, moves, row.id)
         if publish is not None:
@@ -187,7 +184,7 @@ class JobUpkeep:
         # A task that is neither done nor in Redis was lost by Redis (a restart without
         # persistence, a flush): queue it again rather than leave the item pending forever.
         # Checked against PostgreSQL once more first: its commit may have landed meanwhile.
-        done = await done_tasks(session, _DONE_TABLES[row.audience], [p.task_id for p in lost])
+        done = await done_tasks(session, repo.DONE_TABLES[row.audience], [p.task_id for p in lost])
         lost = [p for p in lost if p.task_id not in done]
         if not lost:
             return

@@ -189,12 +189,26 @@ class WorkQueue:
             raw = await self.scripts.enqueue(args=[self.base, *_task_args(tasks)])
         return _enqueued(raw, tasks)
 
-    async def attach(self, waiter: str, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
-        """Make `waiter` wait for each task, creating those not live (`new`); idempotent."""
+    async def attach(
+        self, waiter: str, tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None
+    ) -> EnqueueOutcome:
+        """Make `waiter` wait for each task, creating those not live (`new`); idempotent.
+
+        `task_ids` are the ids new tasks get (default: fresh ones), so a caller can record
+        them before the tasks exist and no result can commit before it knows the id.
+        """
         _check_waiter(waiter)
         with redis_guard():
-            raw = await self.scripts.attach(args=[self.base, waiter, *_task_args(tasks)])
+            raw = await self.scripts.attach(args=[self.base, waiter, *_task_args(tasks, task_ids)])
         return _enqueued(raw, tasks)
+
+    async def live_task_ids(self, units: Sequence[tuple[str, str]]) -> list[str | None]:
+        """The live task of each (platform, key), None where there is none."""
+        if not units:
+            return []
+        with redis_guard():
+            found = await self.redis.hmget(self.key("dedupe"), [f"{p}:{k}" for p, k in units])
+        return [None if t is None else _s(t) for t in found]
 
     async def release(self, waiter: str, task_ids: Sequence[str]) -> ReleaseOutcome:
         """Take `waiter` off these tasks; remove (or cancel if leased) those nobody wants."""
@@ -324,13 +338,17 @@ def _check_waiter(waiter: str) -> None:
         raise ValueError("a waiter id is 1 to 64 letters, digits or underscores")
 
 
-def _task_args(tasks: Sequence[TaskIn]) -> list[str]:
-    """The count, then per task: a fresh id and its fields (enqueue.lua, attach.lua)."""
+def _task_args(tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None) -> list[str]:
+    """The count, then per task: its id if new (given, else fresh) and its fields
+    (enqueue.lua, attach.lua)."""
+    ids = task_ids if task_ids is not None else [uuid.uuid4().hex for _ in tasks]
+    if len(ids) != len(tasks):
+        raise ValueError("one task id per task")
     args = [str(len(tasks))]
-    for task in tasks:
+    for task, task_id in zip(tasks, ids, strict=True):
         not_before = "" if task.not_before is None else str(int(task.not_before.timestamp() * 1000))
         args += [
-            uuid.uuid4().hex,
+            task_id,
             task.platform,
             task.key,
             json.dumps(task.payload, separators=(",", ":")),

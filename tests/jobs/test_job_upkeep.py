@@ -57,11 +57,12 @@ async def test_a_stuck_submission_is_rolled_back_with_only_its_own_tasks(h: Jobs
     )
     # What a gateway killed after attaching leaves behind: the job row and its items, and
     # waiters on the queue, but no link and no `queued` state.
+    expected, fresh = await service._expected_tasks(spec)
     async with h.resources.sessionmaker() as session, session.begin():
         await h.jobs.budget.admit(session, owner, spec.kind, 3)
         await repo.insert_job(session, service._job_values("job_" + "a" * 24, owner, spec, 1))
-        await repo.insert_items(session, "job_" + "a" * 24, spec.items)
-    await service._attach("job_" + "a" * 24, spec)
+        await repo.insert_items(session, "job_" + "a" * 24, spec.items, expected)
+    await service._attach("job_" + "a" * 24, spec, fresh)
     assert await _queued_keys(h) == {"keep-1", "gone-1", "gone-2"}
     assert (
         await h.public.get(f"/v1/jobs/job_{'a' * 24}", headers={"X-API-Key": await h.key()})

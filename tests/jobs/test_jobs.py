@@ -468,3 +468,45 @@ async def test_admins_see_every_job_and_force_a_state_with_a_reason(h: JobsHarne
     )
     assert cancel.status_code == 200
     assert cancel.json()["state"] == "cancelled"
+
+
+async def test_results_committed_while_the_job_is_submitting_move_it_at_once(
+    h: JobsHarness,
+) -> None:
+    from gateway.jobs.models import Item, JobKind
+    from gateway.jobs.owner import Owner
+    from gateway.jobs.repository import jobs as repo
+    from gateway.jobs.spec import JobSpec
+
+    # Workers are fast: a task can be leased and its result committed between the
+    # attach and the submission's second transaction. Items are recorded with their
+    # expected task first, so the results hook moves them then and there.
+    service = h.jobs.service
+    owner = Owner(id="user:alice", tier=h.public_plane.tiers.get("pro"))
+    spec = JobSpec(
+        kind=JobKind.PARCEL_REFRESH,
+        items=[Item(platform="alpha", key=k) for k in ("fast-1", "fast-2", "fast-3")],
+    )
+    job_id = "job_" + "b" * 24
+    expected, fresh = await service._expected_tasks(spec)
+    async with h.resources.sessionmaker() as session, session.begin():
+        await h.jobs.budget.admit(session, owner, spec.kind, 3)
+        await repo.insert_job(session, service._job_values(job_id, owner, spec, 1))
+        await repo.insert_items(session, job_id, spec.items, expected)
+    task_ids = await service._attach(job_id, spec, fresh)
+    assert task_ids == expected
+    token = await h.worker_token()
+    assert len(await h.scrape(token, fail=lambda task: task["key"] == "fast-3")) == 3
+    during = await h.count("SELECT succeeded + failed FROM jobs WHERE id = :j", j=job_id)
+    assert during == 3  # moved by the hook although the job was not queued yet
+    assert await h.jobs.publisher.read(job_id) == []  # and nothing announced yet
+
+    row = await service._finish_submission(job_id, spec, [])
+    assert row.state == "partially_failed"
+    events = await h.jobs.publisher.read(job_id)
+    assert [e.type for e in events] == ["job.queued", "job.progress", "job.partially_failed"]
+    assert [e.seq for e in events] == [1, 2, 3]
+    validate = event_validator()
+    for event in events:
+        validate(event.model_dump(mode="json"))
+    assert events[-1].data["progress"]["succeeded"] == 2

@@ -21,8 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.jobs.models import Item, ItemState, JobState
 from gateway.jobs.repository.tables import job_events, job_items, jobs
+from gateway.work.repository.parcel_results import parcel_tasks_done
+from gateway.work.repository.party_results import party_tasks_done
 
 OPEN_STATES = ("queued", "running")
+# Where each audience's results are marked done (the worker plane's tables).
+DONE_TABLES = {"parcel": parcel_tasks_done, "party": party_tasks_done}
 TERMINAL_STATES = ("completed", "partially_failed", "failed", "cancelled", "expired")
 
 # What every statement that changes a job returns: the whole row (events and answers).
@@ -43,15 +47,21 @@ async def insert_job(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(sa.insert(jobs).values(**values))
 
 
-async def insert_items(session: AsyncSession, job_id: str, items: Sequence[Item]) -> None:
-    """Insert a job's items with COPY (a 100,000-item job is one round trip's worth)."""
+async def insert_items(
+    session: AsyncSession, job_id: str, items: Sequence[Item], task_ids: Sequence[str]
+) -> None:
+    """Insert a job's items, each linked to the task expected to carry it, with COPY (a
+    100,000-item job is one round trip's worth)."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     await driver.copy_records_to_table(
         "job_items",
-        records=[(job_id, i, item.platform, item.key, "pending") for i, item in enumerate(items)],
-        columns=["job_id", "idx", "platform", "key", "state"],
+        records=[
+            (job_id, i, item.platform, item.key, task_id, "pending")
+            for i, (item, task_id) in enumerate(zip(items, task_ids, strict=True))
+        ],
+        columns=["job_id", "idx", "platform", "key", "task_id", "state"],
     )
 
 
@@ -69,17 +79,37 @@ async def link_items(
     )
 
 
-async def mark_queued(session: AsyncSession, job_id: str, check_at: datetime) -> Any | None:
-    """Finish a submission: `submitting` -> `queued` (None if it was rolled back meanwhile)."""
+async def lock_submitting(session: AsyncSession, job_id: str) -> Any | None:
+    """The job's row, locked, while it is still `submitting` (None: rolled back)."""
+    stmt = (
+        sa.select(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTING.value)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def finish_submission(session: AsyncSession, job_id: str, check_at: datetime) -> Any:
+    """`submitting` -> queued, running or finished, by the items results already moved;
+    `event_seq` advances by the events that produces (`changes.submission_events`)."""
+    moved = "(succeeded + failed)"
+    done = "(succeeded + failed + cancelled + expired) = total"
     result = await session.execute(
         sa.text(
-            "UPDATE jobs SET state = 'queued', event_seq = event_seq + 1, updated_at = now(),"  # noqa: S608 - fixed names only; values are bound
-            " check_at = :check_at, publish_check_at = now() + interval '5 seconds'"
-            f" WHERE id = :job AND state = 'submitting' RETURNING {_RETURNING}"
+            "UPDATE jobs SET"  # noqa: S608 - fixed names only; values are bound
+            f" state = CASE WHEN {done} THEN (CASE WHEN succeeded = total THEN 'completed'"
+            "   WHEN succeeded = 0 THEN 'failed' ELSE 'partially_failed' END)"
+            f"  WHEN {moved} > 0 THEN 'running' ELSE 'queued' END,"
+            f" event_seq = event_seq + 1 + CASE WHEN {moved} > 0 THEN 1 ELSE 0 END"
+            f"  + CASE WHEN {done} THEN 1 ELSE 0 END,"
+            f" finished_at = CASE WHEN {done} THEN now() END,"
+            f" check_at = CASE WHEN {done} THEN NULL ELSE CAST(:check_at AS timestamptz) END,"
+            " publish_check_at = now() + interval '5 seconds', updated_at = now()"
+            " WHERE id = :job AND state = 'submitting' RETURNING *"
         ),
         {"job": job_id, "check_at": check_at},
     )
-    return result.first()
+    return result.one()
 
 
 async def lock_waiting_jobs(
@@ -138,14 +168,21 @@ async def move_items(
             " UPDATE jobs AS j SET"
             f"  {'succeeded' if succeeded else 'failed'} ="
             f"    j.{'succeeded' if succeeded else 'failed'} + c.n,"
-            f"  state = CASE WHEN NOT {done} THEN 'running'"
+            # A job still `submitting` keeps its state and emits nothing: its counters
+            # move (the item is done), and finishing the submission reports them.
+            "  state = CASE WHEN j.state = 'submitting' THEN 'submitting'"
+            f"    WHEN NOT {done} THEN 'running'"
             f"    WHEN {new_succeeded} = j.total THEN 'completed'"
             f"    WHEN {new_succeeded} = 0 THEN 'failed' ELSE 'partially_failed' END,"
-            f"  event_seq = j.event_seq + CASE WHEN {done} THEN 2 ELSE 1 END,"
+            "  event_seq = j.event_seq + CASE WHEN j.state = 'submitting' THEN 0"
+            f"    WHEN {done} THEN 2 ELSE 1 END,"
             "  started_at = coalesce(j.started_at, now()),"
-            f"  finished_at = CASE WHEN {done} THEN now() ELSE j.finished_at END,"
-            f"  check_at = CASE WHEN {done} THEN NULL ELSE j.check_at END,"
-            "  publish_check_at = coalesce(j.publish_check_at, now() + interval '5 seconds'),"
+            f"  finished_at = CASE WHEN j.state <> 'submitting' AND {done} THEN now()"
+            "    ELSE j.finished_at END,"
+            f"  check_at = CASE WHEN j.state <> 'submitting' AND {done} THEN NULL"
+            "    ELSE j.check_at END,"
+            "  publish_check_at = CASE WHEN j.state = 'submitting' THEN j.publish_check_at"
+            "    ELSE coalesce(j.publish_check_at, now() + interval '5 seconds') END,"
             "  updated_at = now()"
             " FROM c WHERE j.id = c.job_id RETURNING j.*,"
             " c.n AS moved"
