@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from gateway.jobs.models import JobEvent, JobState
@@ -104,8 +105,17 @@ class EventKeys:
 class EventPublisher:
     """Publishes committed events to Redis (idempotent per job and sequence)."""
 
-    def __init__(self, redis: Redis, keys: EventKeys, *, stream_max: int, feed_max: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: EventKeys,
+        *,
+        stream_max: int,
+        feed_max: int,
+        failures: Counter | None = None,
+    ) -> None:
         self.redis = redis
+        self.failures = failures
         self.keys = keys
         self.stream_max = stream_max
         self.feed_max = feed_max
@@ -128,6 +138,8 @@ class EventPublisher:
         try:
             await self.publish(events)
         except REDIS_FAILURE as exc:
+            if self.failures is not None:
+                self.failures.inc()
             log.warning("job_events_publish_deferred", events=len(events), error=type(exc).__name__)
 
     async def last_seq(self, job_ids: Sequence[str]) -> dict[str, int]:

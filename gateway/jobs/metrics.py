@@ -29,7 +29,7 @@ class JobMetrics:
     finished: Counter
     items: Counter
     upkeep: Counter
-    hook_failures: Counter
+    publish_failures: Counter
 
     def finished_job(self, kind: str, state: str) -> None:
         """Count a job that reached a terminal state."""
@@ -64,7 +64,7 @@ def _build(registry: CollectorRegistry) -> JobMetrics:
             ["action"],
             registry=registry,
         ),
-        hook_failures=Counter(
+        publish_failures=Counter(
             "gateway_job_publish_failures_total",
             "Event publishes that failed after a commit (the upkeep relay repairs them).",
             registry=registry,

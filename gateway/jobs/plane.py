@@ -24,21 +24,22 @@ from gateway.work.queue import WorkQueue
 from gateway.work.scripts import load_scripts
 
 
-def event_publisher(resources: Resources) -> EventPublisher:
-    """The deployment's job event publisher."""
+def event_publisher(resources: Resources, metrics: JobMetrics) -> EventPublisher:
+    """The deployment's job event publisher (failures counted in `metrics`)."""
     settings = resources.settings
     return EventPublisher(
         resources.redis,
         EventKeys(resources.settings.redis_key_prefix),
         stream_max=settings.job_events_max,
         feed_max=settings.job_feed_max,
+        failures=metrics.publish_failures,
     )
 
 
 def tracker_for(resources: Resources, audience: Audience) -> JobTracker:
     """The results hook of a worker port (`audience`): moves jobs on commit."""
     metrics = job_metrics(resources.metrics.registry(audience))
-    return JobTracker(resources.sessionmaker, event_publisher(resources), metrics)
+    return JobTracker(resources.sessionmaker, event_publisher(resources, metrics), metrics)
 
 
 class JobsPlane:
@@ -60,7 +61,7 @@ class JobsPlane:
             a: WorkQueue(resources.redis, scripts, resources.key("wq", a, ""), settings)
             for a in ("parcel", "party")
         }
-        self.publisher = event_publisher(resources)
+        self.publisher = event_publisher(resources, self.metrics)
         self.budget = JobBudget(resources)
         self.downloads = DownloadService(resources)
         self.service = JobService(resources, queues, self.budget, self.publisher, self.metrics)

@@ -219,7 +219,7 @@ class JobService:
         try:
             with database_guard():
                 async with self.sessionmaker() as session, session.begin():
-                    await repo.link_items(session, job_id, range(len(task_ids)), task_ids)
+                    # The job row first, then its items: the order every path keeps.
                     row = await repo.mark_queued(session, job_id, first_check)
                     if row is None:
                         # Rolled back by the upkeep loop meanwhile (this request took longer
@@ -227,6 +227,7 @@ class JobService:
                         raise DependencyUnavailable(
                             "database", "The job could not be created in time; submit again"
                         )
+                    await repo.link_items(session, job_id, range(len(task_ids)), task_ids)
                     events = await record(session, [state_event(row, "job.queued")])
         except DependencyUnavailable:
             await self._undo(job_id, spec.kind, spec.items)

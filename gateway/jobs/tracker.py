@@ -38,11 +38,16 @@ class JobTracker:
         self.metrics = metrics
 
     async def apply(
-        self, session: AsyncSession, state: ItemState, moves: Sequence[ItemMove]
+        self,
+        session: AsyncSession,
+        state: ItemState,
+        moves: Sequence[ItemMove],
+        only_job: str | None = None,
     ) -> AfterCommit | None:
-        """Move the items waiting on these tasks to `state` in `session`'s transaction;
-        what to run once it committed (count and publish), None if nothing moved."""
-        rows = await move_items(session, state, moves)
+        """Move the items waiting on these tasks to `state` in `session`'s transaction
+        (only `only_job`'s, if given); what to run once it committed (count and
+        publish), None if nothing moved."""
+        rows = await move_items(session, state, moves, only_job)
         if not rows:
             return None
         events: list[JobEvent] = []

@@ -104,29 +104,32 @@ class JobUpkeep:
         return sent
 
     async def reconcile_due(self) -> int:
-        """Expire or reconcile open jobs whose check is due; how many jobs."""
-        after: list[AfterCommit] = []
-        closed: list[tuple[Any, list[str], list[JobEvent]]] = []
-        async with self.sessionmaker() as session, session.begin():
-            rows = await repo.claim_due(
-                session, "check_at", CLAIM_BATCH, "AND state IN ('queued', 'running')"
-            )
-            now = datetime.now(UTC)
-            for row in rows:
+        """Expire or reconcile open jobs whose check is due, one job per transaction (a
+        job's lock holds its results back, so it is held briefly); how many jobs."""
+        handled = 0
+        for _ in range(CLAIM_BATCH):
+            after: list[AfterCommit] = []
+            closed: tuple[Any, list[str], list[JobEvent]] | None = None
+            async with self.sessionmaker() as session, session.begin():
+                rows = await repo.claim_due(
+                    session, "check_at", 1, "AND state IN ('queued', 'running')"
+                )
+                if not rows:
+                    break
+                row, now = rows[0], datetime.now(UTC)
                 if row.deadline is not None and row.deadline <= now:
-                    closed.append(
-                        await self.service.close_locked(
-                            session, row, JobState.EXPIRED, "deadline passed"
-                        )
+                    closed = await self.service.close_locked(
+                        session, row, JobState.EXPIRED, "deadline passed"
                     )
-                    continue
-                after += await self._reconcile(session, row, now)
-        for publish in after:
-            await publish()
-        for row, task_ids, events in closed:
-            await self.service.after_close(row, task_ids, events)
-        self.metrics.upkeep.labels("expired").inc(len(closed))
-        return len(rows)
+                else:
+                    after = await self._reconcile(session, row, now)
+            handled += 1
+            for publish in after:
+                await publish()
+            if closed is not None:
+                await self.service.after_close(*closed)
+                self.metrics.upkeep.labels("expired").inc()
+        return handled
 
     async def _reconcile(self, session: AsyncSession, row: Any, now: datetime) -> list[AfterCommit]:
         page = await repo.pending_linked(session, row.id, row.reconcile_from, RECONCILE_PAGE)
@@ -150,7 +153,7 @@ class JobUpkeep:
         by_task = {p.task_id: p for p in page}
         done = await done_tasks(session, _DONE_TABLES[row.audience], by_task)
         moves = [repo.ItemMove(t) for t in done]
-        publish = await self.tracker.apply(session, ItemState.SUCCEEDED, moves)
+        publish = await self.tracker.apply(session, ItemState.SUCCEEDED, moves, row.id)
         if publish is not None:
             out.append(publish)
         rest = [t for t in by_task if t not in done]
@@ -171,7 +174,7 @@ class JobUpkeep:
                 dead.append(
                     repo.ItemMove(tid, last_error_of(errors) or "dead-lettered", _int(attempt))
                 )
-        publish = await self.tracker.apply(session, ItemState.FAILED, dead)
+        publish = await self.tracker.apply(session, ItemState.FAILED, dead, row.id)
         if publish is not None:
             out.append(publish)
         if lost:

@@ -25,11 +25,8 @@ from gateway.jobs.repository.tables import job_events, job_items, jobs
 OPEN_STATES = ("queued", "running")
 TERMINAL_STATES = ("completed", "partially_failed", "failed", "cancelled", "expired")
 
-# What every statement that changes a job returns: enough to build its events.
-_RETURNING = (
-    "id, owner, kind, audience, state, total, succeeded, failed, cancelled, expired,"
-    " event_seq, updated_at, state_reason"
-)
+# What every statement that changes a job returns: the whole row (events and answers).
+_RETURNING = "*"
 
 
 @dataclass(frozen=True)
@@ -85,12 +82,44 @@ async def mark_queued(session: AsyncSession, job_id: str, check_at: datetime) ->
     return result.first()
 
 
+async def lock_waiting_jobs(
+    session: AsyncSession, task_ids: Sequence[str], only_job: str | None = None
+) -> list[str]:
+    """Lock, in id order, the jobs with pending items on these tasks; their ids.
+
+    Every path that moves items takes its jobs' row locks first, in id order, and only
+    then touches their items (results, dead letters, cancel, expiry, reconcile), so two
+    of them can wait on each other's job rows but never deadlock.
+    """
+    where = "" if only_job is None else " AND job_id = :only"
+    result = await session.execute(
+        sa.text(
+            "SELECT id FROM jobs WHERE id IN (SELECT job_id FROM job_items"  # noqa: S608 - fixed names only; values are bound
+            f" WHERE task_id = ANY(CAST(:tids AS text[])) AND state = 'pending'{where})"
+            " ORDER BY id FOR UPDATE"
+        ),
+        {"tids": list(task_ids), "only": only_job},
+    )
+    return list(result.scalars().all())
+
+
 async def move_items(
-    session: AsyncSession, state: ItemState, moves: Sequence[ItemMove]
+    session: AsyncSession,
+    state: ItemState,
+    moves: Sequence[ItemMove],
+    only_job: str | None = None,
 ) -> list[Any]:
     """Move the pending items waiting on these tasks to `state` (succeeded or failed) and
-    their jobs' counters; the changed jobs (new counters, state, last seq, `moved`)."""
+    their jobs' counters; the changed jobs (new counters, state, last seq, `moved`).
+
+    `only_job` limits the move to one job's items (the reconciler, which already holds
+    that job's lock and must not wait for another's). Items of a job linked to one of
+    these tasks after the jobs were locked are left pending for that job's reconcile.
+    """
     if not moves:
+        return []
+    locked = await lock_waiting_jobs(session, [m.task_id for m in moves], only_job)
+    if not locked:
         return []
     succeeded = state is ItemState.SUCCEEDED
     done = "(j.succeeded + j.failed + j.cancelled + j.expired + c.n) = j.total"  # all items out
@@ -103,6 +132,7 @@ async def move_items(
             "  FROM unnest(CAST(:tids AS text[]), CAST(:errors AS text[]),"
             "    CAST(:attempts AS int[])) AS v(task_id, error, attempts)"
             "  WHERE i.task_id = v.task_id AND i.state = 'pending'"
+            "    AND i.job_id = ANY(CAST(:jobs AS text[]))"
             "  RETURNING i.job_id"
             "), c AS (SELECT job_id, count(*)::int AS n FROM moved GROUP BY job_id)"
             " UPDATE jobs AS j SET"
@@ -117,11 +147,12 @@ async def move_items(
             f"  check_at = CASE WHEN {done} THEN NULL ELSE j.check_at END,"
             "  publish_check_at = coalesce(j.publish_check_at, now() + interval '5 seconds'),"
             "  updated_at = now()"
-            f" FROM c WHERE j.id = c.job_id RETURNING {_RETURNING.replace('id,', 'j.id,', 1)},"
+            " FROM c WHERE j.id = c.job_id RETURNING j.*,"
             " c.n AS moved"
         ),
         {
             "state": state.value,
+            "jobs": locked,
             "tids": [m.task_id for m in moves],
             "errors": [m.error for m in moves],
             "attempts": [m.attempts for m in moves],
