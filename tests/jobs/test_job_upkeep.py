@@ -30,6 +30,11 @@ async def h(settings: Settings) -> Any:
         yield harness
 
 
+def _text(value: Any) -> str:
+    assert value is not None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def _exec(h: JobsHarness, sql: str, **params: Any) -> None:
     async with h.resources.sessionmaker() as session, session.begin():
         await session.execute(text(sql), params)
@@ -38,7 +43,7 @@ async def _exec(h: JobsHarness, sql: str, **params: Any) -> None:
 async def _queued_keys(h: JobsHarness) -> set[str]:
     redis = h.resources.redis
     base = h.jobs.service.queues["parcel"].key("dedupe")
-    return {k.decode().split(":", 1)[1] for k in await redis.hkeys(base)}
+    return {_text(k).split(":", 1)[1] for k in await redis.hkeys(base)}
 
 
 async def test_a_stuck_submission_is_rolled_back_with_only_its_own_tasks(h: JobsHarness) -> None:
@@ -96,9 +101,9 @@ async def test_an_item_attached_while_its_task_committed_is_reconciled(h: JobsHa
     job = (await h.submit(key, ["race-1", "race-2"])).json()
     # The task of race-1 is done in PostgreSQL but its item missed the inline move (its
     # commit's hook ran before the item was linked): the first reconcile finds it.
-    task_id = (
+    task_id = _text(
         await h.resources.redis.hget(h.jobs.service.queues["parcel"].key("dedupe"), "alpha:race-1")
-    ).decode()
+    )
     await _exec(h, "INSERT INTO parcel_tasks_done (task_id, lease_id) VALUES (:t, 'x')", t=task_id)
     await _exec(h, "UPDATE jobs SET check_at = now() - interval '1 s' WHERE id = :j", j=job["id"])
     assert await h.jobs.upkeep.reconcile_due() == 1
@@ -115,7 +120,7 @@ async def test_a_task_redis_lost_is_attached_again(h: JobsHarness) -> None:
     key = await h.key()
     job = (await h.submit(key, ["lost-1"])).json()
     queue = h.jobs.service.queues["parcel"]
-    old = (await h.resources.redis.hget(queue.key("dedupe"), "alpha:lost-1")).decode()
+    old = _text(await h.resources.redis.hget(queue.key("dedupe"), "alpha:lost-1"))
     await h.resources.redis.delete(
         queue.key("t", old), queue.key("dedupe"), queue.key("ready", "alpha")
     )
@@ -241,7 +246,7 @@ async def test_a_gateway_killed_mid_submission_leaves_no_job_and_no_orphan_tasks
         async def rolled_back() -> bool:
             async with resources.sessionmaker() as session:
                 jobs = (await session.execute(text("SELECT count(*) FROM jobs"))).scalar_one()
-            return jobs == 0
+            return bool(jobs == 0)
 
         await wait_until(rolled_back, what="the stuck submission rolled back")
         assert set(await _dedupe(resources)) == {"alpha:k-03"}
@@ -254,7 +259,7 @@ async def test_a_gateway_killed_mid_submission_leaves_no_job_and_no_orphan_tasks
 
 async def _dedupe(resources: Resources) -> list[str]:
     raw = await resources.redis.hkeys(resources.key("wq", "parcel", "dedupe"))
-    return sorted(k.decode() for k in raw)
+    return sorted(_text(k) for k in raw)
 
 
 async def _api_key(resources: Resources) -> str:

@@ -33,7 +33,11 @@ def event_validator() -> Callable[[dict[str, Any]], None]:
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    return validator.validate
+
+    def validate(event: dict[str, Any]) -> None:
+        validator.validate(event)
+
+    return validate
 
 
 @dataclass

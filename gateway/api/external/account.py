@@ -8,9 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
+from gateway.api.external.jobs_deps import JobsPlaneDep, owner_of
 from gateway.api.external.public_deps import CallerDep, PlaneDep
 from gateway.core.errors import Forbidden
+from gateway.jobs.budget import CreditUsage, PeriodUsage
 from gateway.public.api_keys import IssuedKey
+from gateway.public.principal import PrincipalKind
 from gateway.public.repository.api_keys import ApiKeyRow
 
 router = APIRouter(prefix="/v1", tags=["account"])
@@ -37,6 +40,42 @@ class UsageOut(BaseModel):
     remaining: int | None
 
 
+class PeriodCreditsOut(BaseModel):
+    """Job credits of one UTC period: used (charged + reserved) against the limit."""
+
+    charged: int = Field(description="Credits of items that succeeded")
+    reserved: int = Field(description="Credits held for items still pending")
+    limit: int | None = Field(description="Null when the tier has no limit for this period")
+    remaining: int | None = Field(description="limit - charged - reserved; null when unlimited")
+    resets_at: datetime = Field(description="When the period ends (UTC midnight, 1st of month)")
+
+    @classmethod
+    def of(cls, usage: PeriodUsage) -> PeriodCreditsOut:
+        """The API shape of one period's usage."""
+        return cls(
+            charged=usage.charged,
+            reserved=usage.reserved,
+            limit=usage.limit,
+            remaining=usage.remaining,
+            resets_at=usage.resets_at,
+        )
+
+
+class CreditsOut(BaseModel):
+    """Job credits today and this month (`month` is null when the tier has no monthly cap)."""
+
+    day: PeriodCreditsOut
+    month: PeriodCreditsOut | None
+
+    @classmethod
+    def of(cls, usage: CreditUsage) -> CreditsOut:
+        """The API shape of an owner's credit usage."""
+        return cls(
+            day=PeriodCreditsOut.of(usage.day),
+            month=None if usage.month is None else PeriodCreditsOut.of(usage.month),
+        )
+
+
 class MeOut(BaseModel):
     """Who the caller is, their tier and usage."""
 
@@ -47,6 +86,7 @@ class MeOut(BaseModel):
     role: str
     tier: TierOut
     usage: UsageOut
+    credits: CreditsOut | None = Field(description="Job credits; null for anonymous callers")
 
 
 class KeyOut(BaseModel):
@@ -96,10 +136,13 @@ def _issued(issued: IssuedKey) -> IssuedKeyOut:
     return IssuedKeyOut(**_key_out(issued.row).model_dump(), key=issued.secret)
 
 
-@router.get("/me", summary="The caller, their tier, limits and today's usage")
-async def me(caller: CallerDep, plane: PlaneDep) -> MeOut:
+@router.get("/me", summary="The caller, their tier, limits, today's usage and job credits")
+async def me(caller: CallerDep, jobs: JobsPlaneDep) -> MeOut:
     """Describe the caller."""
     p = caller.principal
+    credits = None
+    if p.kind is not PrincipalKind.ANONYMOUS:  # anonymous callers own no jobs
+        credits = CreditsOut.of(await jobs.budget.usage(owner_of(caller)))
     used = caller.decision.quota_used
     quota = p.tier.daily_quota
     return MeOut(
@@ -112,6 +155,7 @@ async def me(caller: CallerDep, plane: PlaneDep) -> MeOut:
         usage=UsageOut(
             today=used, daily_quota=quota, remaining=max(0, quota - used) if quota else None
         ),
+        credits=credits,
     )
 
 

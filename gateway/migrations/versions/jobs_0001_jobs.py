@@ -94,6 +94,13 @@ def upgrade() -> None:
         ["created_at"],
         postgresql_where=sa.text("state = 'submitting'"),
     )
+    # The open-jobs cap counts an owner's open jobs on every submission.
+    op.create_index(
+        "ix_jobs_owner_open",
+        "jobs",
+        ["owner"],
+        postgresql_where=sa.text("state IN ('submitting', 'queued', 'running')"),
+    )
     op.create_index(
         "ix_jobs_owner_upload",
         "jobs",
