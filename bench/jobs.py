@@ -676,14 +676,19 @@ class Run:
         headers = {"X-API-Key": key, "Content-Type": "application/json"}
         job_ids: dict[int, str] = {}
 
+        sent_at: dict[str, tuple[float, float]] = {}  # job id: wall clock sent, answered
+
         async def submit(j: int) -> None:
+            sent = time.time()
             response = await public.post("/v1/jobs", content=bodies[j], headers=headers)
+            answered = time.time()
             if response.status_code != 201:
                 raise RuntimeError(f"POST /v1/jobs: {response.status_code} {response.text[:300]}")
             doc = response.json()
             if doc["estimate"]["items"] != size:
                 raise RuntimeError(f"estimate {doc['estimate']} for {size} items")
             job_ids[j] = doc["id"]
+            sent_at[doc["id"]] = (sent, answered)
 
         print(f"  jobs: {n} x {size} parcels at {self.args.rate:g}/s", file=sys.stderr)
         follower = FeedFollower(self.args.redis_url, f"{self.prefix}jobs:feed")
@@ -710,6 +715,7 @@ class Run:
         metrics_after = (await public.get("/metrics")).text
         posts = self.log.posts[first_post:]
         lag = await self._lags(db, keys, job_ids, posts, seen)
+        steps = await self._submit_steps(db, sent_at)
         return {
             "jobs": {
                 "submitted": len(job_ids),
@@ -724,9 +730,31 @@ class Run:
                 "items_per_s_end_to_end": size * len(job_ids) / elapsed,
                 "gateway_cpu_s": cpu,
                 "finished": finished,
+                "steps_ms": steps,
             },
             "lag": lag,
         }
+
+    @staticmethod
+    async def _submit_steps(
+        db: asyncpg.Connection, sent_at: dict[str, tuple[float, float]]
+    ) -> dict[str, list[float]]:
+        """Where a submission's time went, from PostgreSQL's transaction start times: sent
+        -> Tx1 start (jobs.created_at), -> Tx2 start (job.queued event), -> answer."""
+        rows = await db.fetch(
+            "SELECT j.id, j.created_at, e.created_at AS queued_at FROM jobs j"
+            " JOIN job_events e ON e.job_id = j.id AND e.type = 'job.queued'"
+            " WHERE j.id = ANY($1::text[])",
+            list(sent_at),
+        )
+        steps: dict[str, list[float]] = {"to_tx1": [], "tx1_attach": [], "tx2_answer": []}
+        for r in rows:
+            sent, answered = sent_at[r["id"]]
+            tx1, tx2 = r["created_at"].timestamp(), r["queued_at"].timestamp()
+            steps["to_tx1"].append(1000 * (tx1 - sent))
+            steps["tx1_attach"].append(1000 * (tx2 - tx1))
+            steps["tx2_answer"].append(1000 * (answered - tx2))
+        return steps
 
     async def _all_finished(self, db: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
         """Wait until every job is in a terminal state; count them by state."""
@@ -1034,6 +1062,15 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         f"{_fmt(s['submit_p50_ms'])} / {_fmt(s['submit_p99_ms'])}",
         f"{_fmt(s['tasks_p50_ms'])} / {_fmt(s['tasks_p99_ms'])}",
         _fmt(s["submit_p99_ms"] / s["tasks_p99_ms"], 2),
+    )
+    steps = {
+        k: percentile(every(lambda r, k=k: r["jobs"]["steps_ms"][k]), 0.5)
+        for k in ("to_tx1", "tx1_attach", "tx2_answer")
+    }
+    summary["submit_steps_p50_ms"] = steps
+    print(
+        f"{'  submit p50 ms: to Tx1 / Tx1+attach / Tx2+answer':44} "
+        f"{_fmt(steps['to_tx1'])} / {_fmt(steps['tx1_attach'])} / {_fmt(steps['tx2_answer'])}"
     )
     row(
         "items/s end to end (jobs | tasks)",
