@@ -932,6 +932,7 @@ class Run:
         lines = 0
         size = 0
         cpu_before = gateway.cpu_seconds()
+        client_cpu = time.process_time()
         sampler.start()
         started = time.perf_counter()
         try:
@@ -951,6 +952,7 @@ class Run:
             "elapsed_s": elapsed,
             "rows_per_s": rows / elapsed,
             "gateway_cpu_s": gateway.cpu_seconds() - cpu_before,
+            "client_cpu_s": time.process_time() - client_cpu,
             **memory,
         }
 
