@@ -20,7 +20,7 @@ unknown path, trailing slash or not, is a 404 problem on every port.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
@@ -69,6 +69,7 @@ def build_app(
     docs_enabled: bool = True,
     planes: Sequence[Plane] = (),
     layers: Sequence[Middleware] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """Assemble one audience's ASGI app around the shared resources.
 
@@ -77,6 +78,7 @@ def build_app(
     and reached by routes as `app.state.planes[name]`.
     `layers` are pure ASGI layers between the request context and FastAPI's stack
     (outermost first), e.g. CORS or a shortcut for hot requests.
+    `body_limits` overrides MAX_BODY_BYTES for the routes at these exact paths.
     """
 
     @contextlib.asynccontextmanager
@@ -122,6 +124,7 @@ def build_app(
             max_body_bytes=resources.settings.max_body_bytes,
             metrics=http_metrics,
             response_headers=SecurityHeaders(),
+            body_limits=body_limits,
         ),
         Middleware(QueryTextGuard),
         *layers,

@@ -1,4 +1,5 @@
-"""What the two worker ports share: the worker plane and the proxy pool.
+"""What the two worker ports share: the worker plane (with the jobs tracker as its
+results hook) and the proxy pool.
 
 The parcel and party ports serve the same protocol over separate queues, tokens and
 tables; only the audience, the title and the router list differ.
@@ -11,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from gateway.apps.builder import build_app
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
+from gateway.jobs.plane import tracker_for
 from gateway.proxy_pool.plane import ProxyPoolPlane
 from gateway.work.plane import WorkerPlane
 
@@ -25,5 +27,9 @@ def build_internal_app(
         title=title,
         routers=routers,
         docs_enabled=resources.settings.internal_docs_enabled,
-        planes=[WorkerPlane.build(resources, audience), ProxyPoolPlane.build(resources, audience)],
+        planes=[
+            # Results move the client jobs waiting on their tasks (gateway/jobs/tracker.py).
+            WorkerPlane.build(resources, audience, hooks=tracker_for(resources, audience)),
+            ProxyPoolPlane.build(resources, audience),
+        ],
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from gateway.api.external import properties
+from gateway.api.external import job_uploads, properties
 from gateway.api.external.routes import public_routers
+from gateway.api.middleware.idempotency import IdempotencyLayer
 from gateway.api.middleware.security_headers import CrossOriginOnlyCORS
 from gateway.apps.builder import build_app
 from gateway.core.audience import Audience
@@ -23,6 +24,7 @@ _EXPOSED = [
     "Age",
     "ETag",
     "X-Request-ID",
+    "Idempotent-Replayed",
 ]
 
 
@@ -40,6 +42,7 @@ def create_public_app(resources: Resources) -> FastAPI:
             "Content-Type",
             "If-None-Match",
             "X-Request-ID",
+            "Idempotency-Key",
         ],
         expose_headers=_EXPOSED,
         max_age=600,
@@ -50,6 +53,9 @@ def create_public_app(resources: Resources) -> FastAPI:
         layers.append(
             Middleware(PropertyHitShortcut, plane=plane, route=properties.property_route())
         )
+    # Innermost, so cache hits never pass it; inside CORS, so replays and its problems
+    # carry the CORS headers like any answer.
+    layers.append(Middleware(IdempotencyLayer, plane=plane))
     return build_app(
         audience=Audience.PUBLIC,
         resources=resources,
@@ -60,4 +66,6 @@ def create_public_app(resources: Resources) -> FastAPI:
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         layers=layers,
+        # Job uploads are files: JOB_UPLOAD_MAX_BYTES, not MAX_BODY_BYTES, bounds them.
+        body_limits={job_uploads.UPLOAD_PATH: resources.settings.job_upload_max_bytes},
     )

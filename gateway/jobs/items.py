@@ -4,6 +4,10 @@ Every bad item is reported with where it is (`["items", 7, "parcel_id"]` in a bo
 `["line", 12, "parcel_id"]` in a file), up to `MAX_REPORTED` of them, without the
 submitted value (an upload may hold anything). Items naming the same (platform, id)
 twice are merged into one (one task, one credit); the estimate says how many were.
+
+Validation stops at the first unique item past the tier's cap: an upload may hold a
+million rows, and nothing past the cap can change the answer (a 422 naming the cap), so
+neither the CPU nor the memory of those rows is spent.
 """
 
 from __future__ import annotations
@@ -62,11 +66,18 @@ def validate_items(
     *,
     max_items: int,
     locate: Locate = body_location,
+    errors: ItemErrors | None = None,
+    where: list[str | int] | None = None,
 ) -> tuple[list[Item], int]:
     """The valid, unique items of `raw_items` ((position, raw) pairs) and how many
-    duplicates were merged; raises a 422 listing the bad ones, or naming the cap."""
+    duplicates were merged; raises a 422 listing the bad ones, or naming the cap.
+
+    `errors` may already hold (or, while `raw_items` is consumed, receive) problems its
+    producer found, such as an upload line that is not JSON, so every problem is listed
+    in one answer in position order; `where` locates the whole list (empty, too long)."""
     adapter = _ADAPTERS[kind]
-    errors = ItemErrors()
+    errors = ItemErrors() if errors is None else errors
+    where = ["body", "items"] if where is None else where
     seen: set[Item] = set()
     items: list[Item] = []
     duplicates = 0
@@ -87,12 +98,14 @@ def validate_items(
             continue
         seen.add(item)
         items.append(item)
+        if len(items) > max_items:
+            break
     errors.raise_if_any()
     if not items:
         raise InvalidInput(
             [
                 {
-                    "loc": ["body", "items"],
+                    "loc": where,
                     "msg": "a job needs at least one item",
                     "type": "too_short",
                 }
@@ -103,8 +116,8 @@ def validate_items(
         raise InvalidInput(
             [
                 {
-                    "loc": ["body", "items"],
-                    "msg": f"{len(items)} items; your tier allows at most {max_items} per job",
+                    "loc": where,
+                    "msg": f"your tier allows at most {max_items} items per job",
                     "type": "too_long",
                 }
             ],

@@ -17,6 +17,7 @@ from gateway.jobs.models import JobKind
 from gateway.kit.memo import PerOwner
 
 ITEM_OUTCOMES = ("succeeded", "failed", "cancelled", "expired")
+DOWNLOAD_OUTCOMES = ("completed", "aborted", "busy")
 UPKEEP_ACTIONS = ("rolled_back", "republished", "reconciled", "reattached", "expired")
 _FINAL = ("completed", "partially_failed", "failed", "cancelled", "expired")
 
@@ -30,6 +31,7 @@ class JobMetrics:
     items: Counter
     upkeep: Counter
     publish_failures: Counter
+    downloads: Counter
 
     def finished_job(self, kind: str, state: str) -> None:
         """Count a job that reached a terminal state."""
@@ -69,7 +71,17 @@ def _build(registry: CollectorRegistry) -> JobMetrics:
             "Event publishes that failed after a commit (the upkeep relay repairs them).",
             registry=registry,
         ),
+        downloads=Counter(
+            "gateway_job_downloads_total",
+            "Result downloads by format and outcome: completed, aborted (the client left "
+            "or the stream failed), busy (refused: DOWNLOAD_MAX_CONCURRENT in progress).",
+            ["format", "outcome"],
+            registry=registry,
+        ),
     )
+    for fmt in ("csv", "ndjson"):
+        for outcome in DOWNLOAD_OUTCOMES:
+            metrics.downloads.labels(fmt, outcome)
     for kind in JobKind:
         metrics.created.labels(kind.value)
         for state in _FINAL:

@@ -20,8 +20,7 @@ from gateway.jobs.service import JobService
 from gateway.jobs.tracker import JobTracker
 from gateway.jobs.upkeep import JobUpkeep
 from gateway.kit.periodic import PeriodicLoop
-from gateway.work.queue import WorkQueue
-from gateway.work.scripts import load_scripts
+from gateway.work.plane import work_queue
 
 
 def event_publisher(resources: Resources, metrics: JobMetrics) -> EventPublisher:
@@ -56,14 +55,10 @@ class JobsPlane:
         settings = resources.settings
         self.resources = resources
         self.metrics: JobMetrics = job_metrics(resources.metrics.registry(audience))
-        scripts = load_scripts(resources.redis)
-        queues = {
-            a: WorkQueue(resources.redis, scripts, resources.key("wq", a, ""), settings)
-            for a in ("parcel", "party")
-        }
+        queues = {a: work_queue(resources, a) for a in ("parcel", "party")}
         self.publisher = event_publisher(resources, self.metrics)
         self.budget = JobBudget(resources)
-        self.downloads = DownloadService(resources)
+        self.downloads = DownloadService(resources, self.metrics)
         self.service = JobService(resources, queues, self.budget, self.publisher, self.metrics)
         self.tracker = JobTracker(resources.sessionmaker, self.publisher, self.metrics)
         self.upkeep = JobUpkeep(self.service, self.tracker, self.publisher, self.metrics)

@@ -45,6 +45,9 @@ AUTH_FAILURE_REASONS = (
 CACHE_RESULTS = ("hit", "miss", "stale", "bypass")
 SINGLEFLIGHT_OUTCOMES = ("served", "timeout")
 RATE_LIMIT_KINDS = ("rate", "quota")
+# Requests carrying Idempotency-Key, counted once each: `new` ran and its answer was
+# stored, `not_stored` ran and its answer was not kept (5xx, too large, lost connection).
+IDEMPOTENCY_OUTCOMES = ("new", "replayed", "in_flight", "mismatch", "not_stored")
 # The statuses of `gateway_upstream_requests_total` that are not HTTP codes.
 UPSTREAM_FAILURE_STATUSES = ("connect_error", "timeout", "error")
 
@@ -113,6 +116,15 @@ class PublicMetrics:
             "Rate-limit decisions taken by the per-process fallback limiter (Redis down).",
             registry=registry,
         )
+        self.idempotency_requests = Counter(
+            "gateway_idempotency_requests_total",
+            "POSTs carrying Idempotency-Key, by outcome (new, replayed, in_flight, mismatch,"
+            " not_stored).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in IDEMPOTENCY_OUTCOMES:
+            self.idempotency_requests.labels(outcome)
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason)
         for result in CACHE_RESULTS:

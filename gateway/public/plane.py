@@ -16,6 +16,7 @@ from gateway.public.api_keys import ApiKeyService
 from gateway.public.authenticate import Authenticator
 from gateway.public.cache import Prefetched, ResponseCache, Served, cache_key
 from gateway.public.firebase import FirebaseVerifier
+from gateway.public.idempotency import IdempotencyService
 from gateway.public.metrics import PublicMetrics, public_metrics
 from gateway.public.origin import (
     DatabaseOrigin,
@@ -43,6 +44,7 @@ class PublicPlane:
     limiter: RateLimiter
     cache: ResponseCache
     upstream: Upstream
+    idempotency: IdempotencyService
 
     name: ClassVar[str] = "public"
 
@@ -86,6 +88,7 @@ class PublicPlane:
             limiter=RateLimiter(resources, metrics),
             cache=ResponseCache(resources, metrics),
             upstream=Upstream(origin, settings, metrics),
+            idempotency=IdempotencyService(resources, metrics),
         )
 
     async def start(self) -> None:

@@ -21,7 +21,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from gateway.kit.memo import PerOwner
 
 # Every `outcome` of `gateway_tasks_completed` (results.py increments no other).
-COMPLETION_OUTCOMES = ("succeeded", "failed_retry", "dead_lettered", "duplicate", "stale")
+COMPLETION_OUTCOMES = (
+    "succeeded",
+    "failed_retry",
+    "dead_lettered",
+    "cancelled",
+    "duplicate",
+    "stale",
+)
+# Where a `TaskHooks` call can fail (see hooks.py).
+HOOK_STAGES = ("on_commit", "after_commit", "catch_up", "on_dead")
 
 
 class WorkerMetrics:
@@ -35,7 +44,8 @@ class WorkerMetrics:
         self.leased = Counter("gateway_tasks_leased", "Tasks leased.", ["platform"], registry=r)
         self.completed = Counter(
             "gateway_tasks_completed",
-            "Results received, by outcome (succeeded|failed_retry|dead_lettered|duplicate|stale).",
+            "Results received, by outcome "
+            "(succeeded|failed_retry|dead_lettered|cancelled|duplicate|stale).",
             ["platform", "outcome"],
             registry=r,
         )
@@ -83,9 +93,19 @@ class WorkerMetrics:
             "Oldest last heartbeat among active workers; cluster-wide, aggregate with max.",
             registry=r,
         )
+        self.hook_failures = Counter(
+            "gateway_task_hook_failures",
+            "Task hook calls that raised, by stage: on_commit (the results batch was "
+            "refused with 503 and is retried), after_commit, catch_up and on_dead (only "
+            "logged).",
+            ["stage"],
+            registry=r,
+        )
         self._seen: set[str] = set()
         for operation in ("result", "heartbeat"):  # known up front: exported at 0
             self.holder_refusals.labels(operation)
+        for stage in HOOK_STAGES:
+            self.hook_failures.labels(stage)
 
     def platforms_seen(self, platforms: Iterable[str]) -> None:
         """Export every per-platform counter of these platforms, at 0 until counted."""

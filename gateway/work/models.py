@@ -142,5 +142,9 @@ class HeartbeatResponse(BaseModel):
     not_holder: list[str] = Field(
         description="Those of `lost` that are current but held by another token or worker id"
     )
+    cancelled: list[str] = Field(
+        default_factory=list,
+        description="Those of `lost` whose task was cancelled: stop working on them",
+    )
     command: Command
     heartbeat_interval_s: float

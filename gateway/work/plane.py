@@ -5,6 +5,10 @@ result service to drop reclaimed tasks whose result is already committed (see
 `results.py`), so a worker is never handed a task that is done. The reaper runs in
 every replica: reclaiming happens inside one Lua script per pass, so replicas never
 reclaim the same lease twice, and running it everywhere means there is no leader to lose.
+
+`hooks` (`hooks.py`) is how whoever attaches waiters (the jobs capability, wired by the
+app factory) hears of their tasks: the result service calls it for committed and
+dead-lettered results, and each reaper pass for tasks it dead-lettered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from gateway.core.resources import Resources
 from gateway.kit.periodic import PeriodicLoop, wait_any
 from gateway.work.deadletters import DeadLetters
 from gateway.work.holder import LeaseHolder
+from gateway.work.hooks import TaskHooks
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import TaskIn
 from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
@@ -37,32 +42,42 @@ def token_store(resources: Resources) -> TokenStore:
     )
 
 
+def work_queue(resources: Resources, audience: str) -> WorkQueue:
+    """The queue of `audience` (one key layout for the worker ports and for whoever
+    attaches waiters from another port)."""
+    return WorkQueue(
+        resources.redis,
+        load_scripts(resources.redis),
+        resources.key("wq", audience, ""),
+        resources.settings,
+    )
+
+
 class WorkerPlane:
     """Everything the worker endpoints of one audience need."""
 
     name: ClassVar[str] = "work"
 
     @classmethod
-    def build(cls, resources: Resources, audience: Audience) -> Self:
-        """The plane of `audience`'s port (not yet started)."""
-        return cls(resources, audience.value)
+    def build(
+        cls, resources: Resources, audience: Audience, hooks: TaskHooks | None = None
+    ) -> Self:
+        """The plane of `audience`'s port (not yet started); `hooks` hear of waited tasks."""
+        return cls(resources, audience.value, hooks)
 
-    def __init__(self, resources: Resources, audience: str) -> None:
+    def __init__(self, resources: Resources, audience: str, hooks: TaskHooks | None = None) -> None:
         settings = resources.settings
         self.resources = resources
         self.audience = audience
         self.settings = settings
-        self.queue = WorkQueue(
-            resources.redis,
-            load_scripts(resources.redis),
-            resources.key("wq", audience, ""),
-            settings,
-        )
+        self.queue = work_queue(resources, audience)
         self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(Audience(audience)))
         self.notifier = Notifier(resources.redis, self.queue.wake_channel)
         self.registry = WorkerRegistry(self.queue)
         self.dead_letters = DeadLetters(self.queue)
-        self.results = ResultService(audience, self.queue, resources.sessionmaker, self.metrics)
+        self.results = ResultService(
+            audience, self.queue, resources.sessionmaker, self.metrics, hooks
+        )
         self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
         self._reaper = PeriodicLoop(
             f"reaper:{audience}",
@@ -115,12 +130,16 @@ class WorkerPlane:
 
     async def reap_once(self) -> None:
         """One reaper pass: reclaim expired leases, expire workers, refresh gauges."""
-        for count in await self.queue.reap():
+        reaped = await self.queue.reap()
+        for count in reaped.counts:
             self.metrics.lease_expirations.labels(count.platform).inc(count.count)
             if count.kind == "retry":
                 self.metrics.retries.labels(count.platform).inc(count.count)
-            else:
+            elif count.kind == "dead":
                 self.metrics.dead_lettered.labels(count.platform).inc(count.count)
+            # `cancelled`: deleted, nobody waited; counted as an expiry only.
+        # Logged, never raised: a failing hook must not stop the reaper.
+        await self.results.hook_calls.dead(reaped.dead)
         now_s, now_us = await self.resources.redis.time()
         await self.registry.expire(self.settings.worker_expiry_s, now_s * 1000 + now_us // 1000)
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)

@@ -25,12 +25,33 @@ Design (Faktory/BullMQ/SQS ideas, one Lua script per state change, see `scripts.
 * `dedupe` maps `<platform>:<key>` to the live task while it is ready, delayed or leased,
   so a unit of work is never queued twice; completion and dead-lettering free the key.
 * Times are Redis' clock (`TIME` inside the scripts), so several gateway replicas agree.
+
+Who wants a task (client jobs build on this; the plane never knows what a job is):
+
+* A task enqueued by a producer (`enqueue`, `POST /internal/tasks`) carries `producer=1`,
+  also when the producer's (platform, key) was already live: the producer wants it now.
+* `attach(waiter, tasks)` is enqueue for a job: same dedupe, same fields, but each task,
+  new or already live, gets the field `j:<waiter>` (set once, so attaching twice changes
+  nothing) and a `waiters` count. The results path reads `waiters` in its lease check and
+  calls its hook (`hooks.py`) only for tasks that have any; the release (`complete`)
+  reports them again, for a job that attached in between.
+* `release(waiter, task_ids)` takes the waiter off again. A task nobody wants any more (no
+  waiter left, no producer) is deleted when ready or delayed; when leased it is marked
+  `cancelled=1` and stays leased: its worker's next heartbeat answers `lost` (and lists it
+  in `cancelled`) without extending it; a result it still posts is committed as usual
+  (data is data); a failure or lease expiry deletes the task instead of retrying or
+  dead-lettering it, and frees its dedupe key. A later attach or enqueue of the same
+  (platform, key) clears `cancelled`: the task is wanted again.
+* A dead-lettered task keeps its waiter fields; the reaper and fail path report those
+  with waiters (`ReapResult.dead`, `Settled.waiters`) so the hook's `on_dead` can fail the
+  jobs' items.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -43,10 +64,14 @@ from redis.asyncio import Redis
 from gateway.core.settings.work import WorkerPlaneSettings
 from gateway.kit.outage import redis_guard
 from gateway.work.holder import LeaseHolder
+from gateway.work.hooks import DeadTask
 from gateway.work.models import Command, LeasedTask, TaskIn, parse_command
 from gateway.work.scripts import Scripts
 
 REAP_BATCH = 1000
+# A waiter id goes into a hash field name (`j:<waiter>`): a small alphabet, bounded.
+_WAITER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+RELEASE_STATUSES = ("removed", "cancelled_leased", "kept", "unknown")
 
 
 def _s(value: bytes | str | int) -> str:
@@ -78,10 +103,32 @@ class LeaseBatch:
 
 @dataclass(frozen=True)
 class Settled:
-    """The outcome of a lease check, completion or failure for one (task, lease)."""
+    """The outcome of a lease check, completion or failure for one (task, lease).
 
-    status: str  # current|ok|retry|dead|duplicate|stale|not_holder
+    `waiters` (check, complete, fail) is how many jobs wait for the task; `attempt`
+    (fail) is the attempt that failed. Both are 0 where the script does not report them.
+    """
+
+    status: str  # current|ok|retry|dead|cancelled|duplicate|stale|not_holder
     platform: str
+    waiters: int = 0
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """Per released task id, in order: removed|cancelled_leased|kept|unknown."""
+
+    statuses: list[str]
+
+    def count(self, status: str) -> int:
+        """How many tasks ended with `status`."""
+        return self.statuses.count(status)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Every status with its count (0 included)."""
+        return {s: self.count(s) for s in RELEASE_STATUSES}
 
 
 @dataclass(frozen=True)
@@ -96,11 +143,19 @@ class FailureIn:
 
 @dataclass(frozen=True)
 class ReapCount:
-    """Expired leases of one platform requeued (`retry`) or dead-lettered (`dead`)."""
+    """Expired leases of one platform requeued, dead-lettered or deleted as cancelled."""
 
     platform: str
-    kind: str
+    kind: str  # retry|dead|cancelled (a cancelled lease's task is deleted, see above)
     count: int
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    """One reaper pass: counts per (platform, kind), and dead tasks jobs waited for."""
+
+    counts: list[ReapCount]
+    dead: list[DeadTask]
 
 
 class WorkQueue:
@@ -129,25 +184,26 @@ class WorkQueue:
         return [str(int(self.settings.lease_timeout_s * 1000)), json.dumps(overrides)]
 
     async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
-        """Add tasks; a (platform, key) already ready, delayed or leased is a duplicate."""
-        args: list[str] = [self.base, str(len(tasks))]
-        for task in tasks:
-            not_before = (
-                "" if task.not_before is None else str(int(task.not_before.timestamp() * 1000))
-            )
-            args += [
-                uuid.uuid4().hex,
-                task.platform,
-                task.key,
-                json.dumps(task.payload, separators=(",", ":")),
-                str(task.priority),
-                not_before,
-            ]
+        """Add a producer's tasks; a (platform, key) already live is a duplicate."""
         with redis_guard():
-            raw = await self.scripts.enqueue(args=args)
-        ids = [_s(raw[i]) for i in range(0, len(raw), 2)]
-        new = [int(raw[i]) == 1 for i in range(1, len(raw), 2)]
-        return EnqueueOutcome(ids, new, [t.platform for t in tasks])
+            raw = await self.scripts.enqueue(args=[self.base, *_task_args(tasks)])
+        return _enqueued(raw, tasks)
+
+    async def attach(self, waiter: str, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
+        """Make `waiter` wait for each task, creating those not live (`new`); idempotent."""
+        _check_waiter(waiter)
+        with redis_guard():
+            raw = await self.scripts.attach(args=[self.base, waiter, *_task_args(tasks)])
+        return _enqueued(raw, tasks)
+
+    async def release(self, waiter: str, task_ids: Sequence[str]) -> ReleaseOutcome:
+        """Take `waiter` off these tasks; remove (or cancel if leased) those nobody wants."""
+        _check_waiter(waiter)
+        if not task_ids:
+            return ReleaseOutcome([])
+        with redis_guard():
+            raw = await self.scripts.release(args=[self.base, waiter, *task_ids])
+        return ReleaseOutcome([_s(v) for v in raw])
 
     async def lease(self, holder: LeaseHolder, platforms: Sequence[str], limit: int) -> LeaseBatch:
         """Lease up to `limit` ready tasks (fewer if they exceed the batch byte budget),
@@ -188,7 +244,7 @@ class WorkQueue:
             args += [task_id, lease_id]
         with redis_guard():
             raw = await self.scripts.check(args=args)
-        return _settled(raw)
+        return _settled(raw, 3)
 
     async def complete(self, pairs: Sequence[tuple[str, str]]) -> list[Settled]:
         """Release committed leases: each task is done (`ok`), or `duplicate`/`stale`."""
@@ -197,7 +253,7 @@ class WorkQueue:
             args += [task_id, lease_id]
         with redis_guard():
             raw = await self.scripts.complete(args=args)
-        return _settled(raw)
+        return _settled(raw, 3)
 
     def _backoff_args(self) -> list[str]:
         return [
@@ -220,17 +276,29 @@ class WorkQueue:
             args.append(f"{random.random():.6f}")  # noqa: S311 - jitter, not security
         with redis_guard():
             raw = await self.scripts.fail(args=args)
-        return _settled(raw)
+        return _settled(raw, 4)
 
-    async def reap(self) -> list[ReapCount]:
+    async def reap(self) -> ReapResult:
         """Reclaim expired leases and promote due delayed tasks (any replica may call)."""
         jitters = [f"{random.random():.6f}" for _ in range(REAP_BATCH)]  # noqa: S311
         args = [self.base, *self._backoff_args(), str(REAP_BATCH), *jitters]
         with redis_guard():
-            raw = await self.scripts.reap(args=args)
-        return [
-            ReapCount(_s(raw[i]), _s(raw[i + 1]), int(raw[i + 2])) for i in range(0, len(raw), 3)
-        ]
+            counts, dead = await self.scripts.reap(args=args)
+        return ReapResult(
+            counts=[
+                ReapCount(_s(counts[i]), _s(counts[i + 1]), int(counts[i + 2]))
+                for i in range(0, len(counts), 3)
+            ],
+            dead=[
+                DeadTask(
+                    task_id=_s(dead[i]),
+                    platform=_s(dead[i + 1]),
+                    error=_s(dead[i + 3]),
+                    attempts=int(dead[i + 2]),
+                )
+                for i in range(0, len(dead), 4)
+            ],
+        )
 
     async def platforms(self) -> list[str]:
         """Every platform this audience has ever queued."""
@@ -251,5 +319,37 @@ class WorkQueue:
         return task
 
 
-def _settled(raw: list[Any]) -> list[Settled]:
-    return [Settled(_s(raw[i]), _s(raw[i + 1])) for i in range(0, len(raw), 2)]
+def _check_waiter(waiter: str) -> None:
+    if not _WAITER.fullmatch(waiter):
+        raise ValueError("a waiter id is 1 to 64 letters, digits or underscores")
+
+
+def _task_args(tasks: Sequence[TaskIn]) -> list[str]:
+    """The count, then per task: a fresh id and its fields (enqueue.lua, attach.lua)."""
+    args = [str(len(tasks))]
+    for task in tasks:
+        not_before = "" if task.not_before is None else str(int(task.not_before.timestamp() * 1000))
+        args += [
+            uuid.uuid4().hex,
+            task.platform,
+            task.key,
+            json.dumps(task.payload, separators=(",", ":")),
+            str(task.priority),
+            not_before,
+        ]
+    return args
+
+
+def _enqueued(raw: list[Any], tasks: Sequence[TaskIn]) -> EnqueueOutcome:
+    ids = [_s(raw[i]) for i in range(0, len(raw), 2)]
+    new = [int(raw[i]) == 1 for i in range(1, len(raw), 2)]
+    return EnqueueOutcome(ids, new, [t.platform for t in tasks])
+
+
+def _settled(raw: list[Any], width: int = 2) -> list[Settled]:
+    """Settled items from a flat reply of `width` values each (status, platform, ...)."""
+    out = []
+    for i in range(0, len(raw), width):
+        extra = [int(v) for v in raw[i + 2 : i + width]]
+        out.append(Settled(_s(raw[i]), _s(raw[i + 1]), *extra))
+    return out

@@ -1,8 +1,9 @@
 """Worker registry and operator commands, kept in Redis next to the queue.
 
 A heartbeat writes the worker's description (`workers` hash) and its last-seen time
-(`seen` sorted set, Redis clock) and extends the leases it still holds, all in one
-script; the same script reads the worker's command. Commands are a hash of worker id →
+(`seen` sorted set, Redis clock) and extends the leases it still holds (a lease whose
+task was cancelled, see `queue.py`, is answered `lost` and `cancelled` instead), all in
+one script; the same script reads the worker's command. Commands are a hash of worker id →
 `quiet`/`terminate`/`run`, with `*` applying to every worker without its own entry;
 `lease.lua` honours them too, so a quiet worker is given no new work even if it asks.
 Workers whose last beat is older than `WORKER_EXPIRY_S` are dropped by the reaper.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.kit.outage import redis_guard
@@ -29,12 +30,14 @@ def _s(value: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class Beat:
-    """What a heartbeat answered; `not_holder` is the part of `lost` held by others."""
+    """What a heartbeat answered; `not_holder` is the part of `lost` held by others,
+    `cancelled` the part whose task nobody wants any more (see `queue.py`)."""
 
     extended: list[str]
     lost: list[str]
     not_holder: list[str]
     command: Command
+    cancelled: list[str] = field(default_factory=list)
 
 
 class WorkerRegistry:
@@ -45,7 +48,7 @@ class WorkerRegistry:
         self.redis = queue.redis
 
     async def heartbeat(self, beat: HeartbeatRequest, holder: LeaseHolder, token_name: str) -> Beat:
-        """Record the worker and extend the leases `holder` still holds."""
+        """Record the worker and extend the leases `holder` still holds (not cancelled ones)."""
         info = json.dumps(
             {
                 "platforms": beat.platforms,
@@ -73,6 +76,7 @@ class WorkerRegistry:
             lost=[i for i in ids if status[i] != "extended"],
             not_holder=[i for i in ids if status[i] == "not_holder"],
             command=parse_command(_s(raw[0])),
+            cancelled=[i for i in ids if status[i] == "cancelled"],
         )
 
     async def workers(self) -> list[dict[str, Any]]:

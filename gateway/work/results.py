@@ -36,6 +36,18 @@ A lease that is no longer current answers `duplicate` when its task is done, els
 `stale_lease`, and writes nothing; one that is current but was leased by another holder
 (token id, worker id) answers `not_lease_holder` (steps 2 and 4, for succeeded and
 failed items) and changes nothing.
+
+Tasks some job waits for (`waiters`, reported by the check in step 2) are handed to the
+hooks (`hooks.py`): `on_commit` inside the step-3 transaction, for the tasks it newly
+marked done (a redo or a second post of a done task is not newly marked, so a job hears
+of each task once); its `AfterCommit` after step 4; `on_dead` after `fail.lua`
+dead-lettered such tasks. A task cancelled while leased still has its result committed
+(data is data): it just has no waiters left to tell. A job that attached after the check
+(or to a reclaimed task whose result had committed already) is seen by the release,
+which reports the waiters it removed: a task whose count differs from the check's goes
+to `on_commit` again in a transaction of their own (`hook_calls.py`). (One job released
+and another attached inside one commit leaves the count equal and is not caught here;
+the `<audience>_tasks_done` row is the record to reconcile from.)
 """
 
 from __future__ import annotations
@@ -52,6 +64,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.kit.outage import database_guard, is_database_down
 from gateway.work.holder import LeaseHolder
+from gateway.work.hook_calls import HookCalls
+from gateway.work.hooks import DeadTask, DoneTask, TaskHooks
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import LeasedTask, ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
@@ -88,11 +102,13 @@ class ResultService:
         queue: WorkQueue,
         sessionmaker: async_sessionmaker[AsyncSession],
         metrics: WorkerMetrics,
+        hooks: TaskHooks | None = None,
     ) -> None:
         self.audience = audience
         self.queue = queue
         self.sessionmaker = sessionmaker
         self.metrics = metrics
+        self.hook_calls = HookCalls(audience, sessionmaker, metrics, hooks)
         self.record_type: type[ParcelResult] | type[PartyResult] = (
             ParcelResult if audience == "parcel" else PartyResult
         )
@@ -175,9 +191,12 @@ class ResultService:
         checks = await self.queue.check(pairs, holder)
         current = []
         gone = []
+        waited: dict[str, int] = {}
         for p, c in zip(pending, checks, strict=True):
             if c.status == "current":
                 current.append((p, c.platform))
+                if c.waiters > 0:
+                    waited[p.item.task_id] = c.waiters
             elif c.status == "not_holder":
                 out[p.index] = self._settled_outcome(p.item, c.status, c.platform)
             else:
@@ -194,6 +213,12 @@ class ResultService:
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 written = await self._save(session, [p for p, _ in current])
+                newly = [
+                    DoneTask(p.item.task_id, platform)
+                    for p, platform in current
+                    if p.item.task_id in waited and (p.item.task_id, p.item.lease_id) in written
+                ]
+                after = await self.hook_calls.in_transaction(session, newly)
         self._fault_after_commit()
         # Counted at commit, before the release: a release that fails (Redis down) makes
         # the worker retry, and that retry is a `duplicate`, so this is the one count.
@@ -209,7 +234,22 @@ class ResultService:
         # Release every current lease, also of tasks found already done: the task is
         # finished either way. Whatever the release says (`stale` if the lease was lost
         # during a commit longer than a lease timeout), the outcome above stands.
-        await self.queue.complete([(p.item.task_id, p.item.lease_id) for p, _ in current])
+        released = await self.queue.complete(
+            [(p.item.task_id, p.item.lease_id) for p, _ in current]
+        )
+        if after is not None:
+            await self.hook_calls.after_commit(after)
+        # Waiters that changed between the check and the release (a job attached
+        # meanwhile) are told now; a task reported in the transaction with the same
+        # count is not reported twice.
+        told = {d.task_id: waited[d.task_id] for d in newly}
+        await self.hook_calls.catch_up(
+            [
+                DoneTask(p.item.task_id, r.platform)
+                for (p, _), r in zip(current, released, strict=True)
+                if r.status == "ok" and r.waiters > 0 and r.waiters != told.get(p.item.task_id)
+            ]
+        )
 
     def _fault_after_commit(self) -> None:
         if self.queue.settings.fault_inject == "exit_after_commit":
@@ -243,9 +283,17 @@ class ResultService:
         if not done:
             return list(tasks)
         dropped = [t for t in tasks if t.task_id in done]
-        await self.queue.complete([(t.task_id, t.lease_id) for t in dropped])
+        released = await self.queue.complete([(t.task_id, t.lease_id) for t in dropped])
         for t in dropped:
             self.metrics.completed.labels(t.platform, "duplicate").inc()
+        # Jobs that attached to the task after its result committed hear of it now.
+        await self.hook_calls.catch_up(
+            [
+                DoneTask(t.task_id, r.platform)
+                for t, r in zip(dropped, released, strict=True)
+                if r.status == "ok" and r.waiters > 0
+            ]
+        )
         return [t for t in tasks if t.task_id not in done]
 
     async def _save(self, session: AsyncSession, pending: list[_Pending]) -> set[tuple[str, str]]:
@@ -288,6 +336,7 @@ class ResultService:
                 )
             )
         settled = await self.queue.fail(failures, holder)
+        dead = []
         for p, s in zip(pending, settled, strict=True):
             if s.status == "retry":
                 self.metrics.completed.labels(s.platform, "failed_retry").inc()
@@ -295,12 +344,21 @@ class ResultService:
             elif s.status == "dead":
                 self.metrics.completed.labels(s.platform, "dead_lettered").inc()
                 self.metrics.dead_lettered.labels(s.platform).inc()
-            if s.status in ("retry", "dead"):
+                if s.waiters > 0:
+                    assert p.item.error is not None
+                    dead.append(
+                        DeadTask(p.item.task_id, s.platform, p.item.error.message, s.attempt)
+                    )
+            elif s.status == "cancelled":
+                # Nobody waits any more: the task was deleted, not retried.
+                self.metrics.completed.labels(s.platform, "cancelled").inc()
+            if s.status in ("retry", "dead", "cancelled"):
                 out[p.index] = ResultOutcome(
                     task_id=p.item.task_id, lease_id=p.item.lease_id, outcome="accepted"
                 )
             else:
                 out[p.index] = self._settled_outcome(p.item, s.status, s.platform)
+        await self.hook_calls.dead(dead)
 
     def _settled_outcome(self, item: ResultItem, status: str, platform: str) -> ResultOutcome:
         # Unknown leases have no platform; label them "unknown" to keep cardinality bounded.

@@ -18,6 +18,8 @@ from gateway.kit.lua import register_scripts
 
 _NAMES = (
     "enqueue",
+    "attach",
+    "release",
     "lease",
     "check",
     "complete",
@@ -34,6 +36,8 @@ class Scripts:
     """Registered scripts; calling one uses EVALSHA and falls back to EVAL once."""
 
     enqueue: AsyncScript
+    attach: AsyncScript
+    release: AsyncScript
     lease: AsyncScript
     check: AsyncScript
     complete: AsyncScript

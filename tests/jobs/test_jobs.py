@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import text
 
 from gateway.core.settings import Settings
+from taxlien_worker import Task, TaskContext, Worker, WorkerClient
 from tests.support.jobs import JobsHarness, event_validator, jobs_harness
+from tests.support.public import metric_value
 from tests.support.work import enqueue, lease, parcel_data, post_results, succeeded
 
 
@@ -51,19 +59,66 @@ async def test_a_submitted_job_is_queued_with_its_estimate_and_location(h: JobsH
     assert all(t["payload"]["job_id"] == job["id"] for t in leased)
 
 
-async def test_two_hundred_parcels_complete_and_events_tell_the_story(h: JobsHarness) -> None:
+async def _scrape(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    return parcel_data(task.key, owner_name=f"Owner of {task.key}")
+
+
+async def test_two_hundred_parcels_complete_and_download_as_committed(h: JobsHarness) -> None:
     key = await h.key()
     job = (await h.submit(key, parcels(200))).json()
-    token = await h.worker_token()
-    while await h.scrape(token, limit=37):
-        pass
-    done = await h.wait_state(key, job["id"], "completed")
+    # The project's worker client, as a scraper runs it, against the parcel port.
+    client = WorkerClient("http://gateway.test", await h.worker_token(), "w-1", http=h.parcel)
+    worker = Worker(client, ["alpha"], _scrape, concurrency=20, lease_limit=37, wait_s=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        done = await h.wait_state(key, job["id"], "completed")
+    finally:
+        stop.set()
+        await running
+    assert worker.stats.outcomes == {"accepted": 200}
     assert done["progress"]["succeeded"] == 200
     assert done["progress"]["pending"] == 0
     assert done["credits"] == {"estimated": 200, "charged": 200, "reserved": 0}
     assert done["finished_at"] is not None
-    assert await h.count("SELECT count(*) FROM parcels WHERE parcel_id LIKE 'p-%'") == 200
 
+    link = await h.public.post(
+        f"/v1/jobs/{job['id']}/download", json={"format": "csv"}, headers={"X-API-Key": key}
+    )
+    assert link.status_code == 200, link.text
+    url = httpx.URL(link.json()["url"])
+    body = await h.public.get(url.path)  # no credentials: the link is the credential
+    assert body.status_code == 200, body.text
+    assert body.headers["content-disposition"] == f'attachment; filename="{job["id"]}.csv"'
+    rows = list(csv.DictReader(io.StringIO(body.text)))
+    async with h.resources.sessionmaker() as session:
+        stored = {
+            r.parcel_id: r
+            for r in (
+                await session.execute(
+                    text("SELECT parcel_id, owner_name, tax_amount_due FROM parcels")
+                )
+            ).all()
+        }
+    assert [r["parcel_id"] for r in rows] == parcels(200)
+    assert all(r["item_state"] == "succeeded" for r in rows)
+    for row in rows:
+        committed = stored[row["parcel_id"]]
+        assert row["owner_name"] == committed.owner_name == f"Owner of {row['parcel_id']}"
+        assert Decimal(row["tax_amount_due"]) == committed.tax_amount_due
+    metrics = (await h.public.get("/metrics")).text
+    assert (
+        metric_value(metrics, "gateway_job_downloads_total", format="csv", outcome="completed") == 1
+    )
+
+
+async def test_job_events_tell_the_story_in_order(h: JobsHarness) -> None:
+    key = await h.key()
+    job = (await h.submit(key, parcels(60))).json()
+    token = await h.worker_token()
+    while await h.scrape(token, limit=17):
+        pass
+    await h.wait_state(key, job["id"], "completed")
     events = await h.jobs.publisher.read(job["id"])
     validate = event_validator()
     for event in events:
@@ -74,6 +129,7 @@ async def test_two_hundred_parcels_complete_and_events_tell_the_story(h: JobsHar
     assert {e.type for e in events[1:-1]} == {"job.progress"}
     succeeded_seen = [e.data["progress"]["succeeded"] for e in events]
     assert succeeded_seen == sorted(succeeded_seen)
+    assert succeeded_seen[-1] == 60
     # The outbox holds the same events.
     assert await h.count("SELECT count(*) FROM job_events WHERE job_id = :j", j=job["id"]) == len(
         events
@@ -400,7 +456,8 @@ async def test_admins_see_every_job_and_force_a_state_with_a_reason(h: JobsHarne
     assert forced.json()["state"] == "failed"
     seen = await h.job(alice, job["id"])
     assert seen["state"] == "failed"
-    assert seen["state_reason"].startswith("county portal retired (by user:root)")
+    assert seen["state_reason"].startswith("county portal retired (by api_key:")
+    assert seen["state_reason"].endswith(" of user root)")
     assert seen["progress"]["failed"] == 2
     events = await h.jobs.publisher.read(job["id"])
     assert events[-1].type == "job.failed"

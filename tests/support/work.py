@@ -161,7 +161,7 @@ async def reap_until_reclaimed(queue: WorkQueue, count: int) -> None:
     deadline = time.monotonic() + 30
     while reclaimed < count:
         assert time.monotonic() < deadline, f"only {reclaimed} of {count} leases reclaimed"
-        reclaimed += sum(c.count for c in await queue.reap() if c.kind == "retry")
+        reclaimed += sum(c.count for c in (await queue.reap()).counts if c.kind == "retry")
         await asyncio.sleep(0.01)
 
 

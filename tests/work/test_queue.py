@@ -99,7 +99,7 @@ async def test_concurrent_reapers_reclaim_each_lease_exactly_once(settings: Sett
         assert len(leased) == 50
         await asyncio.sleep(0.3)
         results = await asyncio.gather(*(q.reap() for q in queues for _ in range(3)))
-        reclaimed = sum(c.count for r in results for c in r if c.kind == "retry")
+        reclaimed = sum(c.count for r in results for c in r.counts if c.kind == "retry")
         assert reclaimed == 50
         for t in leased:
             task = await queues[0].task(t.task_id)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.external.jobs import JobIdPath, parse_states
 from gateway.api.external.jobs_deps import JobsPlaneDep
-from gateway.api.external.public_deps import AdminDep
+from gateway.api.external.public_deps import AdminDep, Caller
 from gateway.jobs.models import JobKind, JobList, JobOut, JobState
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -31,9 +31,16 @@ class AdminCancelIn(BaseModel):
     reason: Reason | None = None
 
 
-def _reason(admin_id: str, reason: str | None) -> str:
-    # Who forced it is part of the record: the reason an owner reads names the admin.
-    return f"{reason or 'cancelled by an admin'} (by {admin_id})"
+def _reason(admin: Caller, reason: str | None) -> str:
+    # Who forced it is part of the record: the reason an owner reads names the admin
+    # (the credential used and, for a key, the user it belongs to).
+    p = admin.principal
+    who = (
+        p.limit_key
+        if p.user_uid is None or p.kind.value == "user"
+        else (f"{p.limit_key} of user {p.user_uid}")
+    )
+    return f"{reason or 'cancelled by an admin'} (by {who})"
 
 
 @router.get("/jobs", summary="Every owner's jobs, newest first (admin role)")
@@ -68,7 +75,7 @@ async def force_job_state(
     job_id: JobIdPath, body: ForceStateIn, admin: AdminDep, plane: JobsPlaneDep
 ) -> JobOut:
     """End the job as cancelled, failed or expired; its pending items take that outcome."""
-    reason = _reason(admin.principal.limit_key, body.reason)
+    reason = _reason(admin, body.reason)
     return await plane.service.close(None, job_id, JobState(body.state), reason)
 
 
@@ -77,5 +84,5 @@ async def admin_cancel_job(
     job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep, body: AdminCancelIn | None = None
 ) -> JobOut:
     """Cancel a job of any owner."""
-    reason = _reason(admin.principal.limit_key, body.reason if body else None)
+    reason = _reason(admin, body.reason if body else None)
     return await plane.service.cancel(None, job_id, reason)

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
-from gateway.core.errors import Forbidden
+from gateway.core.errors import Forbidden, GatewayError
 from gateway.public.authenticate import Credentials
 from gateway.public.plane import PublicPlane
 from gateway.public.principal import Principal
@@ -68,11 +68,23 @@ def pre_admitted(scope: Mapping[str, Any]) -> Caller | None:
     return caller if isinstance(caller, Caller) else None
 
 
+# Where the idempotency layer (`api/middleware/idempotency.py`) leaves the outcome of
+# authenticating the caller, a `Principal` or the `GatewayError` to answer: the route
+# neither authenticates again nor counts a failed attempt twice.
+AUTHENTICATED_STATE = "public_authenticated"
+
+
 async def get_principal(request: Request) -> Principal:
     """Authenticate the caller (401/429 on failure); no budget is consumed yet."""
-    caller = pre_admitted(request.scope)
-    if caller is not None:
-        return caller.principal
+    state = request.scope.get("state")
+    if state:
+        earlier = state.get(PRE_ADMITTED_STATE) or state.get(AUTHENTICATED_STATE)
+        if isinstance(earlier, Caller):
+            return earlier.principal
+        if isinstance(earlier, Principal):
+            return earlier
+        if isinstance(earlier, GatewayError):
+            raise earlier
     # The plane is read here rather than through `PlaneDep`: every dependency node costs
     # FastAPI tens of microseconds per request, and this one sits on every public route.
     plane = public_plane(request)

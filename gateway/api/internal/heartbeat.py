@@ -22,7 +22,8 @@ async def heartbeat(
 ) -> HeartbeatResponse:
     """Extend the leases the worker still holds; tell it which are lost and what to do.
     A lease held by another token or worker id is `lost` (and `not_holder`) to the caller
-    and is not extended."""
+    and is not extended; so is one whose task nobody wants any more (`lost` and
+    `cancelled`: the worker should stop working on it)."""
     bind_worker(body.worker_id)
     holder = LeaseHolder(principal.token_id, body.worker_id)
     beat = await plane.registry.heartbeat(body, holder, principal.name)
@@ -31,6 +32,7 @@ async def heartbeat(
         extended=beat.extended,
         lost=beat.lost,
         not_holder=beat.not_holder,
+        cancelled=beat.cancelled,
         command=beat.command,
         heartbeat_interval_s=plane.settings.heartbeat_interval_for(body.platforms),
     )

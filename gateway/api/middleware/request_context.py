@@ -10,7 +10,9 @@ every app, which gives it jobs no inner layer can do:
   port's security headers), here rather than in a layer of its own, which would cost
   another coroutine frame and another send wrapper per request;
 * enforce the body size limit on `Content-Length` up front and on streamed bodies as
-  they arrive (the latter raises a 413 inside the app, rendered as a problem);
+  they arrive (the latter raises a 413 inside the app, rendered as a problem); a route
+  that takes bigger bodies (job uploads) gets its own limit by exact path
+  (`body_limits`), so the default stays small for every other route;
 * log one `request` line and record the HTTP metrics, labelled by route template;
 * turn an exception nothing else handled into a 500 problem document with the request
   id, and log it once with its stack trace (Starlette's own fallback would re-raise and
@@ -32,7 +34,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -116,10 +118,12 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         metrics: HttpMetrics,
         response_headers: ResponseHeaders | None = None,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.audience = audience.value
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
         self.metrics = metrics
         self.response_headers = response_headers
 
@@ -152,10 +156,13 @@ class RequestContextMiddleware:
 
         try:
             length, chunked = _body_framing(scope)
-            if length is not None and length > self.max_body_bytes:
+            limit = self.max_body_bytes
+            if self.body_limits:
+                limit = self.body_limits.get(scope["path"], limit)
+            if length is not None and length > limit:
                 await send_problem(
                     send_with_id,
-                    PayloadTooLarge(self._too_large_detail()),
+                    PayloadTooLarge(self._too_large_detail(limit)),
                     instance=scope["path"],
                     request_id=request_id,
                 )
@@ -169,7 +176,8 @@ class RequestContextMiddleware:
             else:
                 # The HTTP server never delivers more than a Content-Length announced, so
                 # only chunked bodies need counting as they arrive.
-                await self.app(scope, self._limited(receive) if chunked else receive, send_with_id)
+                receive = self._limited(receive, limit) if chunked else receive
+                await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
             if not response_started:
@@ -194,12 +202,11 @@ class RequestContextMiddleware:
             # Also drops what the planes bound during the request (worker, task, principal).
             end_request(fields)
 
-    def _too_large_detail(self) -> str:
-        return f"Request body exceeds {self.max_body_bytes} bytes"
+    def _too_large_detail(self, limit: int) -> str:
+        return f"Request body exceeds {limit} bytes"
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         received = 0
-        limit = self.max_body_bytes
 
         async def receive_limited() -> Message:
             nonlocal received
@@ -209,7 +216,7 @@ class RequestContextMiddleware:
                 if received > limit:
                     # An HTTPException, not our PayloadTooLarge: FastAPI re-raises only
                     # HTTPException from body parsing and turns anything else into a 400.
-                    raise HTTPException(413, self._too_large_detail())
+                    raise HTTPException(413, self._too_large_detail(limit))
             return message
 
         return receive_limited

@@ -57,7 +57,8 @@ class JobSettings(BaseSettings):
     # How long a request may hold its key "in flight" before a repeat may take over
     # (a gateway that died mid-request must not block the key for the whole TTL).
     idempotency_lock_s: Annotated[int, Field(ge=1, le=3600)] = 60
-    # Stored responses larger than this are not kept (the repeat is then a 409 problem).
+    # Answers larger than this are not kept: the key is released (and a log line says
+    # so), so a repeat runs the request again.
     idempotency_max_body_bytes: Annotated[int, Field(ge=1024, le=16_777_216)] = 1_048_576
 
     # Signed download URLs (`POST /v1/jobs/{id}/download`).
@@ -67,6 +68,12 @@ class JobSettings(BaseSettings):
     )
     # Rows fetched per round trip while streaming a download (constant memory).
     download_fetch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000
+    # Downloads streaming at once per process; past it a 503 with Retry-After, so slow
+    # readers (each holds one database connection) cannot pin the whole pool.
+    download_max_concurrent: Annotated[int, Field(ge=1, le=1000)] = 8
+    # The longest one download may stream (its statement timeout): a reader slower than
+    # this is cut off and its connection goes back to the pool.
+    download_max_s: Annotated[float, Field(gt=0, le=86_400)] = 1800.0
 
     @field_validator("download_signing_keys", mode="before")
     @classmethod

@@ -3,8 +3,9 @@
 -- PostgreSQL commits.
 -- ARGV: base, token_id, worker_id, default_lease_ms, overrides_json, n, then pairs
 -- task_id, lease_id.
--- Returns per item: 'current' | 'not_holder' | 'duplicate' | 'stale', then the platform
--- ('' if unknown).
+-- Returns per item: 'current' | 'not_holder' | 'duplicate' | 'stale', the platform
+-- ('' if unknown), and the task's `waiters` (0 when absent): the results path calls its
+-- hook only for tasks some job waits for.
 local token, worker = ARGV[2], ARGV[3]
 local default_ms = tonumber(ARGV[4])
 local overrides = cjson.decode(ARGV[5])
@@ -25,5 +26,6 @@ for j = 0, n - 1 do
   end
   out[#out + 1] = s
   out[#out + 1] = p
+  out[#out + 1] = tonumber(redis.call('HGET', task_key(tid), 'waiters') or 0)
 end
 return out

@@ -64,12 +64,48 @@ local function settled(tid, lid, token, worker)
   return 'stale'
 end
 
+-- Deletes a task for good, from whichever state it is in: nobody wants it any more (its
+-- last waiter was released, or it was cancelled while leased and that lease ended).
+-- Frees its dedupe entry only if that still names this task.
+local function forget_task(tid, p, key, lid)
+  for _, set in ipairs({'ready:', 'since:', 'delayed:', 'leased:'}) do
+    redis.call('ZREM', base .. set .. p, tid)
+  end
+  if lid and lid ~= '' then redis.call('HDEL', base .. 'leases', lid) end
+  local dk = p .. ':' .. key
+  if redis.call('HGET', base .. 'dedupe', dk) == tid then redis.call('HDEL', base .. 'dedupe', dk) end
+  redis.call('DEL', task_key(tid))
+end
+
+-- Creates a task (its dedupe entry, hash and place in ready or delayed); `woke` collects
+-- the platforms that got ready work, to publish once per script.
+local function create_task(tid, p, key, payload, prio, nb, woke)
+  redis.call('HSET', base .. 'dedupe', p .. ':' .. key, tid)
+  redis.call('SADD', base .. 'platforms', p)
+  redis.call('HSET', task_key(tid), 'platform', p, 'key', key, 'payload', payload,
+    'priority', prio, 'attempt', 1, 'created_ms', fmt(now), 'errors', '')
+  if nb ~= '' and tonumber(nb) > now then
+    redis.call('HSET', task_key(tid), 'state', 'delayed')
+    redis.call('ZADD', base .. 'delayed:' .. p, nb, tid)
+  else
+    make_ready(tid, p, prio, now)
+    woke[p] = true
+  end
+end
+
 -- Ends a lease that failed (worker-reported or expired): append the error, then requeue
--- with backoff (attempt+1) or dead-letter. Returns 'retry' or 'dead'.
+-- with backoff (attempt+1) or dead-letter. A task cancelled while leased (`cancelled`,
+-- see release.lua) is deleted instead: nobody waits for it, so it is neither retried nor
+-- dead-lettered. Returns {'retry'|'dead'|'cancelled', platform, waiters, attempt}.
 local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms, cap_ms)
   local k = task_key(tid)
-  local f = redis.call('HMGET', k, 'platform', 'key', 'attempt', 'errors')
+  local f = redis.call('HMGET', k, 'platform', 'key', 'attempt', 'errors', 'cancelled', 'waiters')
   local p, key, attempt = f[1], f[2], tonumber(f[3])
+  local waiters = tonumber(f[6] or 0)
+  if f[5] == '1' then
+    forget_task(tid, p, key, lid)
+    return {'cancelled', p, waiters, attempt}
+  end
   local errors = {}
   if f[4] and f[4] ~= '' then errors = cjson.decode(f[4]) end
   err['attempt'] = attempt
@@ -84,13 +120,13 @@ local function fail_task(tid, lid, err, retryable, jitter, max_attempts, base_ms
     local delay = math.min(cap_ms, base_ms * (2 ^ (attempt - 1))) * (0.5 + 0.5 * jitter)
     redis.call('HSET', k, 'state', 'delayed', 'attempt', attempt + 1)
     redis.call('ZADD', base .. 'delayed:' .. p, fmt(now + delay), tid)
-    return {'retry', p}
+    return {'retry', p, waiters, attempt}
   end
   redis.call('HSET', k, 'state', 'dead', 'dead_at', fmt(now))
   redis.call('ZADD', base .. 'dead:' .. p, fmt(now), tid)
   local dk = p .. ':' .. key
   if redis.call('HGET', base .. 'dedupe', dk) == tid then redis.call('HDEL', base .. 'dedupe', dk) end
-  return {'dead', p}
+  return {'dead', p, waiters, attempt}
 end
 
 -- Move due delayed tasks of platform p to ready; returns how many moved.
