@@ -696,7 +696,7 @@ class Run:
         profiler = None
         if self.args.profile and self.run == 1:
             profiler = start_py_spy(self.gateway.pid, RESULTS_DIR / "jobs_gateway.pyspy.txt")
-        metrics_before = (await public.get("/metrics")).text
+        metrics_before = (await internal.get("/metrics")).text
         cpu_before = self.gateway.cpu_seconds()
         base_accepted = self.log.accepted
         first_post = len(self.log.posts)
@@ -712,7 +712,7 @@ class Run:
                 stop_py_spy(profiler)
         elapsed = time.monotonic() - started
         cpu = self.gateway.cpu_seconds() - cpu_before
-        metrics_after = (await public.get("/metrics")).text
+        metrics_after = (await internal.get("/metrics")).text
         posts = self.log.posts[first_post:]
         lag = await self._lags(db, keys, job_ids, posts, seen)
         steps = await self._submit_steps(db, sent_at)
