@@ -75,7 +75,7 @@ sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 
 from profiling import start_py_spy, stop_py_spy  # noqa: E402
 from servers import Server, free_ports  # noqa: E402
-from worker_plane import _histogram, _histogram_quantile  # noqa: E402
+from worker_plane import _histogram_quantile  # noqa: E402
 
 from taxlien_worker import Result, ResultOutcome, Task, TaskContext, Worker, WorkerClient  # noqa: E402
 
@@ -114,6 +114,20 @@ def parse_args() -> argparse.Namespace:
     if args.download_rows < 0:
         parser.error("--download-rows must be 0 or more")
     return args
+
+
+def route_buckets(text: str, handler: str, method: str) -> dict[float, float]:
+    """Cumulative bucket counts of the gateway's request histogram for one route and method
+    (GET and POST /v1/jobs share the handler label)."""
+    buckets: dict[float, float] = {}
+    wanted = (f'handler="{handler}"', f'method="{method}"')
+    for line in text.splitlines():
+        if line.startswith("http_request_duration_seconds_bucket") and all(
+            w in line for w in wanted
+        ):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return buckets
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -696,7 +710,7 @@ class Run:
         profiler = None
         if self.args.profile and self.run == 1:
             profiler = start_py_spy(self.gateway.pid, RESULTS_DIR / "jobs_gateway.pyspy.txt")
-        metrics_before = (await internal.get("/metrics")).text
+        metrics_before = (await public.get("/metrics")).text
         cpu_before = self.gateway.cpu_seconds()
         base_accepted = self.log.accepted
         first_post = len(self.log.posts)
@@ -712,7 +726,7 @@ class Run:
                 stop_py_spy(profiler)
         elapsed = time.monotonic() - started
         cpu = self.gateway.cpu_seconds() - cpu_before
-        metrics_after = (await internal.get("/metrics")).text
+        metrics_after = (await public.get("/metrics")).text
         posts = self.log.posts[first_post:]
         lag = await self._lags(db, keys, job_ids, posts, seen)
         steps = await self._submit_steps(db, sent_at)
@@ -881,7 +895,7 @@ class Run:
     @staticmethod
     def _server(before: str, after: str, route: str) -> dict[str, float]:
         """p50/p99 of a route from the gateway's request histogram (coarse: buckets)."""
-        b, a = _histogram(before, route), _histogram(after, route)
+        b, a = route_buckets(before, route, "POST"), route_buckets(after, route, "POST")
         return {
             "p50_ms": 1000 * _histogram_quantile(b, a, 0.5),
             "p99_ms": 1000 * _histogram_quantile(b, a, 0.99),
@@ -1065,6 +1079,17 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         f"{_fmt(s['submit_p50_ms'])} / {_fmt(s['submit_p99_ms'])}",
         f"{_fmt(s['tasks_p50_ms'])} / {_fmt(s['tasks_p99_ms'])}",
         _fmt(s["submit_p99_ms"] / s["tasks_p99_ms"], 2),
+    )
+    server = {
+        f"{side}_{q}": med(lambda r, side=side, q=q: r[side]["server"][q])
+        for side in ("jobs", "tasks")
+        for q in ("p50_ms", "p99_ms")
+    }
+    summary["server_ms"] = server
+    row(
+        "  server side p50/p99 ms (histogram, coarse)",
+        f"{_fmt(server['jobs_p50_ms'])} / {_fmt(server['jobs_p99_ms'])}",
+        f"{_fmt(server['tasks_p50_ms'])} / {_fmt(server['tasks_p99_ms'])}",
     )
     steps = {
         k: percentile(every(lambda r, k=k: r["jobs"]["steps_ms"][k]), 0.5)
