@@ -730,6 +730,7 @@ class Run:
         posts = self.log.posts[first_post:]
         lag = await self._lags(db, keys, job_ids, posts, seen)
         steps = await self._submit_steps(db, sent_at)
+        late = await self._late_items(db, list(job_ids.values()))
         return {
             "jobs": {
                 "submitted": len(job_ids),
@@ -745,6 +746,7 @@ class Run:
                 "gateway_cpu_s": cpu,
                 "finished": finished,
                 "steps_ms": steps,
+                "late_items": late,
             },
             "lag": lag,
         }
@@ -769,6 +771,24 @@ class Run:
             steps["tx1_attach"].append(1000 * (tx2 - tx1))
             steps["tx2_answer"].append(1000 * (answered - tx2))
         return steps
+
+    @staticmethod
+    async def _late_items(db: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
+        """Items that left `pending` more than 1 s after their result was stored (not by
+        the results hook: by the upkeep reconcile), and how many of those results were
+        stored before their job's `job.queued` transaction (Tx2, which links items to
+        tasks) began."""
+        row = await db.fetchrow(
+            "SELECT count(*) FILTER (WHERE late) AS late,"
+            " count(*) FILTER (WHERE late AND h.accepted_at < e.created_at) AS before_tx2"
+            " FROM (SELECT i.*, i.finished_at > h0.accepted_at + interval '1 second' AS late,"
+            "       h0.accepted_at FROM job_items i"
+            "       JOIN parcel_history h0 ON h0.parcel_id = i.key"
+            "       WHERE i.job_id = ANY($1::text[])) AS h"
+            " JOIN job_events e ON e.job_id = h.job_id AND e.type = 'job.queued'",
+            ids,
+        )
+        return {"late": row["late"], "stored_before_tx2": row["before_tx2"]}
 
     async def _all_finished(self, db: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
         """Wait until every job is in a terminal state; count them by state."""
@@ -1041,6 +1061,10 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         "results_rtt_p99_ms": percentile(rtt, 0.99),
         "lag_jobs": len(lag_answer),
         "lag_over_1s": sum(1 for x in lag_answer if x > 1000),
+        "late_items": sum(r["jobs"]["late_items"]["late"] for r in runs),
+        "late_items_stored_before_tx2": sum(
+            r["jobs"]["late_items"]["stored_before_tx2"] for r in runs
+        ),
     }
     downloads = [r["download"] for r in runs if "download" in r]
     if downloads:
@@ -1140,6 +1164,10 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         f"\nlag over {s['lag_jobs']} jobs, {s['lag_over_1s']} of them completed more than 1 s "
         "after their last item was acknowledged;\nlag baseline = POST /internal/results round "
         "trip during the jobs phase"
+    )
+    print(
+        f"items moved more than 1 s after their result was stored: {s['late_items']} "
+        f"({s['late_items_stored_before_tx2']} stored before their job's Tx2 began)"
     )
     return summary
 
