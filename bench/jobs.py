@@ -730,7 +730,7 @@ class Run:
         posts = self.log.posts[first_post:]
         lag = await self._lags(db, keys, job_ids, posts, seen)
         steps = await self._submit_steps(db, sent_at)
-        late = await self._late_items(db, list(job_ids.values()))
+        late = await self._late_items(db, sent_at)
         return {
             "jobs": {
                 "submitted": len(job_ids),
@@ -773,22 +773,35 @@ class Run:
         return steps
 
     @staticmethod
-    async def _late_items(db: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
-        """Items that left `pending` more than 1 s after their result was stored (not by
+    async def _late_items(
+        db: asyncpg.Connection, sent_at: dict[str, tuple[float, float]]
+    ) -> dict[str, int]:
+        """Items that left `pending` more than 1 s after their result was stored (so not by
         the results hook: by the upkeep reconcile), and how many of those results were
         stored before their job's `job.queued` transaction (Tx2, which links items to
-        tasks) began."""
+        tasks) began, and before the submission was answered (Tx2 committed by then)."""
+        ids = list(sent_at)
+        answered = [sent_at[i][1] for i in ids]
         row = await db.fetchrow(
             "SELECT count(*) FILTER (WHERE late) AS late,"
-            " count(*) FILTER (WHERE late AND h.accepted_at < e.created_at) AS before_tx2"
+            " count(*) FILTER (WHERE late AND h.accepted_at < e.created_at) AS before_tx2,"
+            " count(*) FILTER (WHERE late AND h.accepted_at < to_timestamp(a.answered))"
+            "   AS before_answer"
             " FROM (SELECT i.*, i.finished_at > h0.accepted_at + interval '1 second' AS late,"
             "       h0.accepted_at FROM job_items i"
             "       JOIN parcel_history h0 ON h0.parcel_id = i.key"
             "       WHERE i.job_id = ANY($1::text[])) AS h"
-            " JOIN job_events e ON e.job_id = h.job_id AND e.type = 'job.queued'",
+            " JOIN job_events e ON e.job_id = h.job_id AND e.type = 'job.queued'"
+            " JOIN unnest($1::text[], $2::float8[]) AS a(job_id, answered)"
+            "   ON a.job_id = h.job_id",
             ids,
+            answered,
         )
-        return {"late": row["late"], "stored_before_tx2": row["before_tx2"]}
+        return {
+            "late": row["late"],
+            "stored_before_tx2": row["before_tx2"],
+            "stored_before_answer": row["before_answer"],
+        }
 
     async def _all_finished(self, db: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
         """Wait until every job is in a terminal state; count them by state."""
@@ -1065,6 +1078,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         "late_items_stored_before_tx2": sum(
             r["jobs"]["late_items"]["stored_before_tx2"] for r in runs
         ),
+        "late_items_stored_before_answer": sum(
+            r["jobs"]["late_items"]["stored_before_answer"] for r in runs
+        ),
     }
     downloads = [r["download"] for r in runs if "download" in r]
     if downloads:
@@ -1167,7 +1183,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
     )
     print(
         f"items moved more than 1 s after their result was stored: {s['late_items']} "
-        f"({s['late_items_stored_before_tx2']} stored before their job's Tx2 began)"
+        f"({s['late_items_stored_before_tx2']} stored before their job's Tx2 began, "
+        f"{s['late_items_stored_before_answer']} before its submission was answered)"
     )
     return summary
 
