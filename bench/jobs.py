@@ -1214,6 +1214,10 @@ def main() -> int:
     """Run the benchmark; exit 1 when a check fails."""
     args = parse_args()
     (RESULTS_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    # The tree measured is the one at the start (a commit made during the run is not in it).
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True
+    ).stdout.strip()
     load = os.getloadavg()
     if load[0] > (os.cpu_count() or 1) / 2:
         print(f"warning: load average {load[0]:.1f} before the start", file=sys.stderr)
@@ -1237,9 +1241,6 @@ def main() -> int:
     bad = failures(runs)
     for line in bad:
         print(f"FAILED: {line}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True
-    ).stdout.strip()
     record = {
         "parameters": vars(args),
         "commit": commit,
