@@ -29,11 +29,10 @@ from gateway.core.errors import (
     InvalidInput,
     ServiceUnavailable,
 )
-from gateway.jobs.items import validate_items
 from gateway.jobs.models import JobCreated, JobIn, JobKind
 from gateway.jobs.owner import Owner
 from gateway.jobs.service import JobService
-from gateway.jobs.spec import JobSpec
+from gateway.jobs.spec import JobSpec, spec_from_body
 from gateway.kit.field_errors import field_errors, invalid_field
 
 
@@ -92,22 +91,8 @@ async def batch_spec(owner: Owner, index: int, raw: Any, platforms: _Platforms) 
     except ValidationError as exc:
         errors = field_errors(exc.errors(include_input=False, include_url=False))
         raise InvalidInput([{**e, "loc": [*where, *e["loc"]]} for e in errors]) from None
-    items, duplicates = validate_items(
-        body.kind,
-        enumerate(body.items),
-        await platforms.of(body.kind),
-        max_items=owner.tier.max_job_items,
-        locate=lambda i: [*where, "items", i],
-        where=[*where, "items"],
-    )
-    return JobSpec(
-        kind=body.kind,
-        items=items,
-        duplicates=duplicates,
-        priority=body.priority,
-        deadline=body.deadline,
-        label=body.label,
-        webhook=body.webhook,
+    return spec_from_body(
+        body, await platforms.of(body.kind), max_items=owner.tier.max_job_items, where=where
     )
 
 

@@ -27,7 +27,6 @@ A result that still arrives is stored (data is data) and moves no closed job.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -43,27 +42,21 @@ from gateway.core.resources import Resources
 from gateway.core.settings.jobs import JobSettings
 from gateway.jobs.budget import JobBudget
 from gateway.jobs.changes import record, state_event
-from gateway.jobs.events import EventPublisher, progress_of
+from gateway.jobs.events import EventPublisher
 from gateway.jobs.metrics import JobMetrics
 from gateway.jobs.models import (
-    Credits,
     Estimate,
     Item,
-    ItemList,
-    ItemOut,
-    ItemState,
     JobCreated,
     JobEvent,
     JobKind,
-    JobList,
     JobOut,
     JobState,
-    Progress,
 )
 from gateway.jobs.owner import Owner
+from gateway.jobs.reading import JobReads, job_out
 from gateway.jobs.repository import jobs as repo
 from gateway.jobs.spec import JobSpec
-from gateway.kit.cursor import decode_cursor, decode_cursor_tuple, encode_cursor
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import REDIS_DOWN, database_guard, redis_guard
 from gateway.work.models import TaskIn
@@ -77,33 +70,7 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
 
 
-def job_out(row: Any, *, admin: bool = False) -> JobOut:
-    """The API shape of a `jobs` row."""
-    progress = progress_of(row)
-    cost = row.cost_per_item
-    return JobOut(
-        id=row.id,
-        kind=JobKind(row.kind),
-        state=JobState(row.state),
-        label=row.label,
-        priority=row.priority,
-        deadline=row.deadline,
-        progress=Progress(**progress),
-        credits=Credits(
-            estimated=cost * row.total,
-            charged=cost * row.succeeded,
-            reserved=cost * progress["pending"],
-        ),
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        updated_at=row.updated_at,
-        state_reason=row.state_reason,
-        owner=row.owner if admin else None,
-    )
-
-
-class JobService:
+class JobService(JobReads):
     """Jobs of every owner; each call is checked against its owner (another's is a 404)."""
 
     def __init__(
@@ -275,127 +242,6 @@ class JobService:
 
     # -- reading -------------------------------------------------------------------
 
-    async def find_open_upload(self, owner: Owner, sha256: str) -> JobOut | None:
-        """The owner's unfinished job created from an upload with this content hash."""
-        with database_guard():
-            async with self.sessionmaker() as session:
-                row = await repo.open_upload(session, owner.id, sha256)
-        return None if row is None else job_out(row)
-
-    async def get(self, owner: Owner | None, job_id: str) -> JobOut:
-        """One of the owner's jobs (404 for anyone else's); any job when owner is None."""
-        with database_guard():
-            async with self.sessionmaker() as session:
-                row = await repo.get_job(session, job_id, None if owner is None else owner.id)
-        if row is None:
-            raise NotFound(f"No job {job_id}")
-        return job_out(row, admin=owner is None)
-
-    async def list_jobs(
-        self,
-        owner: Owner | None,
-        *,
-        states: list[JobState] | None,
-        kind: JobKind | None,
-        created_after: datetime | None,
-        limit: int,
-        cursor: str | None,
-    ) -> JobList:
-        """The owner's jobs (every job when `owner` is None: admins), newest first."""
-        before: tuple[datetime, str] | None = None
-        if cursor:
-            at, last_id = decode_cursor_tuple(cursor, (str, str))
-            try:
-                before = (datetime.fromisoformat(str(at)), str(last_id))
-            except ValueError:
-                raise invalid_field("query", "cursor", msg="invalid cursor") from None
-        with database_guard():
-            async with self.sessionmaker() as session:
-                rows = await repo.list_jobs(
-                    session,
-                    owner=None if owner is None else owner.id,
-                    states=[s.value for s in states] if states else None,
-                    kind=None if kind is None else kind.value,
-                    created_after=created_after,
-                    before=before,
-                    limit=limit + 1,
-                )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = (
-            encode_cursor((rows[-1].created_at.isoformat(), rows[-1].id)) if more else None
-        )
-        return JobList(
-            items=[job_out(r, admin=owner is None) for r in rows], next_cursor=next_cursor
-        )
-
-    async def items(
-        self,
-        owner: Owner,
-        job_id: str,
-        *,
-        state: ItemState | None,
-        limit: int,
-        cursor: str | None,
-    ) -> ItemList:
-        """A page of a job's items, by index; pending items show their task's attempt and
-        last error live from the queue."""
-        after = int(decode_cursor(cursor, int)) if cursor else -1
-        with database_guard():
-            async with self.sessionmaker() as session:
-                job = await repo.get_job(session, job_id, owner.id)
-                if job is None:
-                    raise NotFound(f"No job {job_id}")
-                rows = await repo.list_items(
-                    session,
-                    job_id,
-                    state=None if state is None else state.value,
-                    after=after,
-                    limit=limit + 1,
-                )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        live = await self._live_tasks(
-            job.audience, [r.task_id for r in rows if r.state == "pending" and r.task_id]
-        )
-        out = []
-        for r in rows:
-            attempts, last_error = r.attempts, r.last_error
-            if r.state == ItemState.PENDING.value and r.task_id in live:
-                attempts, last_error = live[r.task_id]
-            out.append(
-                ItemOut(
-                    index=r.idx,
-                    platform=r.platform,
-                    id=r.key,
-                    state=ItemState(r.state),
-                    attempts=attempts,
-                    last_error=last_error,
-                    finished_at=r.finished_at,
-                    property_url=(f"/v1/properties/{r.key}" if job.audience == "parcel" else None),
-                )
-            )
-        return ItemList(items=out, next_cursor=encode_cursor(rows[-1].idx) if more else None)
-
-    async def _live_tasks(
-        self, audience: str, task_ids: Sequence[str]
-    ) -> dict[str, tuple[int | None, str | None]]:
-        if not task_ids:
-            return {}
-        queue = self.queues[audience]
-        with redis_guard():
-            async with queue.redis.pipeline(transaction=False) as pipe:
-                for tid in task_ids:
-                    pipe.hmget(queue.key("t", tid), ["attempt", "errors"])
-                replies = await pipe.execute()
-        out: dict[str, tuple[int | None, str | None]] = {}
-        for tid, (attempt, errors) in zip(task_ids, replies, strict=True):
-            if attempt is None:
-                continue
-            last = last_error_of(errors)
-            out[tid] = (int(attempt), last)
-        return out
-
     # -- ending --------------------------------------------------------------------
 
     async def cancel(self, owner: Owner | None, job_id: str, reason: str | None = None) -> JobOut:
@@ -437,17 +283,3 @@ class JobService:
             # The job is closed; its tasks stay queued and are scraped anyway (data is
             # data). Nothing is lost, some work is wasted: log it for operators.
             log.warning("job_release_failed", job_id=row.id, tasks=len(task_ids))
-
-
-def last_error_of(errors: bytes | str | None) -> str | None:
-    """The message of the last error in a task's stored error list."""
-    if not errors:
-        return None
-    try:
-        entries = json.loads(errors)
-    except ValueError:
-        return None
-    if not entries:
-        return None
-    message = entries[-1].get("message")
-    return str(message) if message is not None else None

@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.jobs.events import EventPublisher
 from gateway.jobs.metrics import JobMetrics
 from gateway.jobs.models import ItemState, JobEvent, JobState
+from gateway.jobs.reading import last_error_of
 from gateway.jobs.repository import jobs as repo
-from gateway.jobs.service import JobService, last_error_of
+from gateway.jobs.service import JobService
 from gateway.jobs.tracker import JobTracker
 from gateway.work.hooks import AfterCommit
 from gateway.work.models import TaskIn

@@ -354,6 +354,45 @@ ROWS: list[tuple[str, list[Panel]]] = [
                     )
                 ],
             ),
+            Panel(
+                "Client jobs created and finished",
+                "ops",
+                [
+                    (
+                        "sum by (kind) "
+                        f'(rate(gateway_jobs_created_total{{job="gateway", {AUD}}}{RATE}))',
+                        "created {{kind}}",
+                    ),
+                    (
+                        "sum by (state) "
+                        f'(rate(gateway_jobs_finished_total{{job="gateway", {AUD}}}{RATE}))',
+                        "finished {{state}}",
+                    ),
+                ],
+                "Jobs submitted on the public port, and jobs reaching a terminal state "
+                "(completions counted by the worker ports, cancels and expiry by the public "
+                "port): summed over audience.",
+                width=12,
+            ),
+            Panel(
+                "Client job items and upkeep",
+                "ops",
+                [
+                    (
+                        "sum by (outcome) "
+                        f'(rate(gateway_job_items_finished_total{{job="gateway", {AUD}}}{RATE}))',
+                        "items {{outcome}}",
+                    ),
+                    (
+                        "sum by (action) "
+                        f'(rate(gateway_job_upkeep_total{{job="gateway", {AUD}}}{RATE}))',
+                        "upkeep {{action}}",
+                    ),
+                ],
+                "Each item leaves pending once. Upkeep rolled_back or reattached above 0 "
+                "means a gateway died mid-submission or Redis lost tasks.",
+                width=12,
+            ),
         ],
     ),
     (

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, OwnerDep
-from gateway.jobs.items import validate_items
 from gateway.jobs.models import (
     ItemList,
     ItemState,
@@ -22,7 +21,7 @@ from gateway.jobs.models import (
 )
 from gateway.jobs.owner import Owner
 from gateway.jobs.plane import JobsPlane
-from gateway.jobs.spec import JobSpec
+from gateway.jobs.spec import JobSpec, spec_from_body
 from gateway.kit.field_errors import invalid_field
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -34,18 +33,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 async def spec_of(plane: JobsPlane, owner: Owner, body: JobIn) -> JobSpec:
     """Validate a submission body into a spec (422 listing bad items by index)."""
     known = await plane.service.known_platforms(body.kind)
-    items, duplicates = validate_items(
-        body.kind, enumerate(body.items), known, max_items=owner.tier.max_job_items
-    )
-    return JobSpec(
-        kind=body.kind,
-        items=items,
-        duplicates=duplicates,
-        priority=body.priority,
-        deadline=body.deadline,
-        label=body.label,
-        webhook=body.webhook,
-    )
+    return spec_from_body(body, known, max_items=owner.tier.max_job_items, where=["body"])
 
 
 def page_size(owner: Owner, limit: int | None) -> int:
