@@ -1040,7 +1040,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         values = [path(r) for r in runs]
         return statistics.median(values) if values else float("nan")
 
-    every = lambda f: [x for r in runs for x in f(r)]  # noqa: E731 - local shorthand
+    def every(path: Callable[[dict[str, Any]], list[float]]) -> list[float]:
+        return [x for r in runs for x in path(r)]
+
     subs = med(lambda r: r["jobs"]["submissions_per_s"])
     reqs = med(lambda r: r["tasks"]["requests_per_s"])
     job_lat = every(lambda r: r["jobs"]["latencies_ms"])
@@ -1120,11 +1122,10 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         f"{_fmt(s['tasks_p50_ms'])} / {_fmt(s['tasks_p99_ms'])}",
         _fmt(s["submit_p99_ms"] / s["tasks_p99_ms"], 2),
     )
-    server = {
-        f"{side}_{q}": med(lambda r, side=side, q=q: r[side]["server"][q])
-        for side in ("jobs", "tasks")
-        for q in ("p50_ms", "p99_ms")
-    }
+    server: dict[str, float] = {}
+    for side in ("jobs", "tasks"):
+        for q in ("p50_ms", "p99_ms"):
+            server[f"{side}_{q}"] = statistics.median(r[side]["server"][q] for r in runs)
     summary["server_ms"] = server
     row(
         "  server side p50/p99 ms (histogram, coarse)",
@@ -1132,7 +1133,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         f"{_fmt(server['tasks_p50_ms'])} / {_fmt(server['tasks_p99_ms'])}",
     )
     steps = {
-        k: percentile(every(lambda r, k=k: r["jobs"]["steps_ms"][k]), 0.5)
+        k: percentile([x for r in runs for x in r["jobs"]["steps_ms"][k]], 0.5)
         for k in ("to_tx1", "tx1_attach", "tx2_answer")
     }
     summary["submit_steps_p50_ms"] = steps
