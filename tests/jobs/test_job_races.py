@@ -36,15 +36,17 @@ async def test_fifty_concurrent_identical_posts_with_one_key_create_one_job(
 
 async def test_postgresql_down_is_a_503_and_creates_nothing(settings: Settings) -> None:
     assert settings.database_url is not None
-    async with started_database_proxy(settings.database_url) as (proxy, proxied):
-        async with jobs_harness(settings, database_url=proxied, job_upkeep_interval_s=3600) as h:
-            key = await h.key()
-            assert (await h.public.get("/v1/me", headers={"X-API-Key": key})).status_code == 200
-            await proxy.cut()
-            response = await h.submit(key, ["pg-1", "pg-2"])
-            await proxy.restore()
-            jobs = await h.count("SELECT count(*) FROM jobs")
-            queued = await h.resources.redis.hlen(h.jobs.service.queues["parcel"].key("dedupe"))
+    async with (
+        started_database_proxy(settings.database_url) as (proxy, proxied),
+        jobs_harness(settings, database_url=proxied, job_upkeep_interval_s=3600) as h,
+    ):
+        key = await h.key()
+        assert (await h.public.get("/v1/me", headers={"X-API-Key": key})).status_code == 200
+        await proxy.cut()
+        response = await h.submit(key, ["pg-1", "pg-2"])
+        await proxy.restore()
+        jobs = await h.count("SELECT count(*) FROM jobs")
+        queued = await h.resources.redis.hlen(h.jobs.service.queues["parcel"].key("dedupe"))
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"]
     assert response.headers["content-type"].startswith("application/problem+json")
