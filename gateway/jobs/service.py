@@ -3,13 +3,18 @@
 A submission is all or nothing, across a crash of the gateway at any point:
 
 1. one transaction admits it (budget, open jobs: `budget.py`, owner row locked) and
-   inserts the job as `submitting` (invisible to its owner) with its items;
+   inserts the job as `submitting` (invisible to its owner) with its items, each linked
+   to the task *expected* to carry it (the live task of its (platform, key), else the id
+   a new one will get), so from this commit on the results hook finds every item whose
+   task completes, even before the submission is finished;
 2. the items are attached to the audience's queue in chunks (`WorkQueue.attach`): an item
    whose (platform, key) is already queued or leased, by another job or a producer, adds
    this job as a waiter on that task, so one scrape completes every job waiting for it;
    otherwise a task is created with this job as its waiter;
-3. a second transaction links each item to its task, turns the job `queued` and writes
-   `job.queued`.
+3. a second transaction, holding the job's row lock, re-links the items whose task
+   turned out otherwise (the live task completed or another appeared in between: rare),
+   settles those already done, and ends `submitting` with the events for what already
+   happened (`job.queued`, then progress and the terminal event if results came first).
 
 If step 2 fails (Redis down) the submission is undone at once (waiters released, rows
 deleted) and the caller gets a 503. If the process dies between 1 and 3, any replica's
