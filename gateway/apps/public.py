@@ -35,7 +35,7 @@ def create_public_app(resources: Resources) -> FastAPI:
     cors = Middleware(
         CrossOriginOnlyCORS,
         allow_origins=resources.settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=[
             "Authorization",
             "X-API-Key",

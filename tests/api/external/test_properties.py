@@ -251,3 +251,24 @@ async def test_cors_preflights_are_requests_like_any_other(settings: Settings) -
     assert preflight.status_code == 200
     assert preflight.headers["x-request-id"] == "preflight-1"
     assert metric_value(metrics, "http_requests_total", method="OPTIONS", status="200") == 1
+
+
+async def test_browsers_may_send_job_and_admin_requests_with_idempotency_keys(
+    settings: Settings,
+) -> None:
+    async with public_app(settings, cors_origins=["https://site.example"]) as app:
+        preflights = {
+            method: await app.client.options(
+                "/v1/admin/jobs/job_" + "0" * 24,
+                headers={
+                    "Origin": "https://site.example",
+                    "Access-Control-Request-Method": method,
+                    "Access-Control-Request-Headers": "X-API-Key, Idempotency-Key",
+                },
+            )
+            for method in ("POST", "PATCH")
+        }
+    for method, preflight in preflights.items():
+        assert preflight.status_code == 200, (method, preflight.text)
+        assert method in preflight.headers["access-control-allow-methods"]
+        assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()
