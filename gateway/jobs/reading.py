@@ -7,7 +7,6 @@ answers 404 for another owner's job, never 403.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,7 +30,7 @@ from gateway.jobs.owner import Owner
 from gateway.jobs.repository import jobs as repo
 from gateway.kit.cursor import decode_cursor, decode_cursor_tuple, encode_cursor
 from gateway.kit.field_errors import invalid_field
-from gateway.kit.outage import database_guard, redis_guard
+from gateway.kit.outage import database_guard
 from gateway.work.queue import WorkQueue
 
 
@@ -172,32 +171,9 @@ class JobReads:
     async def _live_tasks(
         self, audience: str, task_ids: Sequence[str]
     ) -> dict[str, tuple[int | None, str | None]]:
-        if not task_ids:
-            return {}
-        queue = self.queues[audience]
-        with redis_guard():
-            async with queue.redis.pipeline(transaction=False) as pipe:
-                for tid in task_ids:
-                    pipe.hmget(queue.key("t", tid), ["attempt", "errors"])
-                replies = await pipe.execute()
-        out: dict[str, tuple[int | None, str | None]] = {}
-        for tid, (attempt, errors) in zip(task_ids, replies, strict=True):
-            if attempt is None:
-                continue
-            last = last_error_of(errors)
-            out[tid] = (int(attempt), last)
-        return out
-
-
-def last_error_of(errors: bytes | str | None) -> str | None:
-    """The message of the last error in a task's stored error list."""
-    if not errors:
-        return None
-    try:
-        entries = json.loads(errors)
-    except ValueError:
-        return None
-    if not entries:
-        return None
-    message = entries[-1].get("message")
-    return str(message) if message is not None else None
+        summaries = await self.queues[audience].task_summaries(task_ids)
+        return {
+            tid: (summary.attempt, summary.last_error)
+            for tid, summary in zip(task_ids, summaries, strict=True)
+            if summary is not None
+        }

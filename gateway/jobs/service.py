@@ -272,14 +272,12 @@ class JobService(JobReads):
         """Release the job's waiters on the live tasks of these (platform, key) items."""
         queue = self.queues[audience]
         chunk = self.settings.job_attach_chunk
-        with redis_guard():
-            for start in range(0, len(items), chunk):
-                part = items[start : start + chunk]
-                fields = [f"{i.platform}:{i.key}" for i in part]
-                live = await queue.redis.hmget(queue.key("dedupe"), fields)
-                tids = [t.decode() if isinstance(t, bytes) else t for t in live if t]
-                if tids:
-                    await queue.release(job_id, tids)
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            live = await queue.live_task_ids([(i.platform, i.key) for i in part])
+            tids = [t for t in live if t is not None]
+            if tids:
+                await queue.release(job_id, tids)
 
     async def release_tasks(self, job_id: str, audience: str, task_ids: Sequence[str]) -> None:
         """Release the job's waiters on these tasks (after its items were closed)."""

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.jobs.events import EventPublisher
 from gateway.jobs.metrics import JobMetrics
 from gateway.jobs.models import ItemState, JobEvent, JobState
-from gateway.jobs.reading import last_error_of
 from gateway.jobs.repository import jobs as repo
 from gateway.jobs.service import JobService
 from gateway.jobs.tracker import JobTracker
@@ -158,20 +157,15 @@ class JobUpkeep:
         if not rest:
             self.metrics.upkeep.labels("reconciled").inc(len(done))
             return out
-        queue = self.service.queues[row.audience]
-        async with queue.redis.pipeline(transaction=False) as pipe:
-            for tid in rest:
-                pipe.hmget(queue.key("t", tid), ["state", "errors", "attempt"])
-            replies = await pipe.execute()
+        summaries = await self.service.queues[row.audience].task_summaries(rest)
         dead: list[repo.ItemMove] = []
         lost: list[Any] = []
-        for tid, (state, errors, attempt) in zip(rest, replies, strict=True):
-            if state is None:
+        for tid, summary in zip(rest, summaries, strict=True):
+            if summary is None:
                 lost.append(by_task[tid])
-            elif state in (b"dead", "dead"):
-                dead.append(
-                    repo.ItemMove(tid, last_error_of(errors) or "dead-lettered", _int(attempt))
-                )
+            elif summary.state == "dead":
+                error = summary.last_error or "dead-lettered"
+                dead.append(repo.ItemMove(tid, error, summary.attempt))
         publish = await self.tracker.apply(session, ItemState.FAILED, dead, row.id)
         if publish is not None:
             out.append(publish)
@@ -197,7 +191,3 @@ class JobUpkeep:
         await repo.link_items(session, row.id, [p.idx for p in lost], outcome.task_ids)
         self.metrics.upkeep.labels("reattached").inc(len(lost))
         log.warning("job_items_reattached", job_id=row.id, items=len(lost))
-
-
-def _int(value: bytes | str | None) -> int | None:
-    return None if value is None else int(value)

@@ -132,6 +132,15 @@ class ReleaseOutcome:
 
 
 @dataclass(frozen=True)
+class TaskSummary:
+    """A task as others see it: its state, its attempt number and its last error."""
+
+    state: str
+    attempt: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class FailureIn:
     """A worker-reported failure of one lease."""
 
@@ -201,6 +210,28 @@ class WorkQueue:
         with redis_guard():
             raw = await self.scripts.attach(args=[self.base, waiter, *_task_args(tasks, task_ids)])
         return _enqueued(raw, tasks)
+
+    async def task_summaries(self, task_ids: Sequence[str]) -> list[TaskSummary | None]:
+        """State, attempt and last error of each task (None: no such task), in one round
+        trip: what callers outside the worker plane may know of a task."""
+        if not task_ids:
+            return []
+        with redis_guard():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in task_ids:
+                    pipe.hmget(self.key("t", tid), ["state", "attempt", "errors"])
+                replies = await pipe.execute()
+        out: list[TaskSummary | None] = []
+        for state, attempt, errors in replies:
+            if state is None:
+                out.append(None)
+                continue
+            out.append(
+                TaskSummary(
+                    _s(state), int(attempt) if attempt is not None else 0, _last_error(errors)
+                )
+            )
+        return out
 
     async def live_task_ids(self, units: Sequence[tuple[str, str]]) -> list[str | None]:
         """The live task of each (platform, key), None where there is none."""
@@ -336,6 +367,20 @@ class WorkQueue:
 def _check_waiter(waiter: str) -> None:
     if not _WAITER.fullmatch(waiter):
         raise ValueError("a waiter id is 1 to 64 letters, digits or underscores")
+
+
+def _last_error(errors: bytes | str | None) -> str | None:
+    """The message of the last error in a task's stored error list."""
+    if not errors:
+        return None
+    try:
+        entries = json.loads(errors)
+    except ValueError:
+        return None
+    if not entries:
+        return None
+    message = entries[-1].get("message")
+    return str(message) if message is not None else None
 
 
 def _task_args(tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None) -> list[str]:
