@@ -15,6 +15,7 @@ from gateway.core.resources import Resources
 from gateway.fastpath.cache_hit import PropertyHitShortcut
 from gateway.jobs.plane import JobsPlane
 from gateway.public.plane import PublicPlane
+from gateway.streams.plane import StreamsPlane
 
 _EXPOSED = [
     "RateLimit",
@@ -43,6 +44,8 @@ def create_public_app(resources: Resources) -> FastAPI:
             "If-None-Match",
             "X-Request-ID",
             "Idempotency-Key",
+            # EventSource polyfills and fetch-based SSE clients resume with it.
+            "Last-Event-ID",
         ],
         expose_headers=_EXPOSED,
         max_age=600,
@@ -62,7 +65,7 @@ def create_public_app(resources: Resources) -> FastAPI:
         title="Tax-lien gateway: public API",
         routers=public_routers(),
         docs_enabled=resources.settings.public_docs_enabled,
-        planes=[plane, JobsPlane.build(resources)],
+        planes=[plane, JobsPlane.build(resources), StreamsPlane.build(resources)],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         layers=layers,

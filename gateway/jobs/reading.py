@@ -60,6 +60,23 @@ def job_out(row: Any, *, admin: bool = False) -> JobOut:
     )
 
 
+class JobSnapshots:
+    """A job's full state and the sequence of its last committed event: where a live
+    stream starts (`gateway/streams/follow.py`)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def snapshot(self, owner: Owner, job_id: str) -> tuple[JobOut, int]:
+        """One of the owner's jobs and its last event's sequence (404 for anyone else's)."""
+        with database_guard():
+            async with self.sessionmaker() as session:
+                row = await repo.get_job(session, job_id, owner.id)
+        if row is None:
+            raise NotFound(f"No job {job_id}")
+        return job_out(row), int(row.event_seq)
+
+
 class JobReads:
     """The read side of `JobService`."""
 

@@ -115,14 +115,20 @@ def make_server(
     fastpath: bool = True,
     limits: ConnectionLimits | None = None,
     registry: CollectorRegistry | None = None,
+    lifespan: str = "on",
+    ws_ping_interval_s: float | None = 20.0,
+    ws_max_message_bytes: int = 16_384,
 ) -> uvicorn.Server:
     """A uvicorn server for an app on a pre-bound socket, with our logging in charge and
     its connections bounded by `limits` (the settings' defaults when not given); cut
-    connections are counted in `registry`, the port's metrics, when given."""
+    connections are counted in `registry`, the port's metrics, when given. WebSockets
+    (the public port's `/v1/ws`) get protocol pings every `ws_ping_interval_s` and take
+    messages up to `ws_max_message_bytes`. `lifespan="off"` serves an app whose
+    lifespan already runs (tests)."""
     limits = limits or ConnectionLimits.defaults()
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
-        lifespan="on",
+        lifespan=lifespan,  # type: ignore[arg-type]
         # Said, not guessed: uvicorn takes an app whose `__call__` is not a coroutine
         # function for ASGI2, and the apps' `__call__` returns the stack's coroutine.
         interface="asgi3",
@@ -139,6 +145,9 @@ def make_server(
         proxy_headers=False,
         timeout_graceful_shutdown=int(max(1, graceful_timeout_s)),
         fd=None,
+        ws_ping_interval=ws_ping_interval_s,
+        ws_ping_timeout=ws_ping_interval_s,
+        ws_max_size=ws_max_message_bytes,
     )
     return _Server(config, limits)
 

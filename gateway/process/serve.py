@@ -88,6 +88,8 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
                 fastpath=settings.fastpath,
                 limits=limits,
                 registry=resources.metrics.registry(spec.audience),
+                ws_ping_interval_s=settings.ws_ping_interval_s,
+                ws_max_message_bytes=settings.ws_max_message_bytes,
             )
             entries.append(ServerEntry(spec.audience.value, server, sock))
             log.info(

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from gateway.apps.parcel_internal import create_parcel_internal_app
@@ -50,6 +51,7 @@ class JobsHarness:
     party: httpx.AsyncClient
     public_plane: PublicPlane
     jobs: JobsPlane
+    public_app: FastAPI
 
     async def key(self, *, tier: str = "pro", user: str | None = "alice") -> str:
         """A fresh API key of `user`."""
@@ -158,4 +160,5 @@ async def jobs_harness(settings: Settings, **overrides: Any) -> AsyncIterator[Jo
                 party_client,
                 public.state.planes["public"],
                 public.state.planes["jobs"],
+                public,
             )

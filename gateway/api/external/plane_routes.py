@@ -12,6 +12,7 @@ from gateway.api.external import (
     job_uploads,
     jobs,
     properties,
+    streams,
 )
 
 
@@ -24,6 +25,7 @@ def plane_routers() -> list[APIRouter]:
         # Upload before the job routes: `/v1/jobs/upload` must not match `/v1/jobs/{id}`.
         job_uploads.router,
         jobs.router,
+        streams.router,
         downloads.router,
         admin_jobs.router,
     ]

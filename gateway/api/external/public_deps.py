@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
 from gateway.core.errors import Forbidden, GatewayError
+from gateway.core.settings.tiers import Tier
 from gateway.public.authenticate import Credentials
 from gateway.public.plane import PublicPlane
 from gateway.public.principal import Principal
@@ -107,11 +108,23 @@ async def admit(
     `scope` is the request's ASGI scope; `prefetch` names a Redis key (a cached
     response) to read in the same round trip.
     """
-    decision = await plane.limiter.check(principal.limit_key, principal.tier, prefetch=prefetch)
+    return await admit_key(scope, plane, principal.limit_key, principal.tier, prefetch=prefetch)
+
+
+async def admit_key(
+    scope: MutableMapping[str, Any],
+    plane: PublicPlane,
+    limit_key: str,
+    tier: Tier,
+    *,
+    prefetch: str | None = None,
+) -> Decision:
+    """`admit` for a limit key and tier (a caller known from a stream ticket)."""
+    decision = await plane.limiter.check(limit_key, tier, prefetch=prefetch)
     # Every response of an admitted (or refused) request carries the limiter state.
     scope.setdefault("state", {})[RESPONSE_HEADERS_STATE] = decision.limit_headers()
     if not decision.allowed:
-        plane.metrics.rate_limited.labels(principal.tier.name, decision.kind or "rate").inc()
+        plane.metrics.rate_limited.labels(tier.name, decision.kind or "rate").inc()
         raise decision.error()
     return decision
 

@@ -25,6 +25,7 @@ from gateway.core.settings.connections import ConnectionSettings
 from gateway.core.settings.jobs import JobSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.core.settings.public import PublicPlaneSettings
+from gateway.core.settings.streams import StreamSettings
 from gateway.core.settings.work import WorkerPlaneSettings
 
 
@@ -176,6 +177,7 @@ class Settings(
     WorkerPlaneSettings,
     PublicPlaneSettings,
     JobSettings,
+    StreamSettings,
     ProxyPoolSettings,
     BackendSettings,
     ConnectionSettings,

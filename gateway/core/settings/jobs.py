@@ -20,7 +20,8 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode
 
-_KID = r"^[A-Za-z0-9_-]{1,32}$"
+from gateway.core.settings.signing_keys import check_signing_keys, parse_signing_keys
+
 Seconds = Annotated[float, Field(gt=0, le=86_400 * 31)]
 
 
@@ -78,33 +79,11 @@ class JobSettings(BaseSettings):
     @field_validator("download_signing_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        keys: list[tuple[str, str]] = []
-        for part in (p.strip() for p in value.split(",")):
-            if not part:
-                continue
-            kid, sep, secret = part.partition(":")
-            if not sep or not secret:
-                raise ValueError("DOWNLOAD_SIGNING_KEYS must be comma-separated kid:secret pairs")
-            keys.append((kid, secret))
-        return keys
+        return parse_signing_keys("DOWNLOAD_SIGNING_KEYS", value)
 
     @model_validator(mode="after")
     def _check_keys(self) -> Self:
-        import re
-
-        seen: set[str] = set()
-        for kid, secret in self.download_signing_keys:
-            if not re.match(_KID, kid):
-                raise ValueError(f"DOWNLOAD_SIGNING_KEYS: key id {kid!r} must match {_KID}")
-            if kid in seen:
-                raise ValueError(f"DOWNLOAD_SIGNING_KEYS: key id {kid!r} appears twice")
-            if len(secret.get_secret_value()) < 32:
-                raise ValueError(
-                    f"DOWNLOAD_SIGNING_KEYS: the secret of {kid!r} needs at least 32 characters"
-                )
-            seen.add(kid)
+        check_signing_keys("DOWNLOAD_SIGNING_KEYS", self.download_signing_keys)
         for audience in self.job_platforms:
             if audience not in ("parcel", "party"):
                 raise ValueError("JOB_PLATFORMS keys must be 'parcel' or 'party'")

@@ -1,0 +1,124 @@
+"""Live streams of job events: `GET /v1/jobs/{id}/events` (SSE) and stream tickets.
+
+Thin: authentication is `stream_auth.py`, following is `gateway/streams/`, framing is
+`gateway/api/sse.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import plane_of
+from gateway.api.external.jobs import JobIdPath
+from gateway.api.external.jobs_deps import OwnerDep
+from gateway.api.external.public_deps import public_plane
+from gateway.api.external.stream_auth import stream_grant
+from gateway.api.sse import EventStreamResponse
+from gateway.core.errors import Forbidden
+from gateway.kit.field_errors import invalid_field
+from gateway.streams.plane import StreamsPlane
+from gateway.streams.tickets import IssuedTicket
+
+router = APIRouter(prefix="/v1", tags=["streams"])
+
+# Our event ids are job sequence numbers; anything else is not ours to resume from.
+_MAX_EVENT_ID_DIGITS = 18
+TicketQuery = Annotated[
+    str | None,
+    Query(
+        max_length=2048,
+        description="A stream ticket from POST /v1/stream-tickets, for clients that "
+        "cannot send headers (EventSource). Single use, short-lived.",
+    ),
+]
+
+
+def streams_plane(request: Request) -> StreamsPlane:
+    """The streams plane of this app."""
+    plane: StreamsPlane = plane_of(request, StreamsPlane.name)
+    return plane
+
+
+def parse_event_id(value: str | None, where: list[str]) -> int | None:
+    """A `Last-Event-ID` as a sequence number (422 when it is not one of ours)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > _MAX_EVENT_ID_DIGITS:
+        raise invalid_field(*where, msg="must be the id of an event this stream sent")
+    return int(text)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Follow a job live (Server-Sent Events)",
+    response_class=EventStreamResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream"}},
+)
+async def job_events(
+    request: Request,
+    job_id: JobIdPath,
+    ticket: TicketQuery = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this event (EventSource sends it on reconnect)",
+        ),
+    ] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            max_length=32,
+            description="The same as the header, for a page that restarts its stream",
+        ),
+    ] = None,
+) -> EventStreamResponse:
+    """First the job's full state (`snapshot`), or after a reconnect the events missed
+    (or `resync`), then every event as it happens; ends after the terminal event."""
+    streams = streams_plane(request)
+    grant = await stream_grant(request.scope, public_plane(request), streams, ticket)
+    if last_event_id is not None:
+        resume = parse_event_id(last_event_id, ["header", "Last-Event-ID"])
+    else:
+        resume = parse_event_id(last_event_id_query, ["query", "last_event_id"])
+    if not grant.allows(job_id):
+        raise Forbidden(f"This stream ticket does not cover job {job_id}: ask for one that does")
+    connection = streams.connection("sse", grant.owner)
+    await connection.open(job_id=job_id)
+    try:
+        first = await connection.follow(job_id, resume)
+    except BaseException:
+        await connection.close("client")
+        raise
+    return EventStreamResponse(
+        connection,
+        first,
+        retry_ms=streams.resources.settings.sse_retry_ms,
+    )
+
+
+class TicketIn(BaseModel):
+    """What a ticket may watch: some of the caller's jobs, or all of them when omitted."""
+
+    job_ids: list[Annotated[str, Field(pattern=r"^job_[0-9a-f]{24}$")]] | None = Field(
+        default=None, max_length=100
+    )
+
+
+@router.post(
+    "/stream-tickets",
+    status_code=201,
+    summary="A single-use ticket to open a stream without headers (browsers)",
+)
+async def create_stream_ticket(
+    request: Request, owner: OwnerDep, body: Annotated[TicketIn | None, Body()] = None
+) -> IssuedTicket:
+    """Valid for STREAM_TICKET_TTL_S (60 s), once, for the caller's jobs (all, or those
+    listed), on `GET /v1/jobs/{id}/events?ticket=` and `/v1/ws?ticket=` only."""
+    streams = streams_plane(request)
+    return await streams.tickets.issue(owner, None if body is None else body.job_ids)

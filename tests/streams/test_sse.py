@@ -1,0 +1,51 @@
+"""Server-Sent Events of a job on a real HTTP server: snapshot, live events, resume."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.core.settings import Settings
+from tests.support.jobs import JobsHarness, event_validator, jobs_harness
+from tests.support.streams import open_sse, served
+
+
+@pytest.fixture
+async def h(settings: Settings) -> AsyncIterator[Any]:
+    async with jobs_harness(settings) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
+    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
+        yield c
+
+
+async def test_a_stream_sends_the_state_then_every_event_then_ends(
+    h: JobsHarness, web: httpx.AsyncClient
+) -> None:
+    key = await h.key()
+    job = (await h.submit(key, ["s-1", "s-2"])).json()
+    token = await h.worker_token()
+    validate = event_validator()
+    async with open_sse(web, f"/v1/jobs/{job['id']}/events", headers={"X-API-Key": key}) as sse:
+        assert sse.response.status_code == 200
+        assert sse.response.headers["content-type"].startswith("text/event-stream")
+        events = sse.events()
+        first = await anext(events)
+        assert first.event == "snapshot"
+        assert first.json()["state"] == "queued"
+        assert await h.scrape(token, limit=1)
+        assert await h.scrape(token, limit=1)
+        rest = [e async for e in events]
+    assert sse.retry == [h.resources.settings.sse_retry_ms]
+    ids = [int(first.id or 0)] + [int(e.id or 0) for e in rest]
+    assert ids == sorted(set(ids)), "ids strictly increase"
+    assert rest[-1].event == "job.completed"
+    for event in rest:
+        validate(event.json())
+        assert event.json()["seq"] == int(event.id or 0)
