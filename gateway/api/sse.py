@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.api.middleware.request_context import LONG_LIVED_STATE
 from gateway.streams.connection import StreamConnection
 from gateway.streams.follow import Frame
 from gateway.streams.outbox import CloseReason
@@ -71,6 +72,7 @@ class EventStreamResponse(Response):
         conn = self.connection
         reason = CloseReason.DONE
         watcher = asyncio.ensure_future(_watch_disconnect(receive, conn))
+        scope.setdefault("state", {})[LONG_LIVED_STATE] = True
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             head = b"retry: %d\n\n" % self.retry_ms

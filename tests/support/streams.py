@@ -56,12 +56,27 @@ class SseStream:
     last_id: str | None = None
     retry: list[int] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    _lines: AsyncIterator[str] | None = None
+
+    def lines(self) -> AsyncIterator[str]:
+        """The response's lines (one iterator per stream, shared by every reader)."""
+        if self._lines is None:
+            self._lines = self.response.aiter_lines()
+        return self._lines
+
+    async def comment(self) -> str:
+        """Read on until the next comment line (a keep-alive); its text."""
+        async for line in self.lines():
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                return self.comments[-1]
+        raise AssertionError("the stream ended before a comment")
 
     async def events(self) -> AsyncIterator[Event]:
         """Events until the server ends the stream."""
         kind, seen_id = "message", None
         data: list[str] = []
-        async for line in self.response.aiter_lines():
+        async for line in self.lines():
             if line == "":
                 if data:
                     if seen_id is not None:

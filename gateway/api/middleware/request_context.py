@@ -13,7 +13,11 @@ every app, which gives it jobs no inner layer can do:
   they arrive (the latter raises a 413 inside the app, rendered as a problem); a route
   that takes bigger bodies (job uploads) gets its own limit by exact path
   (`body_limits`), so the default stays small for every other route;
-* log one `request` line and record the HTTP metrics, labelled by route template;
+* log one `request` line and record the HTTP metrics, labelled by route template; a
+  long-lived response (an SSE stream, which marks itself with `LONG_LIVED_STATE`)
+  records its latency up to its first byte, since its total is the client's stay, and
+  minutes-long streams would otherwise fill the port's p99 (the log line keeps the
+  whole duration);
 * turn an exception nothing else handled into a 500 problem document with the request
   id, and log it once with its stack trace (Starlette's own fallback would re-raise and
   let uvicorn print a second, context-free traceback);
@@ -65,6 +69,9 @@ _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes arrive every few seconds from every replica; logging each at info
 # would drown real traffic, so successful ones are logged at debug.
 _QUIET_PATHS = frozenset({HEALTH_PATH, "/ready", "/metrics"})
+# Set to True in `scope["state"]` by a response that stays open for as long as its
+# client wants (see the module docstring).
+LONG_LIVED_STATE = "long_lived_response"
 
 _NO_FIELDS: dict[str, str] = {}
 
@@ -138,13 +145,15 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        first_byte = 0.0
         waited_on: str | None = None
         header_value = request_id.encode("ascii")
         adjust = self.response_headers
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, first_byte
             if message["type"] == "http.response.start":
+                first_byte = time.perf_counter()
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", ()))
@@ -198,7 +207,7 @@ class RequestContextMiddleware:
                     send_with_id, problem, instance=scope["path"], request_id=request_id
                 )
         finally:
-            self._finish(scope, status, started, waited_on)
+            self._finish(scope, status, started, waited_on, first_byte)
             # Also drops what the planes bound during the request (worker, task, principal).
             end_request(fields)
 
@@ -222,12 +231,20 @@ class RequestContextMiddleware:
         return receive_limited
 
     def _finish(
-        self, scope: Scope, status: int, started: float, waited_on: str | None = None
+        self,
+        scope: Scope,
+        status: int,
+        started: float,
+        waited_on: str | None = None,
+        first_byte: float = 0.0,
     ) -> None:
         elapsed = time.perf_counter() - started
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or UNMATCHED
-        self.metrics.observe(template, scope["method"], status, elapsed)
+        measured = elapsed
+        if first_byte and scope["state"].get(LONG_LIVED_STATE):
+            measured = first_byte - started
+        self.metrics.observe(template, scope["method"], status, measured)
         if status >= 500:
             level = logging.ERROR
         elif scope["path"] in _QUIET_PATHS and status < 400:
