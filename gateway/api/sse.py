@@ -84,7 +84,8 @@ class EventStreamResponse(Response):
                 }
             )
             conn.sent(self.first, time.time())
-            finished = any(f.terminal for f in self.first)
+            # Also when a resume found the client already had the terminal event.
+            finished = all(conn.finished(job_id) for job_id in conn.followers)
             while not finished:
                 wakeup = await conn.wait()
                 if wakeup.closed is not None:

@@ -105,6 +105,11 @@ class StreamConnection:
             self.metrics.resyncs.labels(self.kind).inc()
         return frames
 
+    def finished(self, job_id: str) -> bool:
+        """Whether `job_id`'s follow has sent its last frame (or is not followed)."""
+        follower = self.followers.get(job_id)
+        return follower is None or follower.finished
+
     async def unfollow(self, job_id: str) -> None:
         """Stop following `job_id` (and free its place, if it had its own)."""
         if self.followers.pop(job_id, None) is not None:

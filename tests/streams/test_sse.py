@@ -49,3 +49,22 @@ async def test_a_stream_sends_the_state_then_every_event_then_ends(
     for event in rest:
         validate(event.json())
         assert event.json()["seq"] == int(event.id or 0)
+
+
+async def test_a_resume_after_the_terminal_event_ends_at_once(
+    h: JobsHarness, web: httpx.AsyncClient
+) -> None:
+    key = await h.key()
+    job = (await h.submit(key, ["s-9"])).json()
+    assert await h.scrape(await h.worker_token())
+    await h.wait_state(key, job["id"], "completed")
+    url = f"/v1/jobs/{job['id']}/events"
+    async with open_sse(web, url, headers={"X-API-Key": key}) as sse:
+        events = [e async for e in sse.events()]
+    assert [e.event for e in events] == ["snapshot"]
+    assert events[0].json()["state"] == "completed"
+    # The client saw everything: a resume from the last id has nothing to send, and ends.
+    headers = {"X-API-Key": key, "Last-Event-ID": events[0].id or ""}
+    async with open_sse(web, url, headers=headers) as again:
+        assert again.response.status_code == 200
+        assert [e async for e in again.events()] == []
