@@ -443,15 +443,15 @@ def _stream_headers(state: StreamsState, last_id: str | None = None) -> dict[str
 @contextlib.asynccontextmanager
 async def _sse(
     ctx: TrafficContext, state: StreamsState, job_id: str, last_id: str | None = None
-) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[SseEvent]]]:
-    """An open SSE stream of `job_id` (200 checked) and its events; closing the block
+) -> AsyncIterator[AsyncIterator[SseEvent]]:
+    """The events of an open SSE stream of `job_id` (200 checked); leaving the block
     before the stream ended is the client going away."""
     url = ctx.url("public", f"/v1/jobs/{job_id}/events")
     async with ctx.client.stream("GET", url, headers=_stream_headers(state, last_id)) as resp:
         if resp.status_code != 200:
             await resp.aread()
             raise RuntimeError(f"stream of {job_id}: {resp.status_code} {resp.text[:300]}")
-        yield resp, sse_events(resp)
+        yield sse_events(resp)
 
 
 async def _refused(ctx: TrafficContext, state: StreamsState, job_id: str, slug: str) -> None:
@@ -579,13 +579,13 @@ async def streams_traffic(ctx: TrafficContext) -> None:
         state = ctx.state["streams"] = await _streams_setup(ctx)
     await _until_streams_open(ctx, 1)  # the held stream; last round's have gone
     job = await _submit(ctx, state.key, STREAM_PLATFORM, [f"stream-{ctx.round}-{n}" for n in "ab"])
-    async with _sse(ctx, state, job) as (_, a_events):
+    async with _sse(ctx, state, job) as a_events:
         await _next(a_events, "snapshot")
         await _complete_one(ctx, state)
         progress = await _next(a_events, "job.progress")
-        async with _sse(ctx, state, job, progress.id) as (_, b_events):
+        async with _sse(ctx, state, job, progress.id) as b_events:
             await _refused(ctx, state, job, "too-many-followers")
-            async with _sse(ctx, state, state.held_job) as (_, c_events):
+            async with _sse(ctx, state, state.held_job) as c_events:
                 await _next(c_events, "snapshot")
                 await _refused(ctx, state, job, "too-many-streams")
             await _complete_one(ctx, state)
@@ -596,7 +596,7 @@ async def streams_traffic(ctx: TrafficContext) -> None:
                 raise RuntimeError(f"the stream went on after job.completed: {leftover}")
     # A (not read any more) ended with the job too, like B.
     await _until_streams_open(ctx, 1)
-    async with _sse(ctx, state, job, UNKNOWN_EVENT_ID) as (_, d_events):
+    async with _sse(ctx, state, job, UNKNOWN_EVENT_ID) as d_events:
         resync = await _next(d_events, "resync")
         if json.loads(resync.data)["state"] != "completed":
             raise RuntimeError(f"resync of a completed job: {resync.data[:300]}")
