@@ -12,10 +12,14 @@ reports the panels that only it could feed as MISSING ... (pending), and fails.
                   proxies leased and released ok/error/banned, one platform exhausted
     public-plane  filled: two tiers, hits, misses, single flight, 429s (rate, quota,
                   monitoring/proof_tiers.toml), bad credentials, an upstream outage
+    streams       filled: a job per round followed over real SSE streams (snapshot,
+                  live events, a resume, a resync, both follower-cap 429s) while a
+                  worker token completes it; one stream held open for the whole run
 
 Sources get a `TrafficContext`: an httpx client, the three ports, the fake upstream
 (switch `upstream.outage` on to make it answer 503s), and the Redis/database URLs and
-key prefix the gateway runs with, for drivers that need to seed state.
+key prefix the gateway runs with, for drivers that need to seed state. A source's `stop`
+(optional) runs once after the last round, before the panels are evaluated.
 """
 
 from __future__ import annotations
@@ -113,6 +117,8 @@ class TrafficSource:
     run: Callable[[TrafficContext], Awaitable[None]] | None
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    # Ends what the rounds left running (open streams), once after the last round.
+    stop: Callable[[TrafficContext], Awaitable[None]] | None = None
 
 
 async def foundation_traffic(ctx: TrafficContext) -> None:
@@ -163,7 +169,7 @@ PROXY_URLS = ("http://proof:secret@127.0.0.1:9", "http://proof:secret@127.0.0.1:
 BANNED_PLATFORM = "proof_banned"  # every proxy banned here at once: then exhausted
 
 
-def _result_data(audience: str, key: str) -> dict[str, Any]:
+def _result_data(audience: str, key: str, platform: str = WORK_PLATFORM) -> dict[str, Any]:
     """A valid succeeded result for the port's schema (ParcelResult or PartyResult)."""
     scraped_at = datetime.now(UTC).isoformat()
     if audience == "parcel":
@@ -171,14 +177,14 @@ def _result_data(audience: str, key: str) -> dict[str, Any]:
             "parcel_id": key,
             "state": "FL",
             "county": "Proof",
-            "platform": WORK_PLATFORM,
+            "platform": platform,
             "scraped_at": scraped_at,
         }
     return {
         "party_id": key,
         "name": "Proof Party",
         "kind": "organization",
-        "platform": WORK_PLATFORM,
+        "platform": platform,
         "scraped_at": scraped_at,
     }
 
@@ -350,6 +356,276 @@ async def public_plane_traffic(ctx: TrafficContext) -> None:
 PUBLIC_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = public_plane_traffic
 
 
+# --- live streams -------------------------------------------------------------------
+# Client jobs on their own platforms (the worker-plane source completes WORK_PLATFORM
+# tasks by the kind in their key), followed over real SSE streams of the public port
+# (GET /v1/jobs/{id}/events) while this source's worker token completes them. Per
+# round, one job of two items:
+#   * stream A opens fresh: its snapshot, then the first item's job.progress (lag);
+#   * stream B resumes from that event's id (a resume, nothing to replay);
+#   * a third follower of the job is refused (too_many_followers, SSE_MAX_PER_JOB=2);
+#   * stream C on the held job fills the caller's four places, so one more stream is
+#     refused (too_many_streams, SSE_MAX_PER_PRINCIPAL=4); C is closed (client);
+#   * the second item: B gets job.progress and job.completed, and A and B end
+#     (finished);
+#   * stream D resumes from an id the job never had: a resync, and the job is finished,
+#     so D ends after it.
+# One stream on a held job (never worked) stays open for the whole run, so the open
+# gauge reads 1 at every scrape; `stop` cancels that job and the stream ends with it.
+# Whether the gateway freed a closed stream's places is read from the public port's
+# /metrics (gateway_streams_open), never assumed after a pause.
+# Not produced: slow-client drops. A client that stops reading is only dropped once
+# STREAM_BUFFER_EVENTS events are queued behind a blocked write, and on loopback the
+# kernel and asyncio buffer about 2 MB (thousands of events) before a write blocks.
+
+STREAM_PLATFORM = "proof_stream"  # a two-item job per round, completed by this source
+HOLD_PLATFORM = "proof_stream_hold"  # one job nobody works: its stream stays open
+STREAM_WORKER_ID = "proof-stream-worker"
+STREAMS_ENV: dict[str, str] = {
+    "JOB_PLATFORMS": json.dumps({"parcel": [STREAM_PLATFORM, HOLD_PLATFORM]}),
+    "SSE_MAX_PER_JOB": "2",
+    "SSE_MAX_PER_PRINCIPAL": "4",
+    # A keep-alive every second: the held stream is never idle for the client's
+    # 10 s read timeout.
+    "SSE_HEARTBEAT_S": "1",
+}
+# An id above any sequence a proof job reaches: resuming from it is a resync.
+UNKNOWN_EVENT_ID = str(10**12)
+_STREAM_WAIT_S = 10.0
+
+
+@dataclass
+class SseEvent:
+    """One Server-Sent Event as EventSource dispatches it."""
+
+    event: str
+    id: str | None
+    data: str
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """The events of a `text/event-stream` response until the server ends it."""
+    kind, seen_id = "message", None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield SseEvent(kind, seen_id, "\n".join(data))
+            kind, seen_id, data = "message", None, []
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            kind = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            seen_id = value
+
+
+@dataclass
+class StreamsState:
+    """What the streams source seeded: a key, a worker token, the held job and stream."""
+
+    key: str
+    token: str
+    held_job: str
+    held: asyncio.Task[list[str]]
+
+
+def _stream_headers(state: StreamsState, last_id: str | None = None) -> dict[str, str]:
+    headers = {"X-API-Key": state.key, "Accept": "text/event-stream"}
+    if last_id is not None:
+        headers["Last-Event-ID"] = last_id
+    return headers
+
+
+@contextlib.asynccontextmanager
+async def _sse(
+    ctx: TrafficContext, state: StreamsState, job_id: str, last_id: str | None = None
+) -> AsyncIterator[AsyncIterator[SseEvent]]:
+    """The events of an open SSE stream of `job_id` (200 checked); leaving the block
+    before the stream ended is the client going away."""
+    url = ctx.url("public", f"/v1/jobs/{job_id}/events")
+    async with ctx.client.stream("GET", url, headers=_stream_headers(state, last_id)) as resp:
+        if resp.status_code != 200:
+            await resp.aread()
+            raise RuntimeError(f"stream of {job_id}: {resp.status_code} {resp.text[:300]}")
+        yield sse_events(resp)
+
+
+async def _refused(ctx: TrafficContext, state: StreamsState, job_id: str, slug: str) -> None:
+    """Opening one more stream of `job_id` is a 429 with problem type `slug`."""
+    url = ctx.url("public", f"/v1/jobs/{job_id}/events")
+    response = await ctx.client.get(url, headers=_stream_headers(state))
+    problem = response.json() if response.status_code == 429 else {}
+    if not str(problem.get("type", "")).endswith(slug):
+        raise RuntimeError(f"expected a 429 {slug}: {response.status_code} {response.text[:300]}")
+
+
+async def _next(events: AsyncIterator[SseEvent], *types: str) -> SseEvent:
+    """The stream's next event, which must be one of `types`."""
+    event = await anext(events)
+    if event.event not in types:
+        raise RuntimeError(f"expected one of {types}, got {event.event}: {event.data[:300]}")
+    return event
+
+
+async def _streams_open(ctx: TrafficContext) -> float:
+    """gateway_streams_open{kind="sse"} on the public port's /metrics right now."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await ctx.client.get(ctx.url("public", "/metrics"))).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "gateway_streams_open":
+            for sample in family.samples:
+                if sample.labels.get("kind") == "sse":
+                    return float(sample.value)
+    raise RuntimeError('gateway_streams_open{kind="sse"} is not exported by the public port')
+
+
+async def _until_streams_open(ctx: TrafficContext, expected: int) -> None:
+    """Wait until the gateway holds `expected` SSE streams (closed ones freed their
+    places): the caps of the next step depend on it."""
+    deadline = time.monotonic() + _STREAM_WAIT_S
+    while (found := await _streams_open(ctx)) != expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{found:g} SSE streams open after {_STREAM_WAIT_S}s, not {expected}"
+            )
+        await asyncio.sleep(0.05)
+
+
+async def _submit(ctx: TrafficContext, api_key: str, platform: str, keys: list[str]) -> str:
+    """POST /v1/jobs for these parcels; the job id."""
+    body = {
+        "kind": "parcel_refresh",
+        "items": [{"platform": platform, "parcel_id": key} for key in keys],
+    }
+    response = await ctx.client.post(
+        ctx.url("public", "/v1/jobs"), json=body, headers={"X-API-Key": api_key}
+    )
+    response.raise_for_status()
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+async def _complete_one(ctx: TrafficContext, state: StreamsState) -> None:
+    """Lease one task of STREAM_PLATFORM on the parcel port and post its success."""
+    headers = {"X-Worker-Token": state.token}
+    base = ctx.url("parcel", "/internal")
+    params: dict[str, str | int] = {
+        "worker_id": STREAM_WORKER_ID,
+        "platforms": STREAM_PLATFORM,
+        "limit": 1,
+        "wait": 0,
+    }
+    work = await ctx.client.get(f"{base}/work", params=params, headers=headers)
+    work.raise_for_status()
+    (task,) = work.json()["tasks"]
+    result = {
+        "task_id": task["task_id"],
+        "lease_id": task["lease_id"],
+        "status": "succeeded",
+        "data": _result_data("parcel", task["key"], STREAM_PLATFORM),
+    }
+    body = {"worker_id": STREAM_WORKER_ID, "results": [result]}
+    (await ctx.client.post(f"{base}/results", json=body, headers=headers)).raise_for_status()
+
+
+async def _hold(ctx: TrafficContext, key: str, job_id: str, opened: asyncio.Event) -> list[str]:
+    """Follow the held job until its stream ends; the event types it sent."""
+    url = ctx.url("public", f"/v1/jobs/{job_id}/events")
+    headers = {"X-API-Key": key, "Accept": "text/event-stream"}
+    types: list[str] = []
+    async with ctx.client.stream("GET", url, headers=headers) as response:
+        response.raise_for_status()
+        async for event in sse_events(response):
+            types.append(event.event)
+            opened.set()
+    return types
+
+
+async def _streams_setup(ctx: TrafficContext) -> StreamsState:
+    """A key and a worker token, and the held job's stream, open."""
+    from gateway.work.plane import token_store
+    from gateway.work.tokens import Role
+
+    key = (await create_api_keys(ctx, ("enterprise",)))["enterprise"]
+    async with gateway_resources(ctx) as resources:
+        token = await token_store(resources).create(
+            audience="parcel", name="proof-streams-worker", role=Role.WORKER
+        )
+    held_job = await _submit(ctx, key, HOLD_PLATFORM, ["held"])
+    opened = asyncio.Event()
+    held = asyncio.create_task(_hold(ctx, key, held_job, opened), name="proof-held-stream")
+    opened_wait = asyncio.create_task(opened.wait())
+    await asyncio.wait(
+        {held, opened_wait}, timeout=_STREAM_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    opened_wait.cancel()
+    if not opened.is_set():
+        if held.done():
+            held.result()  # the stream's own error
+        held.cancel()
+        raise RuntimeError(f"the held stream sent nothing within {_STREAM_WAIT_S}s")
+    return StreamsState(key, token, held_job, held)
+
+
+async def streams_traffic(ctx: TrafficContext) -> None:
+    """One job followed over SSE streams from its snapshot to its end (see above)."""
+    state = ctx.state.get("streams")
+    if state is None:
+        state = ctx.state["streams"] = await _streams_setup(ctx)
+    await _until_streams_open(ctx, 1)  # the held stream; last round's have gone
+    job = await _submit(ctx, state.key, STREAM_PLATFORM, [f"stream-{ctx.round}-{n}" for n in "ab"])
+    async with _sse(ctx, state, job) as a_events:
+        await _next(a_events, "snapshot")
+        await _complete_one(ctx, state)
+        progress = await _next(a_events, "job.progress")
+        async with _sse(ctx, state, job, progress.id) as b_events:
+            await _refused(ctx, state, job, "too-many-followers")
+            async with _sse(ctx, state, state.held_job) as c_events:
+                await _next(c_events, "snapshot")
+                await _refused(ctx, state, job, "too-many-streams")
+            await _complete_one(ctx, state)
+            await _next(b_events, "job.progress")
+            await _next(b_events, "job.completed")
+            leftover = [event async for event in b_events]
+            if leftover:
+                raise RuntimeError(f"the stream went on after job.completed: {leftover}")
+    # A (not read any more) ended with the job too, like B.
+    await _until_streams_open(ctx, 1)
+    async with _sse(ctx, state, job, UNKNOWN_EVENT_ID) as d_events:
+        resync = await _next(d_events, "resync")
+        if json.loads(resync.data)["state"] != "completed":
+            raise RuntimeError(f"resync of a completed job: {resync.data[:300]}")
+        leftover = [event async for event in d_events]
+        if leftover:
+            raise RuntimeError(f"the stream of a finished job went on: {leftover}")
+
+
+async def streams_stop(ctx: TrafficContext) -> None:
+    """Cancel the held job: its stream sends job.cancelled and ends."""
+    state: StreamsState | None = ctx.state.get("streams")
+    if state is None:
+        return
+    try:
+        response = await ctx.client.post(
+            ctx.url("public", f"/v1/jobs/{state.held_job}/cancel"),
+            headers={"X-API-Key": state.key},
+        )
+        response.raise_for_status()
+        types = await asyncio.wait_for(state.held, _STREAM_WAIT_S)
+    finally:
+        state.held.cancel()
+    if types[0] != "snapshot" or types[-1] != "job.cancelled":
+        raise RuntimeError(f"the held stream sent {types}")
+
+
+STREAMS_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = streams_traffic
+
+
 # --- seeding --------------------------------------------------------------------------
 # Through the gateway's own services on the proof's database and Redis, in this process:
 # a `gateway tokens|keys create` subprocess per credential costs seconds of start-up.
@@ -449,5 +725,12 @@ def sources() -> list[TrafficSource]:
             PUBLIC_PLANE_TRAFFIC,
             PUBLIC_PLANE_ENV,
             "hits, misses, 429s, an upstream outage",
+        ),
+        TrafficSource(
+            "streams",
+            STREAMS_TRAFFIC,
+            STREAMS_ENV,
+            "jobs followed over SSE: snapshots, live events, resumes, resyncs, cap 429s",
+            stop=streams_stop,
         ),
     ]

@@ -11,7 +11,8 @@ What it does, in order:
 3. starts Debian's `prometheus` on a free port with a temporary copy of the project's
    prometheus.yml: targets rewritten to the gateway's ports, 1 s scrape and rule
    evaluation, and the project's alert rules;
-4. drives traffic from every source in proof_traffic.py while Prometheus scrapes;
+4. drives traffic from every source in proof_traffic.py while Prometheus scrapes
+   (a live-streams source follows jobs over real SSE streams of the public port);
 5. evaluates every target query of every panel of the dashboard JSON through
    Prometheus's HTTP API (`$__rate_interval` and the variables substituted as Grafana
    would with "All" selected) and prints one line per panel:
@@ -247,13 +248,19 @@ async def prometheus(
 
 
 async def drive(ctx: proof_traffic.TrafficContext, seconds: float) -> None:
-    """Run every filled-in source once per round until `seconds` have passed."""
-    runners = [s.run for s in proof_traffic.sources() if s.run is not None]
+    """Run every filled-in source once per round until `seconds` have passed, then
+    each source's `stop` (what its rounds left running, such as open streams)."""
+    sources = [s for s in proof_traffic.sources() if s.run is not None]
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await asyncio.gather(*(run(ctx) for run in runners))
-        ctx.round += 1
-        await asyncio.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.gather(*(s.run(ctx) for s in sources if s.run is not None))
+            ctx.round += 1
+            await asyncio.sleep(0.2)
+    finally:
+        for source in sources:
+            if source.stop is not None:
+                await source.stop(ctx)
 
 
 async def wait_targets_up(client: httpx.AsyncClient, prom: str, expected: int) -> None:

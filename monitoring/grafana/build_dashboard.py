@@ -396,6 +396,107 @@ ROWS: list[tuple[str, list[Panel]]] = [
         ],
     ),
     (
+        "Live streams",
+        [
+            Panel(
+                "Open streams by kind",
+                "short",
+                [
+                    (
+                        f"sum by (kind) (gateway_streams_open{{{HTTP}}})",
+                        "{{kind}} streams",
+                    ),
+                    (
+                        f"sum (gateway_stream_subscriptions{{{HTTP}}})",
+                        "jobs followed",
+                    ),
+                ],
+                "Connections open on the public ports, summed over replicas (each counts "
+                "its own). Jobs followed: one per SSE stream and one per WebSocket "
+                "subscription, what SSE_MAX_PER_JOB caps.",
+            ),
+            Panel(
+                "Stream events sent",
+                "ops",
+                [
+                    (
+                        f"sum by (kind) (rate(gateway_stream_events_sent_total{{{HTTP}}}{RATE}))",
+                        "{{kind}}",
+                    )
+                ],
+                "Frames handed to clients: live job events plus the snapshot or resync "
+                "each follow starts with.",
+            ),
+            Panel(
+                "Stream resumes and resyncs",
+                "ops",
+                [
+                    (
+                        f"sum by (kind) (rate({name}{{{HTTP}}}{RATE}))",
+                        f"{label} {{{{kind}}}}",
+                    )
+                    for name, label in (
+                        ("gateway_stream_resumes_total", "resumed"),
+                        ("gateway_stream_resyncs_total", "resynced"),
+                    )
+                ],
+                "Reconnects with a last event id; resynced are those whose missed events "
+                "Redis no longer held (sent the full state instead). Resyncs close to "
+                "resumes mean clients stay away longer than the job streams are kept.",
+            ),
+            Panel(
+                "Slow-client drops and refusals",
+                "ops",
+                [
+                    (
+                        f"sum by (kind) (rate(gateway_stream_slow_drops_total{{{HTTP}}}{RATE}))",
+                        "slow {{kind}}",
+                    ),
+                    (
+                        "sum by (kind, reason) "
+                        f"(rate(gateway_stream_refusals_total{{{HTTP}}}{RATE}))",
+                        "refused {{kind}} {{reason}}",
+                    ),
+                    (
+                        f"sum (rate(gateway_stream_feed_read_failures_total{{{HTTP}}}{RATE}))",
+                        "feed read failures",
+                    ),
+                ],
+                "Slow: the client stopped reading until STREAM_BUFFER_EVENTS events were "
+                "queued for it, so it was disconnected (it resumes from its last id). "
+                "Refused: 429s at the follower caps, and bad tickets. Feed read failures "
+                "are Redis errors of the process's one event reader.",
+            ),
+            Panel(
+                "Stream event lag p50 / p99",
+                "s",
+                [
+                    (
+                        quantile(q, "gateway_stream_event_lag_seconds", HTTP, "kind, le"),
+                        f"{{{{kind}}}} p{round(q * 100)}",
+                    )
+                    for q in (0.5, 0.99)
+                ],
+                "From an event's commit to its frame reaching the connection: the "
+                "publish, the feed read and any wait in the connection's outbox.",
+            ),
+            Panel(
+                "Streams ended by reason",
+                "ops",
+                [
+                    (
+                        "sum by (kind, reason) "
+                        f"(rate(gateway_streams_ended_total{{{HTTP}}}{RATE}))",
+                        "{{kind}} {{reason}}",
+                    )
+                ],
+                "finished: after the job's terminal event; client: the client went away; "
+                "slow: dropped (see drops); shutdown: the process stopped and told the "
+                "client to reconnect.",
+            ),
+        ],
+    ),
+    (
         "Proxy pool and runtime",
         [
             Panel(
@@ -636,7 +737,7 @@ def build() -> dict[str, Any]:
         "uid": "gateway-command-center",
         "title": "Gateway command center",
         "description": "Tax-lien gateway: public traffic, protection, worker plane, "
-        "proxy pool and runtime. Source: monitoring/grafana/build_dashboard.py.",
+        "live streams, proxy pool and runtime. Source: monitoring/grafana/build_dashboard.py.",
         "tags": ["gateway"],
         "timezone": "browser",
         "editable": True,

@@ -62,9 +62,30 @@ def test_model_is_current_with_its_generator() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_four_rows_in_the_issue_order() -> None:
+def test_rows_in_order() -> None:
+    """The issue's four rows, with live streams after the worker plane's client jobs."""
     rows = [p["title"] for p in model()["panels"] if p["type"] == "row"]
-    assert rows == ["Public traffic", "Protection", "Worker plane", "Proxy pool and runtime"]
+    assert rows == [
+        "Public traffic",
+        "Protection",
+        "Worker plane",
+        "Live streams",
+        "Proxy pool and runtime",
+    ]
+
+
+def test_panel_titles_are_unique_and_never_contain_colon_space() -> None:
+    """The panel proof prints `<row> / <title>: <detail>` and its test splits at ": "."""
+    titles = [p["title"] for p in panels()]
+    assert len(titles) == len(set(titles))
+    assert [t for t in titles if ": " in t] == []
+
+
+def test_live_streams_row_shows_every_stream_metric() -> None:
+    """Every live-streams series of the contract is on the dashboard."""
+    streams = {name for name, spec in CONTRACT.items() if spec["plane"] == "streams"}
+    assert streams
+    assert streams - dashboard_metrics() == set()
 
 
 def test_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
