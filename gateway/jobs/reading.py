@@ -76,6 +76,12 @@ class JobSnapshots:
             raise NotFound(f"No job {job_id}")
         return job_out(row), int(row.event_seq)
 
+    async def owned(self, owner: Owner, job_ids: Sequence[str]) -> set[str]:
+        """Which of `job_ids` are the owner's jobs."""
+        with database_guard():
+            async with self.sessionmaker() as session:
+                return await repo.owned_job_ids(session, owner.id, job_ids)
+
 
 class JobReads:
     """The read side of `JobService`."""

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from gateway.core.errors import DependencyUnavailable
 from gateway.jobs.events import EventKeys
 from gateway.kit.outage import REDIS_FAILURE
 from gateway.streams.outbox import CloseReason, Outbox, feed_entry
@@ -39,6 +40,8 @@ BLOCK_MS = 2000
 # Entries per read: a burst is dispatched in slices, Redis is never asked for more.
 READ_COUNT = 500
 _RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# How long a new follower waits for the reader to find its start (Redis down: a 503).
+POSITION_S = 5.0
 
 
 class EventHub:
@@ -91,7 +94,10 @@ class EventHub:
             self._reader = asyncio.create_task(self._read(self._positioned), name="stream-hub")
         assert self._positioned is not None
         # Shielded: a follower that gives up waiting must not cancel the shared reader.
-        await asyncio.shield(self._positioned)
+        done, _ = await asyncio.wait({asyncio.shield(self._positioned)}, timeout=POSITION_S)
+        if not done:
+            self.unfollow(job_id, outbox)
+            raise DependencyUnavailable("redis", "The live event feed is unavailable")
 
     def unfollow(self, job_id: str, outbox: Outbox) -> None:
         """Stop delivering `job_id` to `outbox`."""
@@ -161,11 +167,15 @@ class EventHub:
                 reply: Any = await self.redis.xread(
                     {self.keys.feed: last_id}, count=READ_COUNT, block=BLOCK_MS
                 )
-            except REDIS_FAILURE as exc:
+            except Exception as exc:
                 if self._on_read_failure is not None:
                     self._on_read_failure()
                 if failures == 0:
-                    log.warning("stream_feed_read_failed", error=type(exc).__name__)
+                    log.warning(
+                        "stream_feed_read_failed",
+                        error=type(exc).__name__,
+                        redis=isinstance(exc, REDIS_FAILURE),
+                    )
                 await asyncio.sleep(_RETRY_S[min(failures, len(_RETRY_S) - 1)])
                 failures += 1
                 continue
@@ -192,10 +202,15 @@ class EventHub:
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def _dispatch(self, fields: dict[bytes, bytes]) -> None:
-        job_id = fields[b"job"].decode()
+        job_id = fields.get(b"job", b"").decode()
         boxes = self._followers.get(job_id)
         if not boxes:
             return
-        entry = feed_entry(job_id, fields)
+        try:
+            entry = feed_entry(job_id, fields)
+        except (KeyError, ValueError, TypeError):
+            # Not written by the publish script; the job's stream is the record anyway.
+            log.warning("stream_feed_entry_malformed", fields=sorted(k.decode() for k in fields))
+            return
         for outbox in list(boxes):
             outbox.offer(entry)

@@ -11,6 +11,7 @@ from typing import ClassVar, Self
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
+from gateway.core.settings.tiers import load_tiers
 from gateway.jobs.events import EventKeys
 from gateway.jobs.owner import Owner
 from gateway.jobs.reading import JobSnapshots
@@ -20,7 +21,7 @@ from gateway.streams.connection import StreamConnection
 from gateway.streams.follow import Snapshots
 from gateway.streams.hub import EventHub
 from gateway.streams.metrics import StreamMetrics, stream_metrics
-from gateway.streams.tickets import StreamTickets
+from gateway.streams.tickets import StreamTickets, ticket_signer
 
 
 class StreamsPlane:
@@ -36,7 +37,8 @@ class StreamsPlane:
     def __init__(self, resources: Resources, audience: Audience = Audience.PUBLIC) -> None:
         settings = resources.settings
         self.resources = resources
-        self.reads: Snapshots = JobSnapshots(resources.sessionmaker)
+        snapshots = JobSnapshots(resources.sessionmaker)
+        self.reads: Snapshots = snapshots
         self.keys = EventKeys(settings.redis_key_prefix)
         self.metrics: StreamMetrics = stream_metrics(resources.metrics.registry(audience))
         self.hub = EventHub(
@@ -52,7 +54,14 @@ class StreamsPlane:
             per_job=settings.sse_max_per_job,
             per_principal=settings.sse_max_per_principal,
         )
-        self.tickets = StreamTickets()
+        self.tickets = StreamTickets(
+            resources.redis,
+            settings.redis_key_prefix,
+            signer=ticket_signer(settings),
+            tiers=load_tiers(settings.tiers_file, settings.default_tier),
+            jobs=snapshots,
+            ttl_s=settings.stream_ticket_ttl_s,
+        )
         self._refresh = PeriodicLoop(
             "stream-leases", self.caps.refresh, REFRESH_S, stopping=resources.stopping
         )

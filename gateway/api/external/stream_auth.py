@@ -60,8 +60,11 @@ async def stream_grant(
     public: PublicPlane,
     streams: StreamsPlane,
     ticket: str | None,
+    *,
+    kind: str = "sse",
 ) -> StreamGrant:
-    """Authenticate and admit a stream's caller from headers or `ticket` (401/403/429)."""
+    """Authenticate and admit a stream's caller from headers or `ticket` (401/403/429);
+    `kind` (sse, ws) labels the refusal metric."""
     refuse_query_credentials(scope.get("query_string", b""))
     credentials = Credentials.from_raw(scope["headers"])
     if ticket is None:
@@ -75,7 +78,11 @@ async def stream_grant(
             "Send either a stream ticket or a credential header, not both",
             reason="ambiguous_credentials",
         )
-    granted = await streams.tickets.redeem(ticket)
+    try:
+        granted = await streams.tickets.redeem(ticket)
+    except Unauthorized:
+        streams.metrics.refused.labels(kind, "ticket").inc()
+        raise
     decision = await admit_key(scope, public, granted.owner.id, granted.owner.tier)
     return StreamGrant(granted.owner, granted, decision)
 

@@ -277,6 +277,16 @@ async def get_job(session: AsyncSession, job_id: str, owner: str | None) -> Any 
     return (await session.execute(stmt)).first()
 
 
+async def owned_job_ids(session: AsyncSession, owner: str, job_ids: Sequence[str]) -> set[str]:
+    """Which of `job_ids` are visible jobs (not `submitting`) of `owner`."""
+    stmt = sa.select(jobs.c.id).where(
+        jobs.c.owner == owner,
+        jobs.c.id.in_(list(job_ids)),
+        jobs.c.state != JobState.SUBMITTING.value,
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
 async def open_upload(session: AsyncSession, owner: str, sha256: str) -> Any | None:
     """The owner's newest open job created from an upload with this content hash."""
     stmt = (
