@@ -289,10 +289,10 @@ async def test_the_page_follows_a_job_to_completed(
         await view.page.get_by_test_id("job-input").fill(job_id)
         await view.page.get_by_test_id("key-input").fill(site.key)
         await view.page.get_by_test_id("follow").click()
-    await view.wait_text("status", "live")
-    assert await view.text("state") == "queued"
+    await view.wait_text("state", "queued")  # the snapshot arrived
+    assert await view.text("status") == "live"
     assert await view.text("total") == "3"
-    snapshot_id = int(await view.text("last-event-id"))
+    snapshot_id = int(await view.text("snapshot-id"))
 
     await worker.complete(3)
 
@@ -318,8 +318,8 @@ async def test_the_page_resumes_after_its_connection_is_cut(
 ) -> None:
     job_id = await submit(site, items=4)
     view = await open_page(browser, f"{site.backend_url}/?job={job_id}&autostart=1")
-    await view.wait_text("status", "live")
-    snapshot_id = int(await view.text("last-event-id"))
+    await view.wait_text("state", "queued")
+    snapshot_id = int(await view.text("snapshot-id"))
     await worker.complete(1)
     await view.wait_text("done", "1")
 
@@ -348,3 +348,21 @@ async def test_the_page_resumes_after_its_connection_is_cut(
     assert ids == expected, "no event lost, none twice, in the stream's order"
     assert await view.text("duplicates") == "0"
     assert await view.text("last-event-id") == str(expected[-1])
+
+
+async def test_a_job_the_key_cannot_watch_stops_the_page_with_the_reason(
+    browser: Browser, site: Site
+) -> None:
+    async with httpx.AsyncClient(base_url=site.backend_url, timeout=30) as backend:
+        malformed = await backend.post("/ticket", params={"job": "not-a-job"})
+        assert malformed.status_code == 400
+        assert malformed.headers["content-type"] == "application/problem+json"
+        # The gateway's own problem, passed through: no such job of this key's.
+        unknown = await backend.post("/ticket", params={"job": "job_" + "0" * 24})
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.headers["content-type"].startswith("application/problem+json")
+
+    view = await open_page(browser, f"{site.backend_url}/?job=job_{'0' * 24}&autostart=1")
+    await view.wait_text("status", "stopped")
+    assert (await view.text("error")).startswith("ticket: 404")
+    assert await view.text("reconnects") == "0"
