@@ -56,6 +56,9 @@ def parse_event_id(value: str | None, where: list[str]) -> int | None:
     "/jobs/{job_id}/events",
     summary="Follow a job live (Server-Sent Events)",
     response_class=EventStreamResponse,
+    # Said, not inferred: FastAPI reads the default status from the response class's
+    # `__init__`, which has none here, and /openapi.json failed with a 500.
+    status_code=200,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
         204: {"description": "Resumed after the job's terminal event: nothing will follow"},
