@@ -48,9 +48,12 @@ async def test_another_callers_job_is_not_found(h: JobsHarness, web: httpx.Async
         assert problem(answer, 404)["type"].endswith("/not-found")
     missing = await web.get("/v1/jobs/job_" + "0" * 24 + "/events", headers={"X-API-Key": key})
     problem(missing, 404)
-    # A refused stream took no place: the owner still opens every one it may.
-    caps = h.public_app.state.planes["streams"].caps
-    assert await h.resources.redis.zcard(caps.job_place(job["id"]).key) == 0
+    # A refused stream holds no place, neither of the job nor of the caller.
+    redis = h.resources.redis
+    places = [
+        k async for k in redis.scan_iter(match=f"{h.resources.settings.redis_key_prefix}streams:*")
+    ]
+    assert [await redis.zcard(k) for k in places] == [0] * len(places)
 
 
 async def test_a_malformed_job_id_is_a_422(h: JobsHarness, web: httpx.AsyncClient) -> None:

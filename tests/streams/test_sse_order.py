@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from gateway.core.audience import Audience
 from gateway.core.settings import Settings
+from gateway.jobs.events import make_event
 from gateway.jobs.models import JobEvent
 from tests.support.jobs import JobsHarness, event_validator, jobs_harness
 from tests.support.streams import Event, SseStream, open_sse, served
@@ -119,6 +121,29 @@ async def test_a_cancelled_job_ends_its_stream_with_the_cancel_event(
     assert rest[-1].json()["data"]["state"] == "cancelled"
     published = await h.jobs.publisher.read(job["id"], after=int(snapshot.id or 0))
     assert_same_events(rest, published)
+
+
+async def test_a_superseded_progress_step_leaves_a_gap_and_nothing_else(
+    h: JobsHarness, web: httpx.AsyncClient
+) -> None:
+    # A job.progress snapshot that lost the publish race to a newer one is never
+    # published: the stream skips its seq and goes on.
+    key = await h.key()
+    job = (await h.submit(key, ["g-1"])).json()
+    (queued,) = await h.jobs.publisher.read(job["id"])
+    data = {"state": "queued", "progress": queued.data["progress"]}
+    async with open_sse(web, stream_url(job["id"]), headers={"X-API-Key": key}) as sse:
+        events = sse.events()
+        snapshot = await anext(events)
+        seq = int(snapshot.id or 0)
+        for step in (seq + 2, seq + 3):
+            event = make_event(
+                job["id"], queued.owner, step, "job.progress", datetime.now(UTC), data
+            )
+            assert await h.jobs.publisher.publish([event]) == 1
+        received = [await anext(events), await anext(events)]
+    assert [int(e.id or 0) for e in received] == [seq + 2, seq + 3]
+    assert_same_events(received, await h.jobs.publisher.read(job["id"], after=seq))
 
 
 async def test_an_idle_stream_gets_keep_alive_comments(
