@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +94,53 @@ async def test_a_client_of_one_gateway_sees_the_events_another_produces(
         validate(event.json())
     # The producing gateway's own client got the same sequence from its snapshot on.
     assert as_events(seen_a) == [e for e in published if e.seq > int(snapshot_a.id or 0)]
+
+
+async def test_a_client_told_to_leave_by_a_stopping_gateway_resumes_on_the_other(
+    h: JobsHarness, gateways: list[GatewayProcess]
+) -> None:
+    a, b = gateways
+    key = await h.key()
+    token = await h.worker_token()
+    async with (
+        httpx.AsyncClient(base_url=a.url("public", ""), timeout=30) as public_a,
+        httpx.AsyncClient(base_url=b.url("public", ""), timeout=30) as public_b,
+        httpx.AsyncClient(base_url=b.url("parcel", ""), timeout=30) as parcel_b,
+    ):
+        body = {
+            "kind": "parcel_refresh",
+            "items": [{"platform": "alpha", "parcel_id": p} for p in ("m-1", "m-2", "m-3")],
+        }
+        submitted = await public_b.post("/v1/jobs", json=body, headers={"X-API-Key": key})
+        assert submitted.status_code == 201, submitted.text
+        job_id = submitted.json()["id"]
+        url = f"/v1/jobs/{job_id}/events"
+
+        async def scrape_one() -> None:
+            (task,) = await lease(parcel_b, token, limit=1)
+            posted = await post_results(
+                parcel_b, token, [succeeded(task, parcel_data(task["key"]))]
+            )
+            assert posted.status_code == 200, posted.text
+
+        async with open_sse(public_a, url, headers={"X-API-Key": key}) as on_a:
+            events = on_a.events()
+            assert (await anext(events)).event == "snapshot"
+            await scrape_one()
+            assert (await anext(events)).event == "job.progress"
+            a.proc.send_signal(signal.SIGTERM)
+            goodbye = [e async for e in events]
+        assert [e.event for e in goodbye] == ["shutdown"]
+        assert await asyncio.to_thread(a.proc.wait, 60) == 0
+        last_id = on_a.last_id
+        assert last_id is not None
+
+        await scrape_one()  # while the client is away
+        headers = {"X-API-Key": key, "Last-Event-ID": last_id}
+        async with open_sse(public_b, url, headers=headers) as on_b:
+            stream = on_b.events()
+            resumed = [await anext(stream)]
+            await scrape_one()
+            resumed += [e async for e in stream]
+    assert as_events(resumed) == await h.jobs.publisher.read(job_id, after=int(last_id))
+    assert resumed[-1].event == "job.completed"
