@@ -8,6 +8,7 @@ that is not one of ours is a 422 problem.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,3 +219,44 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     return body
+
+
+async def test_a_client_reconnecting_again_and_again_sees_every_event_once(
+    h: JobsHarness, web: httpx.AsyncClient
+) -> None:
+    # Whatever the interleaving of the job's progress with the client's reconnects
+    # (replay and live feed overlapping), the events seen add up to the job's stream.
+    key = await h.key()
+    job = await job_with_events(h, key, items=12, done=0)
+    token = await h.worker_token()
+    url = f"/v1/jobs/{job['id']}/events"
+
+    async def work() -> None:
+        while await h.scrape(token, limit=1):
+            pass
+
+    worker = asyncio.create_task(work())
+    seen: list[Event] = []
+    start: int | None = None
+    last: str | None = None
+    finished = False
+    try:
+        while not finished:
+            headers = {"X-API-Key": key, **({"Last-Event-ID": last} if last else {})}
+            async with open_sse(web, url, headers=headers) as sse:
+                if sse.response.status_code == 204:  # resumed at the terminal event
+                    break
+                assert sse.response.status_code == 200
+                got = await sse.take(2)  # then hang up, mid-stream
+            for event in got:
+                if event.event == "snapshot":
+                    start = int(event.id or 0)
+                else:
+                    assert event.event.startswith("job."), event.event
+                    seen.append(event)
+                finished = finished or event.event == "job.completed"
+            last = sse.last_id
+    finally:
+        await worker
+    assert start is not None
+    assert_same_events(seen, await h.jobs.publisher.read(job["id"], after=start))
