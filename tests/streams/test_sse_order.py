@@ -123,6 +123,26 @@ async def test_a_cancelled_job_ends_its_stream_with_the_cancel_event(
     assert_same_events(rest, published)
 
 
+@pytest.mark.parametrize(
+    ("failing", "terminal"),
+    [({"t-1"}, "job.partially_failed"), ({"t-1", "t-2"}, "job.failed")],
+)
+async def test_a_job_that_fails_ends_its_stream_with_its_terminal_event(
+    h: JobsHarness, web: httpx.AsyncClient, failing: set[str], terminal: str
+) -> None:
+    key = await h.key()
+    job = (await h.submit(key, ["t-1", "t-2"])).json()
+    token = await h.worker_token()
+    async with open_sse(web, stream_url(job["id"]), headers={"X-API-Key": key}) as sse:
+        events = sse.events()
+        snapshot = await anext(events)
+        assert await h.scrape(token, fail=lambda task: task["key"] in failing)
+        rest = [e async for e in events]
+    assert rest[-1].event == terminal
+    assert rest[-1].json()["data"]["state"] == terminal.removeprefix("job.")
+    assert_same_events(rest, await h.jobs.publisher.read(job["id"], after=int(snapshot.id or 0)))
+
+
 async def test_a_superseded_progress_step_leaves_a_gap_and_nothing_else(
     h: JobsHarness, web: httpx.AsyncClient
 ) -> None:
