@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import plane_of
@@ -56,7 +56,13 @@ def parse_event_id(value: str | None, where: list[str]) -> int | None:
     "/jobs/{job_id}/events",
     summary="Follow a job live (Server-Sent Events)",
     response_class=EventStreamResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream"}},
+    # Said, not inferred: FastAPI reads the default status from the response class's
+    # `__init__`, which has none here, and /openapi.json failed with a 500.
+    status_code=200,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
+        204: {"description": "Resumed after the job's terminal event: nothing will follow"},
+    },
 )
 async def job_events(
     request: Request,
@@ -77,9 +83,10 @@ async def job_events(
             description="The same as the header, for a page that restarts its stream",
         ),
     ] = None,
-) -> EventStreamResponse:
+) -> Response:
     """First the job's full state (`snapshot`), or after a reconnect the events missed
-    (or `resync`), then every event as it happens; ends after the terminal event."""
+    (or `resync`), then every event as it happens; ends after the terminal event. A
+    reconnect after the terminal event is answered 204."""
     streams = streams_plane(request)
     grant = await stream_grant(request.scope, public_plane(request), streams, ticket)
     if last_event_id is not None:
@@ -95,6 +102,12 @@ async def job_events(
     except BaseException:
         await connection.close("client")
         raise
+    if not first and connection.followers[job_id].finished:
+        # Resumed at the terminal event: nothing will ever follow. A stream that ended
+        # here would make EventSource reconnect every `retry` forever; a 204 is what
+        # stops it (WHATWG: a 204 fails the connection for good).
+        await connection.close("finished")
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
     return EventStreamResponse(
         connection,
         first,
