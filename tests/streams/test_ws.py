@@ -28,7 +28,13 @@ async def h(settings: Settings) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def base(h: JobsHarness) -> AsyncIterator[str]:
-    async with served(h.public_app) as url:
+    # The WebSocket options the process serves the public port with (process/serve.py).
+    options = h.resources.settings
+    async with served(
+        h.public_app,
+        ws_ping_interval_s=options.ws_ping_interval_s,
+        ws_max_message_bytes=options.ws_max_message_bytes,
+    ) as url:
         yield url
 
 
@@ -141,6 +147,12 @@ async def test_a_subscription_resumes_after_its_last_event_id(h: JobsHarness, ba
         await ws.subscribe(job["id"], last_event_id=seen["id"])
         assert await ws.recv() == {"type": "subscribed", "job_id": job["id"]}
         resumed = await ws.until(is_unsubscribed(job["id"]))
+        # Resuming at the terminal event: nothing to send, and the subscription ends.
+        await ws.subscribe(job["id"], last_event_id=resumed[-2]["id"])
+        assert await ws.until(is_unsubscribed(job["id"])) == [
+            {"type": "subscribed", "job_id": job["id"]},
+            {"type": "unsubscribed", "job_id": job["id"], "reason": "finished"},
+        ]
     assert resumed[-1]["reason"] == "finished"
     ids = [int(m["id"]) for m in events_of(resumed, job["id"])]
     assert ids == [i for i in await stream_ids(h, job["id"]) if i > int(seen["id"])]
@@ -331,3 +343,22 @@ async def test_a_stopping_process_closes_sockets_1012(h: JobsHarness, base: str)
         h.resources.stopping.set()
         closed = await ws.closed()
     assert closed.code == 1012
+
+
+async def test_a_credential_in_the_url_closes_the_socket_4400(h: JobsHarness, base: str) -> None:
+    key = await h.key()
+    async with open_ws(base, query=f"api_key={key}") as ws:
+        closed = await ws.closed()
+    assert closed.code == 4400
+    assert key not in closed.reason
+
+
+async def test_a_message_over_the_size_limit_closes_the_socket_1009(
+    h: JobsHarness, base: str
+) -> None:
+    key = await h.key()
+    limit = h.resources.settings.ws_max_message_bytes
+    async with open_ws(base, headers={"X-API-Key": key}) as ws:
+        await ws.send({"type": "ping", "id": "x" * limit})
+        closed = await ws.closed()
+    assert closed.code == 1009
