@@ -16,6 +16,7 @@ from gateway.core.settings import Settings
 from gateway.jobs.events import EventKeys
 from tests.support.jobs import JobsHarness, event_validator, jobs_harness
 from tests.support.streams import open_sse, served
+from tests.support.tcp_proxy import redis_proxy
 from tests.support.wait import wait_until
 from tests.support.ws import WsClient, is_unsubscribed, open_ws
 
@@ -362,3 +363,51 @@ async def test_a_message_over_the_size_limit_closes_the_socket_1009(
         await ws.send({"type": "ping", "id": "x" * limit})
         closed = await ws.closed()
     assert closed.code == 1009
+
+
+def open_sockets(h: JobsHarness) -> float:
+    """`gateway_streams_open` of WebSockets in this process."""
+    registry = h.resources.metrics.registry(Audience.PUBLIC)
+    return registry.get_sample_value("gateway_streams_open", {"kind": "ws"}) or 0.0
+
+
+async def test_a_socket_holds_one_of_the_callers_stream_places(settings: Settings) -> None:
+    async with (
+        jobs_harness(settings, sse_max_per_principal=1) as h,
+        served(h.public_app) as base,
+    ):
+        key = await h.key()
+        before = refusals(h, "too_many_streams")
+        async with open_ws(base, headers={"X-API-Key": key}) as first:
+            await first.send({"type": "ping"})
+            assert await first.recv() == {"type": "pong"}
+            async with open_ws(base, headers={"X-API-Key": key}) as second:
+                closed = await second.closed()
+        assert closed.code == 4429
+        assert refusals(h, "too_many_streams") == before + 1
+        # A closed socket gives its place back.
+        await wait_until(lambda: open_sockets(h) == 0, what="sockets closed")
+        async with open_ws(base, headers={"X-API-Key": key}) as third:
+            await third.send({"type": "ping"})
+            assert await third.recv() == {"type": "pong"}
+
+
+async def test_redis_down_at_subscribe_closes_the_socket_1011(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    proxy, proxied = redis_proxy(settings.redis_url)
+    await proxy.start()
+    try:
+        async with jobs_harness(settings, redis_url=proxied) as h, served(h.public_app) as base:
+            key = await h.key()
+            job = (await h.submit(key, ["o-1"])).json()
+            async with open_ws(base, headers={"X-API-Key": key}) as ws:
+                await ws.send({"type": "ping"})
+                assert await ws.recv() == {"type": "pong"}
+                await proxy.cut()
+                await ws.subscribe(job["id"])
+                closed = await ws.closed()
+                await proxy.restore()
+            assert closed.code == 1011
+            assert "redis" in closed.reason
+    finally:
+        await proxy.close()
