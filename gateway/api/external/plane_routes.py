@@ -13,6 +13,7 @@ from gateway.api.external import (
     jobs,
     properties,
     streams,
+    ws,
 )
 
 
@@ -26,6 +27,7 @@ def plane_routers() -> list[APIRouter]:
         job_uploads.router,
         jobs.router,
         streams.router,
+        ws.router,
         downloads.router,
         admin_jobs.router,
     ]
