@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from gateway.core.audience import Audience
 from gateway.core.errors import Unauthorized
 from gateway.core.settings import Environment, Settings
 from gateway.jobs.owner import Owner
@@ -17,6 +18,7 @@ from gateway.streams.plane import StreamsPlane
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.public import metric_value
 from tests.support.streams import open_sse, served
+from tests.support.ws import open_ws
 
 ORIGIN = "https://app.example.test"
 
@@ -227,3 +229,32 @@ async def test_configured_ticket_keys_sign_and_rotate(settings: Settings) -> Non
         with pytest.raises(Unauthorized) as refused:
             await streams_of(h).tickets.redeem(ticket)
         assert refused.value.extra["reason"] == "ticket_invalid"
+
+
+async def test_a_ticket_opens_a_websocket_for_the_jobs_it_names_only_once(
+    h: JobsHarness, web: httpx.AsyncClient
+) -> None:
+    key = await h.key()
+    mine, other = await job_of(h, key, "t-11"), await job_of(h, key, "t-12")
+    ticket = await ticket_for(h, key, [mine])
+    base = str(web.base_url).rstrip("/")
+    async with open_ws(base, query=f"ticket={ticket}") as ws:
+        await ws.subscribe(mine)
+        assert (await ws.recv()) == {"type": "subscribed", "job_id": mine}
+        snapshot = await ws.recv()
+        assert (snapshot["event"], snapshot["job_id"]) == ("snapshot", mine)
+        # The ticket names one job: another of the same owner's is refused.
+        await ws.subscribe(other)
+        closed = await ws.closed()
+        assert closed.code == 4403
+        assert other in closed.reason
+    async with open_ws(base, query=f"ticket={ticket}") as again:
+        closed = await again.closed()
+    assert closed.code == 4401
+    assert "already used" in closed.reason
+    registry = h.resources.metrics.registry(Audience.PUBLIC)
+    refused = registry.get_sample_value(
+        "gateway_stream_refusals_total", {"kind": "ws", "reason": "ticket"}
+    )
+    assert refused is not None
+    assert refused >= 2
