@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
-import pytest
 
-from gateway.core.settings import Settings
-from tests.support.jobs import JobsHarness, event_validator, jobs_harness
-from tests.support.streams import open_sse, served
-
-
-@pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(settings) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
+from tests.support.jobs import JobsHarness, event_validator
+from tests.support.streams import open_sse
 
 
 async def test_a_stream_sends_the_state_then_every_event_then_ends(

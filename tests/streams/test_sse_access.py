@@ -6,7 +6,6 @@ credential put in the stream's URL is refused with a 400 that never echoes it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,18 +16,6 @@ from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.streams import served
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(settings) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

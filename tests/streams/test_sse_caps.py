@@ -18,8 +18,7 @@ from fastapi import FastAPI
 from gateway.apps.public import create_public_app
 from gateway.core.audience import Audience
 from gateway.core.resources import BackendUrls, open_resources
-from gateway.core.settings import Settings
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.streams import SseStream, open_sse, served
 from tests.support.wait import wait_until
 
@@ -30,17 +29,8 @@ PER_PRINCIPAL = 3
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(
-        settings, sse_max_per_job=PER_JOB, sse_max_per_principal=PER_PRINCIPAL
-    ) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
+def harness_overrides() -> dict[str, Any]:
+    return {"sse_max_per_job": PER_JOB, "sse_max_per_principal": PER_PRINCIPAL}
 
 
 @contextlib.asynccontextmanager

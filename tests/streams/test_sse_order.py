@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,27 +16,18 @@ import httpx
 import pytest
 
 from gateway.core.audience import Audience
-from gateway.core.settings import Settings
 from gateway.jobs.events import make_event
 from gateway.jobs.models import JobEvent
-from tests.support.jobs import JobsHarness, event_validator, jobs_harness
-from tests.support.streams import Event, SseStream, open_sse, served
+from tests.support.jobs import JobsHarness, event_validator
+from tests.support.streams import Event, SseStream, open_sse
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    # A fast heartbeat, so the keep-alive test does not idle for the default 15 s.
-    async with jobs_harness(settings, sse_heartbeat_s=0.2) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
+def harness_overrides() -> dict[str, Any]:
+    return {"sse_heartbeat_s": 0.2}
 
 
 def sent_total(h: JobsHarness) -> float:

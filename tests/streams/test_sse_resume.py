@@ -9,31 +9,17 @@ that is not one of ours is a 422 problem.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from gateway.core.audience import Audience
-from gateway.core.settings import Settings
 from gateway.jobs.models import JobEvent
-from tests.support.jobs import JobsHarness, jobs_harness
-from tests.support.streams import Event, open_sse, served
+from tests.support.jobs import JobsHarness
+from tests.support.streams import Event, open_sse
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(settings) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
 
 
 def sample(h: JobsHarness, name: str) -> float:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,19 +14,13 @@ import pytest
 
 from gateway.core.settings import Settings
 from tests.support.gateway_process import replica_env, start_gateway
-from tests.support.jobs import PLATFORMS, JobsHarness, jobs_harness
+from tests.support.jobs import PLATFORMS, JobsHarness
 from tests.support.streams import open_sse
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 RETRY_MS = 1500
 EXIT_WAIT_S = 60
-
-
-@pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    async with jobs_harness(settings) as harness:
-        yield harness
 
 
 async def test_sigterm_ends_open_streams_with_a_shutdown_event(

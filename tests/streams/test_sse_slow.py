@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gateway.core.settings import Settings
 from gateway.jobs.events import make_event
 from gateway.process.connection_limits import ConnectionLimits
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.public import metric_value
 from tests.support.streams import open_sse, served
 from tests.support.wait import wait_until
@@ -35,17 +34,15 @@ MAX_EVENTS = 2000  # bounds a failing test only
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(
-        settings,
-        stream_buffer_events=4,
-        http_write_buffer_bytes=4096,
-        http_write_stall_timeout_s=1,
+def harness_overrides() -> dict[str, Any]:
+    return {
+        "stream_buffer_events": 4,
+        "http_write_buffer_bytes": 4096,
+        "http_write_stall_timeout_s": 1,
         # Big events: keep what Redis holds of them small.
-        job_events_max=10,
-        job_feed_max=100,
-    ) as harness:
-        yield harness
+        "job_events_max": 10,
+        "job_feed_max": 100,
+    }
 
 
 @contextlib.contextmanager

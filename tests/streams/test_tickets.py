@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,22 +16,15 @@ from gateway.jobs.owner import Owner
 from gateway.streams.plane import StreamsPlane
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.public import metric_value
-from tests.support.streams import open_sse, served
+from tests.support.streams import open_sse
 from tests.support.ws import open_ws
 
 ORIGIN = "https://app.example.test"
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(settings, cors_origins=[ORIGIN]) as harness:
-        yield harness
-
-
-@pytest.fixture
-async def web(h: JobsHarness) -> AsyncIterator[httpx.AsyncClient]:
-    async with served(h.public_app) as base, httpx.AsyncClient(base_url=base, timeout=30) as c:
-        yield c
+def harness_overrides() -> dict[str, Any]:
+    return {"cors_origins": [ORIGIN]}
 
 
 def streams_of(h: JobsHarness) -> StreamsPlane:

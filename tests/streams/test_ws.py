@@ -22,12 +22,6 @@ from tests.support.ws import WsClient, is_unsubscribed, open_ws
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[Any]:
-    async with jobs_harness(settings) as harness:
-        yield harness
-
-
-@pytest.fixture
 async def base(h: JobsHarness) -> AsyncIterator[str]:
     # The WebSocket options the process serves the public port with (process/serve.py).
     options = h.resources.settings
