@@ -15,7 +15,7 @@ from gateway.kit.memo import PerOwner
 
 KINDS = ("sse", "ws")
 REFUSALS = ("too_many_followers", "too_many_streams", "too_many_subscriptions", "ticket")
-ENDINGS = ("finished", "client", "slow", "shutdown")
+ENDINGS = ("finished", "client", "slow", "shutdown", "refused", "error")
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -75,7 +75,7 @@ def _build(registry: CollectorRegistry) -> StreamMetrics:
         ended=Counter(
             "gateway_streams_ended_total",
             "Live stream connections that ended, by kind and why (finished, client, "
-            "slow, shutdown).",
+            "slow, shutdown; WebSockets also refused, error).",
             ["kind", "reason"],
             registry=registry,
         ),

@@ -203,6 +203,15 @@ async def test_a_bad_message_closes_the_socket_4400(
         closed = await ws.closed()
     assert closed.code == 4400
     assert closed.reason
+    registry = h.resources.metrics.registry(Audience.PUBLIC)
+
+    async def counted() -> bool:
+        ended = registry.get_sample_value(
+            "gateway_streams_ended_total", {"kind": "ws", "reason": "refused"}
+        )
+        return bool(ended)
+
+    await wait_until(counted, what="the refused socket counted as ended: refused")
 
 
 async def test_a_binary_message_closes_the_socket_4400(h: JobsHarness, base: str) -> None:

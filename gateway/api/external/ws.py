@@ -295,6 +295,9 @@ class SocketSession:
         if self._closed:
             return
         self._closed = True
+        if self._ending == "client" and code is not CloseCode.NORMAL:
+            # The server ended it: a refused message or subscription (4xxx), or a failure.
+            self._ending = "refused" if code >= CloseCode.BAD_MESSAGE else "error"
         await _close(self.websocket, code, reason)
 
 
