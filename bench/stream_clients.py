@@ -56,6 +56,8 @@ class Tally:
     events: int = 0  # frames other than snapshot/resync
     terminal: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # (job id, seq, receive time): matched with the feed's publish times afterwards.
+    received: list[tuple[str, int, float]] = field(default_factory=list)
     plain_open: int = 0
     plain_answers: int = 0
     plain_lost: int = 0  # plain connections the server closed
@@ -138,8 +140,10 @@ class SSEClient(asyncio.Protocol):
         if kind in (b"snapshot", b"resync", b"shutdown"):
             return
         self.tally.events += 1
-        at = datetime.fromisoformat(json.loads(data)["at"]).timestamp()
+        event = json.loads(data)
+        at = datetime.fromisoformat(event["at"]).timestamp()
         self.tally.latencies_ms.append(1000 * (now - at))
+        self.tally.received.append((event["job_id"], event["seq"], now))
         if kind.decode() in TERMINAL:
             self.tally.terminal += 1
 

@@ -493,6 +493,29 @@ async def run_workers(
         await asyncio.gather(*(w.client.aclose() for w in workers))
 
 
+async def feed_times(bench: Bench, jobs: set[str]) -> dict[tuple[str, int], float]:
+    """When each event of `jobs` was appended to the feed (its entry id's Redis
+    milliseconds: the publish right after the commit), by (job id, seq)."""
+    redis = Redis.from_url(bench.args.redis_url)
+    out: dict[tuple[str, int], float] = {}
+    last = "-"
+    try:
+        while True:
+            entries: Any = await redis.xrange(
+                f"{bench.prefix}jobs:feed", min=last, max="+", count=10000
+            )
+            for entry_id, fields in entries:
+                job = fields[b"job"].decode()
+                if job in jobs:
+                    ms, _, _ = entry_id.decode().partition("-")
+                    out[(job, int(fields[b"seq"]))] = float(ms)
+            if len(entries) < 10000:
+                return out
+            last = "(" + entries[-1][0].decode()
+    finally:
+        await redis.aclose()
+
+
 def latency_phase(
     bench: Bench,
     clients: Sequence[ClientProcess],
@@ -501,8 +524,11 @@ def latency_phase(
     worker_url: str,
     public_a: str,
     run: int,
+    servers: dict[str, Server],
 ) -> dict[str, Any]:
-    """Jobs followed on `follow_url`'s gateway, completed by workers on `worker_url`."""
+    """Jobs followed on `follow_url`'s gateway, completed by workers on `worker_url`.
+
+    `servers`: the gateways by name, whose CPU during the workers' run is recorded."""
     args = bench.args
     tag = f"l{run}{layout[:1]}{bench.tag}"
     jobs = asyncio.run(submit_jobs(public_a, bench.key, args.jobs, args.items, PLATFORMS, tag))
@@ -536,14 +562,30 @@ def latency_phase(
     print(
         f"  {layout}: {expected} streams on {len(jobs)} jobs; workers", file=sys.stderr, flush=True
     )
+    cpu0 = {name: server.cpu_seconds() for name, server in servers.items()}
+    own0 = time.process_time()
+    clients0 = sum(c.cpu_seconds() for c in clients)
     started = time.monotonic()
     asyncio.run(run_workers(worker_url, bench.worker_token, args.workers, done, tag))
     elapsed = time.monotonic() - started
+    busy = {
+        name: 100 * (server.cpu_seconds() - cpu0[name]) / elapsed
+        for name, server in servers.items()
+    }
+    busy["workers (bench process)"] = 100 * (time.process_time() - own0) / elapsed
+    busy["clients"] = 100 * (sum(c.cpu_seconds() for c in clients) - clients0) / elapsed
     clients[0].call("stop_rtt")
     reports = on_all(clients, "report", reset=True)
     on_all(clients, "close_sse")
     latencies = [x for r in reports for x in r["latencies_ms"]]
     rtt = reports[0]["rtt_ms"]
+    published = asyncio.run(feed_times(bench, set(jobs)))
+    from_publish = [
+        1000 * recv - published[(job, seq)]
+        for r in reports
+        for job, seq, recv in r["received"]
+        if (job, seq) in published
+    ]
     return {
         "layout": layout,
         "streams": expected,
@@ -556,10 +598,14 @@ def latency_phase(
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
+        "from_publish_ms": from_publish,
+        "publish_p50_ms": percentile(from_publish, 0.5),
+        "publish_p99_ms": percentile(from_publish, 0.99),
         "rtt_ms": rtt,
         "rtt_p50_ms": percentile(rtt, 0.5),
         "rtt_p99_ms": percentile(rtt, 0.99),
         "elapsed_s": elapsed,
+        "cpu_pct": busy,
     }
 
 
@@ -635,6 +681,7 @@ def report(
             phases = [p for p in lat if p["layout"] == layout]
             values = [x for p in phases for x in p["latencies_ms"]]
             rtt = [x for p in phases for x in p["rtt_ms"]]
+            pub = [x for p in phases for x in p["from_publish_ms"]]
             s = {
                 "events": len(values),
                 "p50_ms": percentile(values, 0.5),
@@ -643,6 +690,14 @@ def report(
                 "rtt_p50_ms": percentile(rtt, 0.5),
                 "rtt_p99_ms": percentile(rtt, 0.99),
                 "rtts": len(rtt),
+                "publish_p50_ms": percentile(pub, 0.5),
+                "publish_p99_ms": percentile(pub, 0.99),
+                "matched": len(pub),
+                "cpu_pct": {
+                    k: statistics.median(p["cpu_pct"][k] for p in phases)
+                    for k in (phases[0]["cpu_pct"] if phases else {})
+                },
+                "elapsed_s": statistics.median(p["elapsed_s"] for p in phases) if phases else 0,
             }
             summary[layout] = s
             row(
@@ -652,9 +707,19 @@ def report(
                 _fmt(_ratio(s["p99_ms"], s["rtt_p99_ms"]), 2),
             )
             row(
+                "  from the feed append p50 / p99 ms",
+                f"{_fmt(s['publish_p50_ms'])} / {_fmt(s['publish_p99_ms'])}",
+                f"({s['matched']:,} matched)",
+                _fmt(_ratio(s["publish_p99_ms"], s["rtt_p99_ms"]), 2),
+            )
+            row(
                 "  events received (max ms) | round trips",
                 f"{s['events']:,} ({_fmt(s['max_ms'])})",
                 f"{s['rtts']:,}",
+            )
+            print(
+                f"  {s['elapsed_s']:.1f} s to complete; CPU % of a core meanwhile: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_pct"].items())
             )
         print(
             "\nratio = event p99 / GET /v1/jobs/{id} round-trip p99: an event arrives in "
@@ -727,13 +792,23 @@ def main() -> int:
                         for layout, follow in layouts:
                             lat.append(
                                 latency_phase(
-                                    bench, clients, layout, follow, parcel_a, public_a, run
+                                    bench,
+                                    clients,
+                                    layout,
+                                    follow,
+                                    parcel_a,
+                                    public_a,
+                                    run,
+                                    {"gateway A": a, "gateway B": b},
                                 )
                             )
                             p = lat[-1]
                             print(
                                 f"    p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms over "
-                                f"{p['events']} events; RTT p99 {p['rtt_p99_ms']:.1f} ms",
+                                f"{p['events']} events (from the feed append p99 "
+                                f"{p['publish_p99_ms']:.1f} ms); RTT p99 {p['rtt_p99_ms']:.1f} ms; "
+                                f"{p['elapsed_s']:.1f} s, CPU % "
+                                + ", ".join(f"{k} {v:.0f}" for k, v in p["cpu_pct"].items()),
                                 file=sys.stderr,
                                 flush=True,
                             )
@@ -766,7 +841,8 @@ def main() -> int:
         "failures": bad,
         "idle_runs": idle,
         "latency_phases": [
-            {k: v for k, v in p.items() if k not in ("latencies_ms", "rtt_ms")} for p in lat
+            {k: v for k, v in p.items() if k not in ("latencies_ms", "rtt_ms", "from_publish_ms")}
+            for p in lat
         ],
     }
     (RESULTS_DIR / "streams.json").write_text(json.dumps(record, indent=2, default=str))
