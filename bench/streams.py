@@ -21,7 +21,8 @@ whose limits are never reached.
    RSS before) / N and (RSS with both - RSS with the plain ones) / N, so neither reuses
    memory the other freed. Then the plain connections close and the gateway's CPU is
    read over `--idle-s` seconds with only the streams open (heartbeats every
-   `SSE_HEARTBEAT_S`, the lease refresh, the hub's blocking XREAD).
+   `SSE_HEARTBEAT_S`, the lease refresh, the hub's blocking XREAD); baseline: the same
+   process's CPU over `--idle-base-s` seconds with no connection open (its upkeep loops).
 2. **Commit-to-client latency**: `--jobs` jobs of `--items` parcels, `--per-job`
    streams each (1,000 clients by default), then `--workers` workers (the repository's
    `taxlien_worker`, fake scrape) lease and post results on the parcel port until every
@@ -30,9 +31,11 @@ whose limits are never reached.
    bound: it includes the rest of that transaction and its commit). Two layouts,
    alternating order across runs: **one process** (clients and workers on gateway A)
    and **two replicas** (clients on gateway B, workers on A, sharing Redis and
-   PostgreSQL). Baseline, in the same phase and client process: the round trip of
-   `GET /v1/jobs/{id}` to the gateway the clients use, one every 20 ms on one
-   keep-alive connection.
+   PostgreSQL). Each event is also matched with its feed entry, whose id is the Redis
+   time of the publish that follows the commit, to split the latency into "commit and
+   publish" and "publish to client" (the streams' own part). Baseline, in the same
+   phase and client process: the round trip of `GET /v1/jobs/{id}` to the gateway the
+   clients use, one every 20 ms on one keep-alive connection.
 
 Table on stdout (medians across runs; latency percentiles over every event of every
 run), the record in bench/results/streams.json, logs in bench/results/logs/. Exit code 1
@@ -89,6 +92,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle-runs", type=int, default=1, help="idle fan-out runs")
     parser.add_argument("--idle-streams", type=int, default=5000, help="N of part 1")
     parser.add_argument("--idle-s", type=float, default=60.0, help="idle CPU window")
+    parser.add_argument(
+        "--idle-base-s", type=float, default=15.0, help="CPU window with no connections"
+    )
     parser.add_argument("--per-job", type=int, default=10, help="streams per job")
     parser.add_argument("--jobs", type=int, default=100, help="jobs of part 2")
     parser.add_argument("--items", type=int, default=10, help="parcels per job of part 2")
@@ -387,6 +393,16 @@ def idle_run(bench: Bench, clients: Sequence[ClientProcess], run: int) -> dict[s
         on_all(clients, "report", reset=True)
         time.sleep(2)
         rss0 = settled_rss_kb(server.pid)
+        # Baseline CPU: the same process with no client connection (its upkeep loops).
+        base_user0, base_sys0 = server.cpu_times()
+        base_started = time.monotonic()
+        time.sleep(args.idle_base_s)
+        base_user1, base_sys1 = server.cpu_times()
+        base_pct = (
+            100
+            * (base_user1 - base_user0 + base_sys1 - base_sys0)
+            / (time.monotonic() - base_started)
+        )
 
         print(f"  plain: {n} keep-alive connections", file=sys.stderr, flush=True)
         plain = on_all(
@@ -451,6 +467,7 @@ def idle_run(bench: Bench, clients: Sequence[ClientProcess], run: int) -> dict[s
         "idle_cpu_user_s": user1 - user0,
         "idle_cpu_sys_s": sys1 - sys0,
         "idle_cpu_pct": 100 * (user1 - user0 + sys1 - sys0) / wall,
+        "no_connections_cpu_pct": base_pct,
         "client_cpu_pct": 100 * client_cpu / wall,
         "heartbeats_in_window": sum(a["heartbeats"] for a in after)
         - sum(b["heartbeats"] for b in before),
@@ -663,9 +680,14 @@ def report(
             f"{s['rss0_kb'] / 1024:.0f} -> {s['rss_both_kb'] / 1024:.0f}",
         )
         row(
-            f"gateway CPU % of a core, {args.idle_s:g} s idle",
+            "gateway CPU % of a core (streams | none open)",
             _fmt(s["idle_cpu_pct"], 2),
-            f"heartbeat {args.heartbeat_s:g} s",
+            _fmt(s["no_connections_cpu_pct"], 2),
+            _fmt(_ratio(s["idle_cpu_pct"], s["no_connections_cpu_pct"]), 2),
+        )
+        print(
+            f"  (streams: {args.idle_s:g} s with every stream open and idle, heartbeat "
+            f"{args.heartbeat_s:g} s; none open: {args.idle_base_s:g} s before)"
         )
         row("client processes' CPU % (same window)", _fmt(s["client_cpu_pct"], 2))
         row("time to open every stream, s", _fmt(s["sse_open_s"]))
