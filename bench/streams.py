@@ -656,6 +656,7 @@ def report(
                 "plain_kb_per_conn",
                 "idle_cpu_pct",
                 "client_cpu_pct",
+                "no_connections_cpu_pct",
                 "rss0_kb",
                 "rss_both_kb",
                 "sse_open_s",
@@ -841,6 +842,9 @@ def main() -> int:
             for client in clients:
                 client.quit()
             asyncio.run(bench.cleanup())
+    # The raw runs first: a failing report must not lose minutes of measurements.
+    raw = RESULTS_DIR / "streams.json"
+    raw.write_text(json.dumps({"idle_runs": idle, "latency_phases": lat}, default=str))
     summary = report(args, idle, lat)
     bad = failures(bench, idle, lat)
     for line in bad:
