@@ -104,7 +104,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy the gateway in the idle window (bench/results/streams_idle.pyspy.txt)",
+        help="py-spy the gateway in the idle window and the clients' gateway in run 1's "
+        "latency phases (bench/results/streams_*.pyspy.txt)",
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument(
@@ -584,8 +585,17 @@ def latency_phase(
     cpu0 = {name: server.cpu_seconds() for name, server in servers.items()}
     own0 = time.process_time()
     clients0 = sum(c.cpu_seconds() for c in clients)
+    profiler = None
+    if args.profile and run == 1:
+        follower = next(s for s in servers.values() if s.base_url == follow_url)
+        out = RESULTS_DIR / f"streams_{layout.replace(' ', '_')}.pyspy.txt"
+        profiler = start_py_spy(follower.pid, out)
     started = time.monotonic()
-    asyncio.run(run_workers(worker_url, bench.worker_token, args.workers, done, tag))
+    try:
+        asyncio.run(run_workers(worker_url, bench.worker_token, args.workers, done, tag))
+    finally:
+        if profiler is not None:
+            stop_py_spy(profiler)
     elapsed = time.monotonic() - started
     busy = {
         name: 100 * (server.cpu_seconds() - cpu0[name]) / elapsed
