@@ -127,6 +127,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of every core so far, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def rss_kb(pid: int) -> int:
     """VmRSS of a process."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -513,6 +521,14 @@ async def run_workers(
         await asyncio.gather(*(w.client.aclose() for w in workers))
 
 
+def queued_seqs(published: dict[tuple[str, int], float]) -> set[tuple[str, int]]:
+    """The first event of each job (its `job.queued`, before any stream opened)."""
+    first: dict[str, int] = {}
+    for job, seq in published:
+        first[job] = min(seq, first.get(job, seq))
+    return set(first.items())
+
+
 async def feed_times(bench: Bench, jobs: set[str]) -> dict[tuple[str, int], float]:
     """When each event of `jobs` was appended to the feed (its entry id's Redis
     milliseconds: the publish right after the commit), by (job id, seq)."""
@@ -584,6 +600,7 @@ def latency_phase(
     )
     cpu0 = {name: server.cpu_seconds() for name, server in servers.items()}
     own0 = time.process_time()
+    machine0 = machine_busy()
     clients0 = sum(c.cpu_seconds() for c in clients)
     profiler = None
     if args.profile and run == 1:
@@ -603,12 +620,28 @@ def latency_phase(
     }
     busy["workers (bench process)"] = 100 * (time.process_time() - own0) / elapsed
     busy["clients"] = 100 * (sum(c.cpu_seconds() for c in clients) - clients0) / elapsed
+    machine1 = machine_busy()
+    # Every core of the machine (PostgreSQL, Redis and anything else running included).
+    busy["machine (all cores)"] = (
+        100 * (os.cpu_count() or 1) * (machine1[0] - machine0[0]) / (machine1[1] - machine0[1])
+    )
     clients[0].call("stop_rtt")
     reports = on_all(clients, "report", reset=True)
     on_all(clients, "close_sse")
     latencies = [x for r in reports for x in r["latencies_ms"]]
     rtt = reports[0]["rtt_ms"]
     published = asyncio.run(feed_times(bench, set(jobs)))
+    # Every stream must get every event published after it opened, once: per job, the
+    # events received against per_job x the job's published events (all of them came
+    # after the streams opened, but the `job.queued` of the submission).
+    got: dict[tuple[str, int], int] = {}
+    for r in reports:
+        for job, seq, _ in r["received"]:
+            got[(job, seq)] = got.get((job, seq), 0) + 1
+    queued = queued_seqs(published)
+    live = [k for k in published if k not in queued]
+    missed = sum(max(0, args.per_job - got.get(k, 0)) for k in live)
+    duplicated = sum(max(0, n - args.per_job) for n in got.values())
     from_publish = [
         1000 * recv - published[(job, seq)]
         for r in reports
@@ -627,6 +660,8 @@ def latency_phase(
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
+        "missed_events": missed,
+        "duplicated_events": duplicated,
         "from_publish_ms": from_publish,
         "publish_p50_ms": percentile(from_publish, 0.5),
         "publish_p99_ms": percentile(from_publish, 0.99),
@@ -728,6 +763,7 @@ def report(
                 "publish_p50_ms": percentile(pub, 0.5),
                 "publish_p99_ms": percentile(pub, 0.99),
                 "matched": len(pub),
+                "missed": sum(p["missed_events"] for p in phases),
                 "cpu_pct": {
                     k: statistics.median(p["cpu_pct"][k] for p in phases)
                     for k in (phases[0]["cpu_pct"] if phases else {})
@@ -744,7 +780,7 @@ def report(
             row(
                 "  from the feed append p50 / p99 ms",
                 f"{_fmt(s['publish_p50_ms'])} / {_fmt(s['publish_p99_ms'])}",
-                f"({s['matched']:,} matched)",
+                f"({s['matched']:,} matched, {s['missed']} missed)",
                 _fmt(_ratio(s["publish_p99_ms"], s["rtt_p99_ms"]), 2),
             )
             row(
@@ -777,6 +813,11 @@ def failures(bench: Bench, idle: list[dict[str, Any]], lat: list[dict[str, Any]]
         if p["refused"] or p["terminal"] != p["streams"]:
             bad.append(
                 f"{p['layout']}: {p['terminal']} of {p['streams']} terminal, {p['refused'][:3]}"
+            )
+        if p["missed_events"] or p["duplicated_events"]:
+            bad.append(
+                f"{p['layout']}: streams missed {p['missed_events']} events and got "
+                f"{p['duplicated_events']} twice"
             )
     for code in bench.exit_codes:
         if code != 0:
@@ -842,7 +883,8 @@ def main() -> int:
                                 f"    p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms over "
                                 f"{p['events']} events (from the feed append p99 "
                                 f"{p['publish_p99_ms']:.1f} ms); RTT p99 {p['rtt_p99_ms']:.1f} ms; "
-                                f"{p['elapsed_s']:.1f} s, CPU % "
+                                f"missed {p['missed_events']}, duplicated "
+                                f"{p['duplicated_events']}; {p['elapsed_s']:.1f} s, CPU % "
                                 + ", ".join(f"{k} {v:.0f}" for k, v in p["cpu_pct"].items()),
                                 file=sys.stderr,
                                 flush=True,
