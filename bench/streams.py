@@ -50,6 +50,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -828,6 +829,9 @@ def failures(bench: Bench, idle: list[dict[str, Any]], lat: list[dict[str, Any]]
 def main() -> int:
     """Run the benchmark; exit 1 when a check fails."""
     args = parse_args()
+    # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C: the gateways run in sessions
+    # of their own and would outlive the benchmark otherwise.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     (RESULTS_DIR / "logs").mkdir(parents=True, exist_ok=True)
     limit = raise_nofile(NOFILE)  # the gateways inherit it
     commit = subprocess.run(
