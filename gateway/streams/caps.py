@@ -126,9 +126,15 @@ class StreamCaps:
         if not leases:
             return
         lapse = int((time.time() + LEASE_S) * 1000)
+        # One ZADD and one PEXPIREAT per set, not per lease: every SSE stream of a caller
+        # is in the caller's set, so per lease that set's expiry was re-set once per
+        # stream (5,000 streams: 20,000 commands per refresh instead of about 1,000).
+        members: dict[str, dict[str, int]] = {}
+        for lease in leases:
+            for key in lease.keys:
+                members.setdefault(key, {})[lease.member] = lapse
         async with self.redis.pipeline(transaction=False) as pipe:
-            for lease in leases:
-                for key in lease.keys:
-                    pipe.zadd(key, {lease.member: lapse}, xx=True)
-                    pipe.pexpireat(key, lapse)
+            for key, scores in members.items():
+                pipe.zadd(key, scores, xx=True)
+                pipe.pexpireat(key, lapse)
             await pipe.execute()
