@@ -75,15 +75,14 @@ class EventStreamResponse(Response):
         scope.setdefault("state", {})[LONG_LIVED_STATE] = True
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            # Not kept for the stream's life: a snapshot is the whole job.
+            first, self.first = self.first, []
             head = b"retry: %d\n\n" % self.retry_ms
             await send(
-                {
-                    "type": "http.response.body",
-                    "body": head + frame_bytes(self.first),
-                    "more_body": True,
-                }
+                {"type": "http.response.body", "body": head + frame_bytes(first), "more_body": True}
             )
-            conn.sent(self.first, time.time())
+            conn.sent(first, time.time())
+            del first
             # Also when a resume found the client already had the terminal event.
             finished = all(conn.finished(job_id) for job_id in conn.followers)
             while not finished:

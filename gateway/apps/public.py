@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from gateway.api.external import job_uploads, properties
+from gateway.api.external import job_uploads, properties, streams
 from gateway.api.external.routes import public_routers
+from gateway.api.external.stream_front import EventStreamFront
 from gateway.api.middleware.idempotency import IdempotencyLayer
 from gateway.api.middleware.security_headers import CrossOriginOnlyCORS
 from gateway.apps.builder import build_app
@@ -51,6 +52,10 @@ def create_public_app(resources: Resources) -> FastAPI:
         max_age=600,
     )
     layers = [cors]
+    if resources.settings.fastpath:
+        # SSE streams answered in front of FastAPI, whose request stack would stay alive
+        # for each stream's whole life (gateway/api/external/stream_front.py).
+        layers.append(Middleware(EventStreamFront, route=streams.event_stream_route()))
     if resources.settings.fastpath:
         # Fresh single-parcel cache hits answered in front of FastAPI (gateway/fastpath/).
         layers.append(

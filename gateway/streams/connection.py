@@ -163,7 +163,7 @@ class StreamConnection:
         self._leases.clear()
         if self._attached:
             self._attached = False
-            self.hub.detach(self.outbox)
+            self.hub.detach(self.outbox, jobs)
             self.metrics.open.labels(self.kind).dec()
             self.metrics.ended.labels(self.kind, reason).inc()
             if reason == CloseReason.SLOW.value:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -76,10 +76,11 @@ class EventHub:
             outbox.close(CloseReason.SHUTDOWN)
         self._outboxes.add(outbox)
 
-    def detach(self, outbox: Outbox) -> None:
-        """A connection ended: forget it and every job it followed."""
+    def detach(self, outbox: Outbox, job_ids: Iterable[str] = ()) -> None:
+        """A connection ended: forget it and the jobs it followed (`job_ids`: the hub
+        keeps no index from connection to jobs, the connection knows its own)."""
         self._outboxes.discard(outbox)
-        for job_id in [j for j, boxes in self._followers.items() if outbox in boxes]:
+        for job_id in job_ids:
             self.unfollow(job_id, outbox)
 
     async def follow(self, job_id: str, outbox: Outbox) -> None:

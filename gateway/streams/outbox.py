@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -41,15 +40,22 @@ class FeedEntry:
 class Outbox:
     """What one connection still has to send (bounded), and whether it must stop."""
 
-    __slots__ = ("_entries", "_limit", "_wake", "catch_up", "closed", "heartbeat")
+    # Slots, a list and a future made only while someone waits: one of these per open
+    # connection, so every few hundred bytes count (an `asyncio.Event` holds a deque).
+    __slots__ = ("_entries", "_limit", "_waiter", "catch_up", "closed", "heartbeat")
 
     def __init__(self, limit: int) -> None:
-        self._entries: deque[FeedEntry] = deque()
+        self._entries: list[FeedEntry] = []
         self._limit = limit
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self.closed: CloseReason | None = None
         self.heartbeat = False
         self.catch_up = False
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def offer(self, entry: FeedEntry) -> None:
         """Queue `entry`; past the limit the outbox closes as `SLOW` instead."""
@@ -60,34 +66,36 @@ class Outbox:
             self.close(CloseReason.SLOW)
             return
         self._entries.append(entry)
-        self._wake.set()
+        self._wake()
 
     def tick(self) -> None:
         """Ask for a keep-alive (the hub's heartbeat)."""
         self.heartbeat = True
-        self._wake.set()
+        self._wake()
 
     def ask_catch_up(self) -> None:
         """Ask the connection to re-read its jobs' streams (the feed may have gaps)."""
         self.catch_up = True
-        self._wake.set()
+        self._wake()
 
     def close(self, reason: CloseReason) -> None:
         """Stop the connection (the first reason wins)."""
         if self.closed is None:
             self.closed = reason
-        self._wake.set()
+        self._wake()
 
     async def wait(self) -> None:
         """Return once there is something to do: entries, a flag, or a close."""
         while not (self._entries or self.heartbeat or self.catch_up or self.closed):
-            self._wake.clear()
-            await self._wake.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def drain(self) -> list[FeedEntry]:
         """Every queued entry, oldest first (the outbox is empty after)."""
-        entries = list(self._entries)
-        self._entries.clear()
+        entries, self._entries = self._entries, []
         return entries
 
 

@@ -88,3 +88,4 @@ class StreamsPlane:
         """Close every stream (they say goodbye) and stop the loops."""
         await self.hub.stop()
         await self._refresh.stop()
+        await self.caps.drain()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.jobs import JobsHarness, event_validator
-from tests.support.streams import open_sse
+from gateway.core.settings import Settings
+from tests.support.jobs import JobsHarness, event_validator, jobs_harness
+from tests.support.streams import open_sse, served
 
 
 async def test_a_stream_sends_the_state_then_every_event_then_ends(
@@ -52,3 +53,21 @@ async def test_a_resume_after_the_terminal_event_is_a_204(
     again = await web.get(url, headers=headers)
     assert again.status_code == 204
     assert again.content == b""
+
+
+async def test_the_fastapi_route_serves_the_stream_with_fastpath_off(settings: Settings) -> None:
+    # FASTPATH=on answers streams in front of FastAPI (stream_front.py); off, the route
+    # does, through the same `open_job_stream`.
+    async with jobs_harness(settings, fastpath=False) as h:
+        key = await h.key()
+        job = (await h.submit(key, ["s-off"])).json()
+        async with (
+            served(h.public_app) as base,
+            httpx.AsyncClient(base_url=base, timeout=30) as web,
+            open_sse(web, f"/v1/jobs/{job['id']}/events", headers={"X-API-Key": key}) as sse,
+        ):
+            assert sse.response.status_code == 200
+            events = sse.events()
+            assert (await anext(events)).event == "snapshot"
+            assert await h.scrape(await h.worker_token())
+            assert [e.event async for e in events][-1] == "job.completed"

@@ -24,6 +24,12 @@ def public_plane(request: Request) -> PublicPlane:
     return plane
 
 
+def public_plane_of(app: Any) -> PublicPlane:
+    """The public plane of an app (for ASGI layers, which have no request)."""
+    plane: PublicPlane = app.state.planes[PublicPlane.name]
+    return plane
+
+
 async def get_plane(request: Request) -> PublicPlane:
     """The public plane of this app (async: FastAPI runs sync dependencies in threads)."""
     return public_plane(request)

@@ -6,9 +6,11 @@ Thin: authentication is `stream_auth.py`, following is `gateway/streams/`, frami
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import MutableMapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import plane_of
@@ -19,6 +21,7 @@ from gateway.api.external.stream_auth import stream_grant
 from gateway.api.sse import EventStreamResponse
 from gateway.core.errors import Forbidden
 from gateway.kit.field_errors import invalid_field
+from gateway.public.plane import PublicPlane
 from gateway.streams.plane import StreamsPlane
 from gateway.streams.tickets import IssuedTicket
 
@@ -26,10 +29,11 @@ router = APIRouter(prefix="/v1", tags=["streams"])
 
 # Our event ids are job sequence numbers; anything else is not ours to resume from.
 _MAX_EVENT_ID_DIGITS = 18
+TICKET_MAX_CHARS = 2048
 TicketQuery = Annotated[
     str | None,
     Query(
-        max_length=2048,
+        max_length=TICKET_MAX_CHARS,
         description="A stream ticket from POST /v1/stream-tickets, for clients that "
         "cannot send headers (EventSource). Single use, short-lived.",
     ),
@@ -39,6 +43,12 @@ TicketQuery = Annotated[
 def streams_plane(request: Request) -> StreamsPlane:
     """The streams plane of this app."""
     plane: StreamsPlane = plane_of(request, StreamsPlane.name)
+    return plane
+
+
+def streams_plane_of(app: Any) -> StreamsPlane:
+    """The streams plane of an app (for ASGI layers, which have no request)."""
+    plane: StreamsPlane = app.state.planes[StreamsPlane.name]
     return plane
 
 
@@ -86,13 +96,38 @@ async def job_events(
 ) -> Response:
     """First the job's full state (`snapshot`), or after a reconnect the events missed
     (or `resync`), then every event as it happens; ends after the terminal event. A
-    reconnect after the terminal event is answered 204."""
-    streams = streams_plane(request)
-    grant = await stream_grant(request.scope, public_plane(request), streams, ticket)
-    if last_event_id is not None:
-        resume = parse_event_id(last_event_id, ["header", "Last-Event-ID"])
+    reconnect after the terminal event is answered 204.
+
+    Served by `EventStreamFront` in front of FastAPI (this route is what `FASTPATH=off`
+    serves and what the OpenAPI document shows); both call `open_job_stream`.
+    """
+    return await open_job_stream(
+        request.scope,
+        public_plane(request),
+        streams_plane(request),
+        job_id,
+        ticket=ticket,
+        header_id=last_event_id,
+        query_id=last_event_id_query,
+    )
+
+
+async def open_job_stream(
+    scope: MutableMapping[str, Any],
+    public: PublicPlane,
+    streams: StreamsPlane,
+    job_id: str,
+    *,
+    ticket: str | None,
+    header_id: str | None,
+    query_id: str | None,
+) -> Response:
+    """Authenticate, take the places, start following: the response that streams."""
+    grant = await stream_grant(scope, public, streams, ticket)
+    if header_id is not None:
+        resume = parse_event_id(header_id, ["header", "Last-Event-ID"])
     else:
-        resume = parse_event_id(last_event_id_query, ["query", "last_event_id"])
+        resume = parse_event_id(query_id, ["query", "last_event_id"])
     if not grant.allows(job_id):
         raise Forbidden(f"This stream ticket does not cover job {job_id}: ask for one that does")
     connection = streams.connection("sse", grant.owner)
@@ -113,6 +148,14 @@ async def job_events(
         first,
         retry_ms=streams.resources.settings.sse_retry_ms,
     )
+
+
+def event_stream_route() -> APIRoute:
+    """The SSE route (its template names the stream in logs and metrics)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path == "/v1/jobs/{job_id}/events":
+            return route
+    raise LookupError("the event stream route is not on the router")
 
 
 class TicketIn(BaseModel):

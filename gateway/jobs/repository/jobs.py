@@ -183,7 +183,9 @@ async def move_items(
             "    ELSE j.check_at END,"
             "  publish_check_at = CASE WHEN j.state = 'submitting' THEN j.publish_check_at"
             "    ELSE coalesce(j.publish_check_at, now() + interval '5 seconds') END,"
-            "  updated_at = now()"
+            # The statement's clock, not the transaction's start: `updated_at` is the
+            # time of the job's events, and a results transaction can take a while.
+            "  updated_at = clock_timestamp()"
             " FROM c WHERE j.id = c.job_id RETURNING j.*,"
             " c.n AS moved"
         ),
