@@ -75,7 +75,8 @@ def _build(registry: CollectorRegistry) -> StreamMetrics:
         ended=Counter(
             "gateway_streams_ended_total",
             "Live stream connections that ended, by kind and why (finished, client, "
-            "slow, shutdown; WebSockets also refused, error).",
+            "slow, shutdown, refused (never streamed, or a WebSocket the server closed), "
+            "error).",
             ["kind", "reason"],
             registry=registry,
         ),

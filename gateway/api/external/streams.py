@@ -135,7 +135,8 @@ async def open_job_stream(
     try:
         first = await connection.follow(job_id, resume)
     except BaseException:
-        await connection.close("client")
+        # Not the caller's job (404), or Redis/PostgreSQL down (503): never streamed.
+        await connection.close("refused")
         raise
     if not first and connection.followers[job_id].finished:
         # Resumed at the terminal event: nothing will ever follow. A stream that ended
