@@ -105,6 +105,12 @@ class EventStreamResponse(Response):
                 finished = bool(wakeup.finished)
             if reason is not CloseReason.DISCONNECTED:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except BaseException:
+            # Cancelled at the end of a shutdown's grace period, or the transport failed:
+            # not a finished stream.
+            if reason is CloseReason.DONE:
+                reason = CloseReason.DISCONNECTED
+            raise
         finally:
             watcher.cancel()
             ending = {
