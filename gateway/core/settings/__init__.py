@@ -26,6 +26,7 @@ from gateway.core.settings.jobs import JobSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
 from gateway.core.settings.public import PublicPlaneSettings
 from gateway.core.settings.streams import StreamSettings
+from gateway.core.settings.webhooks import WebhookSettings
 from gateway.core.settings.work import WorkerPlaneSettings
 
 
@@ -178,6 +179,7 @@ class Settings(
     PublicPlaneSettings,
     JobSettings,
     StreamSettings,
+    WebhookSettings,
     ProxyPoolSettings,
     BackendSettings,
     ConnectionSettings,
@@ -189,6 +191,15 @@ class Settings(
     and listed in this class's bases, so environment variable names stay flat
     (`LEASE_TIMEOUT_S`, `TIERS_FILE`) while the code stays grouped by plane.
     """
+
+    @model_validator(mode="after")
+    def _production_keeps_webhooks_public(self) -> Self:
+        if self.environment is Environment.PRODUCTION and self.webhook_allow_private_networks:
+            raise ValueError(
+                "ENVIRONMENT=production refuses WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhook "
+                "endpoints on private networks are for development and tests only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fault_injection_only_in_tests(self) -> Self:

@@ -39,6 +39,10 @@ class Tier(BaseModel):
     max_open_jobs: int = Field(default=10, ge=1, le=100_000)
     # Job creations per sliding hour, exact across replicas (Redis); 0 means unlimited.
     jobs_per_hour: int = Field(default=0, ge=0)
+    # Webhooks (gateway/webhooks/): endpoints one caller may register, and deliveries
+    # per second to one endpoint (beyond it deliveries wait their turn, none is lost).
+    max_webhooks: int = Field(default=5, ge=0, le=10_000)
+    webhook_events_per_s: float = Field(default=10.0, gt=0, le=100_000)
 
     @property
     def bucket_window_s(self) -> int:
