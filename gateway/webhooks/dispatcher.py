@@ -1,0 +1,213 @@
+"""The dispatcher: sends due deliveries, one attempt each, from every replica.
+
+`Dispatcher.step` takes expired leases back (a replica died mid-send: the delivery is
+sent again, same `webhook-id`, at-least-once), then claims due deliveries into `sending`
+under a lease and commits, so exactly one replica sends each attempt. Each claimed
+delivery is sent in a task of its own: the step never waits for a receiver, so a slow
+or dead endpoint holds only its own slots. Isolation is two bounds: at most
+`per_endpoint` deliveries of one endpoint in flight (counted across replicas), and at
+most `max_in_flight` sends per process.
+
+An attempt is signed (Standard Webhooks, every secret of the rotation overlap), sent by
+the `WebhookSender` (SSRF guard on the address connected to, no redirects, one
+deadline), and recorded in `webhook_attempts`:
+- 2xx: `succeeded`, and the endpoint's run of failures ends;
+- 410 Gone: the delivery `failed` and the endpoint is disabled at once ("gone");
+- anything else (status, timeout, connection error, refused address): retried after
+  `RETRY_DELAYS_S` (+-10 % jitter), `dead` after the last; the endpoint's
+  `failing_since` is set on the first failure, and an endpoint failing for longer than
+  WEBHOOK_DISABLE_AFTER_S is disabled ("failing").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.core.settings import Settings
+from gateway.kit.outage import session_scope
+from gateway.webhooks import signing
+from gateway.webhooks.models import DeliveryState, DisabledReason
+from gateway.webhooks.repository import dispatch
+from gateway.webhooks.repository.dispatch import Claimed
+from gateway.webhooks.sender import Attempt, WebhookSender
+from gateway.webhooks.service import secrets_for_signing
+
+log = structlog.get_logger("gateway.webhooks.dispatcher")
+
+# Delay before attempt n+1 after attempt n failed (index n; attempt 1 is immediate):
+# immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h - about 18 h in all, then `dead`.
+RETRY_DELAYS_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000)
+JITTER = 0.10
+PER_ENDPOINT = 4
+MAX_IN_FLIGHT = 64
+# A lease outlives any attempt (the sender's deadline) by a margin for recording it.
+LEASE_MARGIN_S = 30.0
+SENDING = "sending"
+
+
+def retry_delay(
+    attempts: int,
+    delays: Sequence[float] = RETRY_DELAYS_S,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds until the next attempt after `attempts` failed ones (None: no more)."""
+    if attempts >= len(delays):
+        return None
+    return float(delays[attempts]) * (1 - JITTER + 2 * JITTER * rand())
+
+
+def outcome_state(attempt: Attempt) -> str:
+    """How an attempt ends its delivery if it is not retried (or `pending` to retry)."""
+    if attempt.succeeded:
+        return DeliveryState.SUCCEEDED.value
+    if attempt.status == 410 and attempt.error is None:
+        return DeliveryState.FAILED.value
+    return DeliveryState.PENDING.value
+
+
+class Dispatcher:
+    """Claims due deliveries and sends them, a task per delivery (see the module)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        sender: WebhookSender,
+        settings: Settings,
+        *,
+        per_endpoint: int = PER_ENDPOINT,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        lease_s: float | None = None,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._sender = sender
+        self._timeout_s = settings.webhook_timeout_s
+        self._excerpt_bytes = settings.webhook_response_excerpt_bytes
+        self._disable_after = timedelta(seconds=settings.webhook_disable_after_s)
+        self._per_endpoint = per_endpoint
+        self._max_in_flight = max_in_flight
+        self._lease_s = lease_s if lease_s is not None else self._timeout_s + LEASE_MARGIN_S
+        self._delays = tuple(retry_delays_s)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Sends of this process under way."""
+        return len(self._tasks)
+
+    async def step(self) -> int:
+        """Take back expired leases, claim what fits, start sending it; how many were
+        claimed (the sends go on after the step returns: `drain` waits for them)."""
+        async with session_scope(self._sessionmaker, write=True) as session:
+            reaped = await dispatch.reap(session)
+        if reaped:
+            log.info("webhook_leases_expired", deliveries=len(reaped))
+        free = self._max_in_flight - len(self._tasks)
+        if free <= 0:
+            return 0
+        async with session_scope(self._sessionmaker, write=True) as session:
+            claimed = await dispatch.claim(
+                session, limit=free, per_endpoint=self._per_endpoint, lease_s=self._lease_s
+            )
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery), name=f"webhook-{delivery.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(claimed)
+
+    async def drain(self) -> None:
+        """Wait for every send under way."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def close(self, grace_s: float) -> None:
+        """Let sends under way finish for `grace_s`, then cancel the rest (their leases
+        run out and another replica, or the next start, sends them again)."""
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                log.warning("webhook_sends_cancelled", deliveries=len(pending))
+
+    async def _deliver(self, delivery: Claimed) -> None:
+        try:
+            now = datetime.now(UTC)
+            body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+            headers = signing.sign(
+                delivery.id, int(now.timestamp()), body, secrets_for_signing(delivery, now)
+            )
+            attempt = await self._sender.send(
+                delivery.url,
+                headers,
+                body,
+                timeout_s=self._timeout_s,
+                excerpt_bytes=self._excerpt_bytes,
+            )
+            await self._record(delivery, now, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the lease runs out and the delivery is sent again
+            log.warning(
+                "webhook_attempt_unrecorded", delivery=delivery.id, error=type(exc).__name__
+            )
+
+    async def _record(self, delivery: Claimed, at: datetime, attempt: Attempt) -> None:
+        state = outcome_state(attempt)
+        next_at: datetime | None = None
+        if state == DeliveryState.PENDING.value:
+            delay = retry_delay(delivery.attempts + 1, self._delays)
+            if delay is None:
+                state = DeliveryState.DEAD.value
+            else:
+                next_at = datetime.now(UTC) + timedelta(seconds=delay)
+        disabled: str | None = None
+        async with session_scope(self._sessionmaker, write=True) as session:
+            recorded = await dispatch.finish(
+                session,
+                delivery,
+                state=state,
+                next_attempt_at=next_at,
+                attempt={
+                    "at": at,
+                    "status": attempt.status,
+                    "error": attempt.error,
+                    "latency_ms": attempt.latency_ms,
+                    "excerpt": attempt.excerpt,
+                    "next_retry_at": next_at,
+                },
+            )
+            if not recorded:
+                log.warning("webhook_lease_lost", delivery=delivery.id)
+                return
+            if attempt.succeeded:
+                await dispatch.mark_healthy(session, delivery.endpoint_id)
+            elif state == DeliveryState.FAILED.value:
+                if await dispatch.disable(session, delivery.endpoint_id, DisabledReason.GONE):
+                    disabled = DisabledReason.GONE.value
+            else:
+                since = await dispatch.mark_failing(session, delivery.endpoint_id, at)
+                if since is not None and at - since > self._disable_after:
+                    if await dispatch.disable(
+                        session, delivery.endpoint_id, DisabledReason.FAILING
+                    ):
+                        disabled = DisabledReason.FAILING.value
+        log.info(
+            "webhook_attempt",
+            delivery=delivery.id,
+            endpoint=delivery.endpoint_id,
+            status=attempt.status,
+            error=attempt.error,
+            state=state,
+            latency_ms=round(attempt.latency_ms, 1),
+        )
+        if disabled is not None:
+            log.warning("webhook_endpoint_disabled", endpoint=delivery.endpoint_id, reason=disabled)

@@ -1,0 +1,106 @@
+"""Fan-out: job events (the jobs outbox, `job_events`) become webhook deliveries.
+
+A job event is written with `webhooks_pending = true` in the transaction that changes the
+job. `FanOut.step` claims a batch of pending events (`FOR UPDATE SKIP LOCKED`: replicas
+take different ones), inserts one pending delivery per subscribed enabled endpoint of the
+job's owner, and clears the flag, in one transaction: an event is either still pending or
+has all its deliveries, whatever crashes when. The payload is the webhook body
+`{"type", "timestamp", "data": <the JobEvent JSON>}`.
+
+`job.progress` is throttled by coalescing: while an endpoint still has a pending progress
+delivery of the job, a newer progress replaces its payload instead of queueing another
+(a receiver gets the latest counts, not every step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.jobs.models import JobEvent
+from gateway.kit.outage import session_scope
+from gateway.webhooks.models import WebhookEventType, new_delivery_id
+from gateway.webhooks.repository import outbox
+from gateway.webhooks.repository.outbox import PendingEvent
+
+# Events claimed per transaction: big enough for throughput, small enough that the
+# locks and the transaction stay short.
+FANOUT_BATCH = 500
+
+PROGRESS = WebhookEventType.JOB_PROGRESS.value
+# Job events that are webhook events (`job.queued` is not one).
+DELIVERABLE = frozenset(t.value for t in WebhookEventType)
+
+
+def webhook_body(event: PendingEvent) -> dict[str, Any]:
+    """The webhook payload of a job event: type, timestamp, and the JobEvent JSON."""
+    job_event = JobEvent(
+        id=f"{event.job_id}:{event.seq}",
+        type=event.type,  # type: ignore[arg-type]  # a stored EventType value
+        job_id=event.job_id,
+        seq=event.seq,
+        at=event.created_at,
+        owner=event.owner,
+        data=event.data,
+    )
+    return {
+        "type": event.type,
+        "timestamp": event.created_at.isoformat(),
+        "data": job_event.model_dump(mode="json"),
+    }
+
+
+class FanOut:
+    """Makes the deliveries of pending job events, a batch per `step`."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, batch: int = FANOUT_BATCH
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._batch = batch
+
+    async def step(self) -> int:
+        """Fan out one batch; how many events it took (0: none pending)."""
+        async with session_scope(self._sessionmaker, write=True) as session:
+            events = await outbox.claim_events(session, self._batch)
+            if not events:
+                return 0
+            wanted = [e for e in events if e.type in DELIVERABLE]
+            owners = sorted({e.owner for e in wanted})
+            by_owner: dict[str, list[outbox.Subscriber]] = {}
+            for sub in await outbox.subscribers(session, owners):
+                by_owner.setdefault(sub.owner, []).append(sub)
+            rows: list[dict[str, Any]] = []
+            # Events in order, so a job's later progress replaces its earlier one.
+            for event in sorted(wanted, key=lambda e: (e.job_id, e.seq)):
+                subs = [s for s in by_owner.get(event.owner, ()) if event.type in s.events]
+                if not subs:
+                    continue
+                body = webhook_body(event)
+                for sub in subs:
+                    row = {
+                        "id": new_delivery_id(),
+                        "endpoint_id": sub.id,
+                        "event_type": event.type,
+                        "event_id": f"{event.job_id}:{event.seq}",
+                        "payload": body,
+                    }
+                    if event.type == PROGRESS:
+                        # Inserted at once, so a later progress in this batch finds it.
+                        if not await outbox.coalesce_progress(
+                            session, row, event.job_id, event.seq
+                        ):
+                            await outbox.insert_deliveries(session, [row])
+                    else:
+                        rows.append(row)
+            await outbox.insert_deliveries(session, rows)
+            await outbox.clear_events(session, events)
+        return len(events)
+
+    async def drain(self) -> int:
+        """Fan out until nothing is pending (tests, and the loop after a backlog)."""
+        total = 0
+        while taken := await self.step():
+            total += taken
+        return total
