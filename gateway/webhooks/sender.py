@@ -128,6 +128,8 @@ class WebhookSender:
             error = exc.reason
         except httpx.TimeoutException:
             error = "timeout"
+        except httpx.InvalidURL:
+            error = "not a valid URL"
         except httpx.HTTPError as exc:
             error = _describe(exc)
         except OSError as exc:

@@ -5,7 +5,7 @@ Records every request it gets (path, headers, body) and answers by path:
 - `/ok` 200 `thanks`, `/fail` 500, `/gone` 410
 - `/slow` holds the request until the receiver stops (a timeout that cannot be outrun)
 - `/redirect?to=URL` 302 to URL
-- `/big` 200 with a body of `BIG_BYTES` bytes
+- `/big` 200 with a body of `BIG_BYTES` bytes, `/binary` 200 with a NUL and invalid UTF-8
 
 `tls_files(hostname)` makes a throwaway CA and a server certificate for `hostname`;
 `WebhookReceiver(tls=...)` serves with it and `ca_context()` is the trust to verify it.
@@ -158,6 +158,10 @@ def _app(state: _State) -> Starlette:
         await record(request)
         return RedirectResponse(request.query_params["to"], status_code=302)
 
+    async def binary(request: Request) -> Response:
+        await record(request)
+        return Response(b"ok\x00\xffend", media_type="application/octet-stream")
+
     async def big(request: Request) -> Response:
         await record(request)
         return Response(b"x" * BIG_BYTES, media_type="text/plain")
@@ -172,6 +176,7 @@ def _app(state: _State) -> Starlette:
                 ("slow", slow),
                 ("redirect", redirect),
                 ("big", big),
+                ("binary", binary),
             )
         ]
     )
