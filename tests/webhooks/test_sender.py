@@ -134,6 +134,15 @@ async def test_an_excerpt_is_text_a_database_can_hold(
     assert (attempt.status, attempt.excerpt) == (200, "ok\ufffd\ufffdend")
 
 
+async def test_an_answer_cut_short_keeps_its_status_and_what_arrived(
+    receiver: WebhookReceiver, sender: WebhookSender
+) -> None:
+    attempt = await sender.send(
+        receiver.url("/cut"), _signed(), BODY, timeout_s=TIMEOUT_S, excerpt_bytes=EXCERPT
+    )
+    assert (attempt.status, attempt.error, attempt.excerpt) == (200, None, "partial")
+
+
 async def test_the_next_checked_address_is_tried_when_one_refuses(
     receiver: WebhookReceiver,
 ) -> None:
