@@ -29,17 +29,23 @@ _SECRET_KEY = re.compile(
 # scheme://user:password@host -> scheme://user:[redacted]@host (also bare ://:pw@)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+# Credentials in a URL's query: stream tickets (`/v1/ws?ticket=...`, which uvicorn's
+# WebSocket line logs with its query), and keys or tokens a client put there anyway.
+_QUERY_CREDENTIAL = re.compile(
+    r"(?i)([?&](?:ticket|token|access_token|id_token|api_key|apikey|key)=)[^&\s\"']+"
+)
 
 
 def redact_text(value: str) -> str:
     """Strip credentials embedded in URLs and bearer tokens from free text."""
     value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+    value = _QUERY_CREDENTIAL.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
     return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
 
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return redact_text(value) if ("://" in value or " " in value) else value
+        return redact_text(value) if ("://" in value or " " in value or "=" in value) else value
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v))

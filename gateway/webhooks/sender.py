@@ -128,6 +128,8 @@ class WebhookSender:
             error = exc.reason
         except httpx.TimeoutException:
             error = "timeout"
+        except httpx.InvalidURL:
+            error = "not a valid URL"
         except httpx.HTTPError as exc:
             error = _describe(exc)
         except OSError as exc:
@@ -179,27 +181,28 @@ class WebhookSender:
                 # Try the host's next checked address, as a browser would.
                 last = exc
                 continue
+            excerpt = bytearray()
             try:
-                excerpt = await _read_at_most(response, excerpt_bytes)
+                await _read_into(excerpt, response, excerpt_bytes)
+            except httpx.HTTPError:
+                pass  # the status is the answer; a body cut short only shortens the excerpt
             finally:
                 await response.aclose()
             error = "redirect not followed" if 300 <= response.status_code < 400 else None
-            return response.status_code, excerpt, error
+            return response.status_code, bytes(excerpt), error
         if last is None:  # the resolver returned no address (resolve_public never does)
             raise httpx.ConnectError("no address to connect to")
         raise last
 
 
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """The answer's first `limit` bytes; the rest is never read."""
+async def _read_into(taken: bytearray, response: httpx.Response, limit: int) -> None:
+    """Append the answer's first `limit` bytes to `taken`; the rest is never read."""
     if limit <= 0:
-        return b""
-    taken = bytearray()
+        return
     async for chunk in response.aiter_raw():
         taken += chunk[: limit - len(taken)]
         if len(taken) >= limit:
-            break
-    return bytes(taken)
+            return
 
 
 def _text(excerpt: bytes) -> str:

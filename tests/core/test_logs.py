@@ -18,6 +18,9 @@ from gateway.core.settings import LogFormat
         ("postgresql://app:pa55word@db:5432/gw", "pa55word"),
         ("Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi.payload.sig"),
         ("proxy http://user:hunter2@10.0.0.1:3128 failed", "hunter2"),
+        ('127.0.0.1:5 - "WebSocket /v1/ws?ticket=eyJ2.sig" [accepted]', "eyJ2.sig"),
+        ("/v1/jobs/job_1/events?last_event_id=3&ticket=abc.def", "abc.def"),
+        ("GET /v1/x?api_key=tlk_secret", "tlk_secret"),
     ],
 )
 def test_redact_text(text: str, secret: str) -> None:

@@ -5,7 +5,8 @@ Records every request it gets (path, headers, body) and answers by path:
 - `/ok` 200 `thanks`, `/fail` 500, `/gone` 410
 - `/slow` holds the request until the receiver stops (a timeout that cannot be outrun)
 - `/redirect?to=URL` 302 to URL
-- `/big` 200 with a body of `BIG_BYTES` bytes
+- `/big` 200 with a body of `BIG_BYTES` bytes, `/binary` 200 with a NUL and invalid UTF-8
+- `/cut` 200, `partial`, then the connection drops
 
 `tls_files(hostname)` makes a throwaway CA and a server certificate for `hostname`;
 `WebhookReceiver(tls=...)` serves with it and `ca_context()` is the trust to verify it.
@@ -17,6 +18,7 @@ import asyncio
 import datetime
 import ssl
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.webhooks.ssrf import BAD_PORTS
@@ -158,6 +160,19 @@ def _app(state: _State) -> Starlette:
         await record(request)
         return RedirectResponse(request.query_params["to"], status_code=302)
 
+    async def binary(request: Request) -> Response:
+        await record(request)
+        return Response(b"ok\x00\xffend", media_type="application/octet-stream")
+
+    async def cut(request: Request) -> Response:
+        await record(request)
+
+        async def partial() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise ConnectionAbortedError("the receiver drops the connection mid-answer")
+
+        return StreamingResponse(partial(), media_type="text/plain")
+
     async def big(request: Request) -> Response:
         await record(request)
         return Response(b"x" * BIG_BYTES, media_type="text/plain")
@@ -172,6 +187,8 @@ def _app(state: _State) -> Starlette:
                 ("slow", slow),
                 ("redirect", redirect),
                 ("big", big),
+                ("binary", binary),
+                ("cut", cut),
             )
         ]
     )

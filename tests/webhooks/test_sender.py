@@ -125,6 +125,43 @@ async def test_a_big_answer_is_cut_to_the_excerpt(
     assert (nothing.status, nothing.excerpt) == (200, "")
 
 
+async def test_an_excerpt_is_text_a_database_can_hold(
+    receiver: WebhookReceiver, sender: WebhookSender
+) -> None:
+    attempt = await sender.send(
+        receiver.url("/binary"), _signed(), BODY, timeout_s=TIMEOUT_S, excerpt_bytes=EXCERPT
+    )
+    assert (attempt.status, attempt.excerpt) == (200, "ok\ufffd\ufffdend")
+
+
+async def test_an_answer_cut_short_keeps_its_status_and_what_arrived(
+    receiver: WebhookReceiver, sender: WebhookSender
+) -> None:
+    attempt = await sender.send(
+        receiver.url("/cut"), _signed(), BODY, timeout_s=TIMEOUT_S, excerpt_bytes=EXCERPT
+    )
+    assert (attempt.status, attempt.error, attempt.excerpt) == (200, None, "partial")
+
+
+async def test_the_next_checked_address_is_tried_when_one_refuses(
+    receiver: WebhookReceiver,
+) -> None:
+    # 127.0.0.2 is loopback too, but the receiver listens on 127.0.0.1 only.
+    async def two_addresses(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1")]
+
+    async with WebhookSender(allow_private=True, resolver=two_addresses) as s:
+        attempt = await s.send(
+            receiver.url("/ok", host="receiver.test"),
+            _signed(),
+            BODY,
+            timeout_s=TIMEOUT_S,
+            excerpt_bytes=EXCERPT,
+        )
+    assert (attempt.status, attempt.error) == (200, None)
+    assert [r.headers["host"] for r in receiver.received] == [f"receiver.test:{receiver.port}"]
+
+
 async def test_nobody_listening_is_connection_refused(sender: WebhookSender) -> None:
     port = receiver_port()  # reserved for this process, nothing listens on it
     attempt = await sender.send(
