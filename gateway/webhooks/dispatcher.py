@@ -195,11 +195,11 @@ class Dispatcher:
                     disabled = DisabledReason.GONE.value
             else:
                 since = await dispatch.mark_failing(session, delivery.endpoint_id, at)
-                if since is not None and at - since > self._disable_after:
-                    if await dispatch.disable(
-                        session, delivery.endpoint_id, DisabledReason.FAILING
-                    ):
-                        disabled = DisabledReason.FAILING.value
+                too_long = since is not None and at - since > self._disable_after
+                if too_long and await dispatch.disable(
+                    session, delivery.endpoint_id, DisabledReason.FAILING
+                ):
+                    disabled = DisabledReason.FAILING.value
         log.info(
             "webhook_attempt",
             delivery=delivery.id,

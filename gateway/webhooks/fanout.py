@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.jobs.models import JobEvent
 from gateway.kit.outage import session_scope
 from gateway.webhooks.models import WebhookEventType, new_delivery_id
 from gateway.webhooks.repository import outbox
@@ -34,20 +33,12 @@ DELIVERABLE = frozenset(t.value for t in WebhookEventType)
 
 
 def webhook_body(event: PendingEvent) -> dict[str, Any]:
-    """The webhook payload of a job event: type, timestamp, and the JobEvent JSON."""
-    job_event = JobEvent(
-        id=f"{event.job_id}:{event.seq}",
-        type=event.type,  # type: ignore[arg-type]  # a stored EventType value
-        job_id=event.job_id,
-        seq=event.seq,
-        at=event.created_at,
-        owner=event.owner,
-        data=event.data,
-    )
+    """The webhook payload of a job event: type, timestamp, and the JobEvent JSON (what
+    `job_events.data` holds, the same document the live streams send)."""
     return {
         "type": event.type,
         "timestamp": event.created_at.isoformat(),
-        "data": job_event.model_dump(mode="json"),
+        "data": event.data,
     }
 
 

@@ -53,6 +53,7 @@ class DeliveryState(enum.StrEnum):
     """
 
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a replica's dispatcher, an attempt under way
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD = "dead"

@@ -1,5 +1,5 @@
-"""The webhooks plane of the public port: the endpoint service (more to come: the
-dispatcher that sends deliveries, started and stopped with the plane)."""
+"""The webhooks plane of the public port: the endpoint service, and the delivery loop
+(fan-out of job events and the dispatcher) started and stopped with the plane."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import ClassVar, Self
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
+from gateway.webhooks.delivery import DeliveryLoop
 from gateway.webhooks.service import WebhookService
 
 
@@ -24,9 +25,12 @@ class WebhooksPlane:
         self.resources = resources
         self.audience = audience
         self.service = WebhookService(resources)
+        self.delivery = DeliveryLoop(resources)
 
     async def start(self) -> None:
-        """Nothing runs in the background yet (the dispatcher will)."""
+        """Start the delivery loop (every replica runs one)."""
+        self.delivery.start()
 
     async def stop(self) -> None:
-        """Nothing to stop yet."""
+        """Stop the delivery loop (sends under way get a short grace)."""
+        await self.delivery.stop()

@@ -77,7 +77,7 @@ async def test_upgrade_to_heads_creates_the_tables_and_the_due_index(fresh_datab
 
 async def test_downgrading_the_branch_drops_only_its_tables(fresh_database: str) -> None:
     await asyncio.to_thread(upgrade_to_head, fresh_database)
-    await asyncio.to_thread(command.downgrade, alembic_config(fresh_database), "webhooks@-1")
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_database), "webhooks@-2")
     tables = await _tables(fresh_database)
     assert not tables & WEBHOOK_TABLES
     assert {"jobs", "parcels", "worker_tokens"} <= tables

@@ -27,5 +27,7 @@ class WebhookSettings(BaseSettings):
     webhook_response_excerpt_bytes: Annotated[int, Field(ge=0, le=65_536)] = 1024
     # An endpoint failing without a success for this long is disabled.
     webhook_disable_after_s: Annotated[int, Field(ge=60, le=86_400 * 60)] = 5 * 86_400
+    # How often each replica fans job events out and claims due deliveries.
+    webhook_dispatch_interval_s: Annotated[float, Field(gt=0, le=600)] = 0.2
     # Loopback and private addresses allowed as endpoints (never in production).
     webhook_allow_private_networks: bool = False

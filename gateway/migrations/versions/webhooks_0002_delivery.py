@@ -46,9 +46,7 @@ def upgrade() -> None:
         ["created_at"],
         postgresql_where=sa.text("webhooks_pending"),
     )
-    op.add_column(
-        "webhook_deliveries", sa.Column("lease_until", sa.DateTime(timezone=True))
-    )
+    op.add_column("webhook_deliveries", sa.Column("lease_until", sa.DateTime(timezone=True)))
     op.drop_constraint("ck_webhook_deliveries_state", "webhook_deliveries", type_="check")
     op.create_check_constraint("ck_webhook_deliveries_state", "webhook_deliveries", _STATES_NEW)
     # Leases to take back (a replica died mid-send).

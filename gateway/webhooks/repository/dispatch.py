@@ -87,7 +87,8 @@ _DISABLE = sa.text(
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: `service.secrets_for_signing` takes it through a protocol of plain attributes.
+@dataclass(slots=True)
 class Claimed:
     """A delivery this replica holds (`lease_until` is its fencing token) and what
     sending it needs of its endpoint."""
@@ -164,4 +165,5 @@ async def mark_failing(session: AsyncSession, endpoint_id: str, at: datetime) ->
 
 async def disable(session: AsyncSession, endpoint_id: str, reason: str) -> bool:
     """Disable the endpoint for `reason`; whether it was enabled."""
-    return (await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason})).first() is not None
+    found = await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason})
+    return found.first() is not None

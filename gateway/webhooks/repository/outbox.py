@@ -107,7 +107,9 @@ async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]
         await session.execute(_INSERT, list(rows))
 
 
-async def coalesce_progress(session: AsyncSession, row: dict[str, Any], job_id: str, seq: int) -> bool:
+async def coalesce_progress(
+    session: AsyncSession, row: dict[str, Any], job_id: str, seq: int
+) -> bool:
     """Fold a progress delivery into the endpoint's pending one of the same job, if any
     (the newer progress wins); whether one was there (nothing to insert then)."""
     found = (

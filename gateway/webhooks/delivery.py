@@ -1,0 +1,56 @@
+"""The delivery loop of a replica: fan job events out, then dispatch due deliveries.
+
+One `PeriodicLoop` step every WEBHOOK_DISPATCH_INTERVAL_S runs the fan-out (a few
+batches, so a backlog drains without starving the dispatch) and one dispatcher step.
+Every replica runs it; the claims (`FOR UPDATE SKIP LOCKED`) divide the work.
+"""
+
+from __future__ import annotations
+
+from gateway.core.resources import Resources
+from gateway.core.settings import Environment
+from gateway.kit.periodic import PeriodicLoop
+from gateway.webhooks.dispatcher import Dispatcher
+from gateway.webhooks.fanout import FanOut
+from gateway.webhooks.sender import WebhookSender
+
+# Fan-out batches per step: a backlog drains at up to this many batches an interval.
+FANOUT_BATCHES_PER_STEP = 4
+# Sends under way when the process stops get this long to finish.
+STOP_GRACE_S = 5.0
+
+
+class DeliveryLoop:
+    """The fan-out and the dispatcher of one replica, run by one periodic loop."""
+
+    def __init__(self, resources: Resources) -> None:
+        settings = resources.settings
+        self.sender = WebhookSender(
+            allow_private=settings.webhook_allow_private_networks,
+            require_https=settings.environment is Environment.PRODUCTION,
+        )
+        self.fanout = FanOut(resources.sessionmaker)
+        self.dispatcher = Dispatcher(resources.sessionmaker, self.sender, settings)
+        self._loop = PeriodicLoop(
+            "webhooks-delivery",
+            self.step,
+            settings.webhook_dispatch_interval_s,
+            stopping=resources.stopping,
+        )
+
+    async def step(self) -> None:
+        """Fan out pending job events, then claim and start sending due deliveries."""
+        for _ in range(FANOUT_BATCHES_PER_STEP):
+            if not await self.fanout.step():
+                break
+        await self.dispatcher.step()
+
+    def start(self) -> None:
+        """Start the loop."""
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop claiming, let sends under way finish (bounded), close the client."""
+        await self._loop.stop()
+        await self.dispatcher.close(STOP_GRACE_S)
+        await self.sender.aclose()
