@@ -391,3 +391,24 @@ def test_the_retry_schedule_spans_about_a_day_with_jitter() -> None:
     assert retry_delay(6, rand=lambda: 0.5) == pytest.approx(36_000)
     assert retry_delay(len(RETRY_DELAYS_S)) is None  # then the delivery is dead
     assert 16 * 3600 < sum(RETRY_DELAYS_S) < 24 * 3600
+
+
+async def test_the_running_plane_delivers_on_its_own(
+    settings: Settings, receiver: WebhookReceiver
+) -> None:
+    # The app's own loop at its usual pace: nobody drives a step.
+    overrides = {**OVERRIDES, "webhook_dispatch_interval_s": 0.05}
+    async with jobs_harness(settings, **overrides) as live:
+        key = await live.key()
+        wh = await endpoint(live, key, receiver.url("/ok"), ["job.completed", "webhook.test"])
+        job_id = await completed_job(live, key)
+        test = await live.public.post(f"/v1/webhooks/{wh['id']}/test", headers={"X-API-Key": key})
+        assert test.status_code == 202, test.text
+
+        async def both_arrived() -> bool:
+            return len(receiver.received) >= 2
+
+        await wait_until(both_arrived, what="the job's event and the test event arriving")
+        types = {verified(wh["secret"], r)["type"]: r for r in receiver.received}
+        assert set(types) == {"job.completed", "webhook.test"}
+        assert verified(wh["secret"], types["job.completed"])["data"]["job_id"] == job_id
