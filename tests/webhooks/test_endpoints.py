@@ -25,12 +25,15 @@ from tests.support.jobs import JobsHarness, jobs_harness
 pytestmark = pytest.mark.integration
 
 URL = "https://1.1.1.1/hooks/gw?token=receiver-side-token"
+# The app's delivery loop (branch whsend) would send these tests' deliveries to URL; one
+# step per 10 minutes keeps them pending, as these tests expect.
+IDLE_DELIVERY = {"webhook_dispatch_interval_s": 600.0}
 
 
 @pytest.fixture
 async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
     """One gateway's apps; webhook URLs on private networks refused (the default)."""
-    async with jobs_harness(settings) as harness:
+    async with jobs_harness(settings, **IDLE_DELIVERY) as harness:
         yield harness
 
 
@@ -156,7 +159,7 @@ async def test_list_is_newest_first_and_pages_with_a_cursor(h: JobsHarness) -> N
 
 
 async def test_anonymous_callers_own_no_webhooks(settings: Settings) -> None:
-    async with jobs_harness(settings, anonymous_tier="free") as anon:
+    async with jobs_harness(settings, **IDLE_DELIVERY, anonymous_tier="free") as anon:
         response = await anon.public.post(
             "/v1/webhooks", json={"url": URL, "events": ["job.completed"]}
         )
@@ -237,7 +240,7 @@ async def test_a_changed_url_is_checked_like_a_new_one(h: JobsHarness) -> None:
 
 
 async def test_private_urls_are_accepted_when_settings_allow_them(settings: Settings) -> None:
-    async with jobs_harness(settings, webhook_allow_private_networks=True) as h:
+    async with jobs_harness(settings, **IDLE_DELIVERY, webhook_allow_private_networks=True) as h:
         key = await h.key()
         response = await h.public.post(
             "/v1/webhooks",
@@ -252,7 +255,7 @@ async def test_production_requires_https(settings: Settings) -> None:
     # Production settings insist on more than this test needs (hosts, secrets): the
     # check reads the environment only, so a copy with just that changed shows it.
     async with jobs_harness(
-        settings, environment=Environment.PRODUCTION, redis_allow_volatile=True
+        settings, **IDLE_DELIVERY, environment=Environment.PRODUCTION, redis_allow_volatile=True
     ) as h:
         key = await h.key()
         plain = await h.public.post(
@@ -460,7 +463,7 @@ async def test_a_second_rotation_retires_the_first_secret(h: JobsHarness) -> Non
 
 
 async def test_without_an_overlap_the_old_secret_stops_at_once(settings: Settings) -> None:
-    async with jobs_harness(settings, webhook_secret_overlap_s=0) as h:
+    async with jobs_harness(settings, **IDLE_DELIVERY, webhook_secret_overlap_s=0) as h:
         key = await h.key()
         created = await create(h, key)
         response = await h.public.post(
