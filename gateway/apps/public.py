@@ -17,6 +17,7 @@ from gateway.fastpath.cache_hit import PropertyHitShortcut
 from gateway.jobs.plane import JobsPlane
 from gateway.public.plane import PublicPlane
 from gateway.streams.plane import StreamsPlane
+from gateway.webhooks.plane import WebhooksPlane
 
 _EXPOSED = [
     "RateLimit",
@@ -70,7 +71,12 @@ def create_public_app(resources: Resources) -> FastAPI:
         title="Tax-lien gateway: public API",
         routers=public_routers(),
         docs_enabled=resources.settings.public_docs_enabled,
-        planes=[plane, JobsPlane.build(resources), StreamsPlane.build(resources)],
+        planes=[
+            plane,
+            JobsPlane.build(resources),
+            StreamsPlane.build(resources),
+            WebhooksPlane.build(resources),
+        ],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.
         layers=layers,

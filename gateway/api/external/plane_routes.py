@@ -1,4 +1,5 @@
-"""Routers of the public plane (properties, account, admin) and of client jobs."""
+"""Routers of the public plane (properties, account, admin), of client jobs, live
+streams and webhooks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gateway.api.external import (
     jobs,
     properties,
     streams,
+    webhooks,
     ws,
 )
 
@@ -30,4 +32,5 @@ def plane_routers() -> list[APIRouter]:
         ws.router,
         downloads.router,
         admin_jobs.router,
+        webhooks.router,
     ]

@@ -1,0 +1,1 @@
+"""SQL of webhooks (tables in `tables.py`, migration `webhooks_0001`)."""
