@@ -85,7 +85,7 @@ Url = Annotated[
 ]
 Events = Annotated[
     list[WebhookEventType],
-    Field(min_length=1, max_length=len(WebhookEventType), description="Events to deliver"),
+    Field(min_length=1, max_length=64, description="Events to deliver (repeats dropped)"),
     AfterValidator(_dedupe),
 ]
 Description = Annotated[

@@ -16,8 +16,6 @@ logged: log lines name the endpoint id and the URL's host.
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -52,6 +50,7 @@ from gateway.webhooks.models import (
 )
 from gateway.webhooks.repository import deliveries as delivery_repo
 from gateway.webhooks.repository import endpoints as repo
+from gateway.webhooks.signing import new_secret
 
 log = structlog.get_logger("gateway.webhooks.service")
 
@@ -83,15 +82,6 @@ def secrets_for_signing(endpoint: EndpointSecrets, now: datetime) -> list[str]:
     if endpoint.previous_secret and until is not None and now < until:
         keys.append(endpoint.previous_secret)
     return keys
-
-
-def new_secret() -> str:
-    """A signing secret per Standard Webhooks: `whsec_` and base64 of 24 random bytes.
-
-    Same format as `gateway.webhooks.signing.new_secret` (branch whsign); kept here until
-    both branches are merged, then this delegates to it.
-    """
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def endpoint_out(row: Any) -> WebhookEndpointOut:

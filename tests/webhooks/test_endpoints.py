@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import text
 
 from gateway.core.logs import configure_logging
 from gateway.core.settings import Environment, LogFormat, Settings
+from gateway.core.settings.tiers import DEFAULT_TIERS
 from gateway.webhooks.plane import WebhooksPlane
 from gateway.webhooks.repository import deliveries as delivery_repo
 from tests.support.jobs import JobsHarness, jobs_harness
@@ -187,13 +189,21 @@ async def test_anonymous_callers_own_no_webhooks(settings: Settings) -> None:
         ({"url": URL}, "events"),
         ({"url": URL, "events": ["job.completed"], "description": "x" * 501}, "description"),
         ({"url": URL, "events": ["job.completed"], "secret": "whsec_mine"}, "secret"),
+        ({"url": "https://1.1.1.1/\ud800", "events": ["job.completed"]}, "url"),
+        ({"url": URL, "events": ["job.completed"], "description": "a\ud800"}, "description"),
+        ({"url": URL, "events": ["job.completed"] * 65}, "events"),
     ],
 )
 async def test_bad_bodies_are_422_naming_the_field_and_create_nothing(
     h: JobsHarness, body: dict[str, Any], field: str
 ) -> None:
     key = await h.key()
-    response = await h.public.post("/v1/webhooks", json=body, headers=auth(key))
+    # json.dumps escapes lone surrogates as JSON can (`\\ud800`); httpx's encoder cannot.
+    response = await h.public.post(
+        "/v1/webhooks",
+        content=json.dumps(body),
+        headers={**auth(key), "Content-Type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert any(field in e["loc"] for e in response.json()["errors"]), response.json()
@@ -418,6 +428,27 @@ async def test_concurrent_creations_never_exceed_the_cap(h: JobsHarness) -> None
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] * cap + [429] * 3
     assert await h.count("SELECT count(*) FROM webhook_endpoints") == cap
+
+
+async def test_a_tier_without_webhooks_is_refused_with_403(
+    settings: Settings, tmp_path: Path
+) -> None:
+    tiers = {
+        name: {k: v for k, v in tier.model_dump().items() if k != "name"}
+        for name, tier in DEFAULT_TIERS.items()
+    }
+    tiers["free"]["max_webhooks"] = 0
+    path = tmp_path / "tiers.json"
+    path.write_text(json.dumps({"tiers": tiers}))
+    async with jobs_harness(settings, tiers_file=path) as h:
+        response = await h.public.post(
+            "/v1/webhooks",
+            json={"url": URL, "events": ["job.completed"]},
+            headers=auth(await h.key(tier="free")),
+        )
+        assert response.status_code == 403
+        assert "free" in response.json()["detail"]
+        await create(h, await h.key(tier="pro"))
 
 
 # -- secrets --------------------------------------------------------------------------
