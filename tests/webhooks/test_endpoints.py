@@ -440,7 +440,7 @@ async def test_a_tier_without_webhooks_is_refused_with_403(
     tiers["free"]["max_webhooks"] = 0
     path = tmp_path / "tiers.json"
     path.write_text(json.dumps({"tiers": tiers}))
-    async with jobs_harness(settings, tiers_file=path) as h:
+    async with jobs_harness(settings, **IDLE_DELIVERY, tiers_file=path) as h:
         response = await h.public.post(
             "/v1/webhooks",
             json={"url": URL, "events": ["job.completed"]},
