@@ -3,8 +3,8 @@ into deliveries, and dispatchers send them to real local receivers (127.0.0.1, a
 WEBHOOK_ALLOW_PRIVATE_NETWORKS), signed and verified with the `standardwebhooks`
 reference library.
 
-The app's own delivery loop is slowed to one step per 10 minutes, so each test drives
-the fan-out and dispatcher steps itself (and waits for conditions, never for time).
+The app's own delivery loop is stopped, so each test drives the fan-out and dispatcher
+steps itself (and waits for conditions, never for time); the last test runs the loop.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ NO_WAIT = (0.0,) * len(RETRY_DELAYS_S)
 
 @pytest.fixture
 async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    """One gateway's apps; loopback receivers allowed, its delivery loop nearly idle."""
+    """One gateway's apps; loopback receivers allowed, its delivery loop stopped (the
+    tests run the steps)."""
     async with jobs_harness(settings, **OVERRIDES) as harness:
+        # Stopped, not just idle: its first step, at startup, could otherwise still be
+        # running when a test's first delivery is due. (Stopping twice is harmless.)
+        await plane_of(harness).stop()
         yield harness
 
 
@@ -134,9 +138,10 @@ async def test_a_completed_job_reaches_the_receiver_signed(
     key = await h.key()
     wh = await endpoint(h, key, receiver.url("/ok"), ["job.completed"])
     job_id = await completed_job(h, key)
-    delivery = plane_of(h).delivery
-    assert await delivery.fanout.drain() > 0
-    assert await send_once(delivery.dispatcher) == 1
+    fanout = plane_of(h).delivery.fanout
+    assert await fanout.drain() > 0
+    async with dispatcher(h) as d:
+        assert await send_once(d) == 1
 
     [got] = receiver.received
     payload = verified(wh["secret"], got)
@@ -153,8 +158,9 @@ async def test_a_completed_job_reaches_the_receiver_signed(
     ]
     # Fanned out once: nothing more to send, and the job's other events (queued,
     # progress) went to no endpoint that did not ask for them.
-    assert await delivery.fanout.drain() == 0
-    assert await send_once(delivery.dispatcher) == 0
+    assert await fanout.drain() == 0
+    async with dispatcher(h) as d:
+        assert await send_once(d) == 0
     assert len(receiver.received) == 1
 
 
@@ -277,7 +283,10 @@ async def test_a_dead_endpoint_does_not_hold_up_a_healthy_one(
         # its cap (1) is its own, not the process's.
         states = sorted(x["state"] for x in await deliveries(h, key, stuck["id"]))
         assert states == ["pending", "sending"]
-        assert [r.path for r in receiver.received].count("/slow") == 1
+        await wait_until(
+            lambda: [r.path for r in receiver.received].count("/slow") == 1,
+            what="the stuck endpoint's one request held by the receiver",
+        )
         receiver.stop()  # releases the held request before the dispatcher closes
 
 
@@ -412,3 +421,21 @@ async def test_the_running_plane_delivers_on_its_own(
         types = {verified(wh["secret"], r)["type"]: r for r in receiver.received}
         assert set(types) == {"job.completed", "webhook.test"}
         assert verified(wh["secret"], types["job.completed"])["data"]["job_id"] == job_id
+
+
+async def test_a_process_sends_at_most_its_in_flight_bound(
+    h: JobsHarness, receiver: WebhookReceiver
+) -> None:
+    key = await h.key()
+    hooks = [await endpoint(h, key, receiver.url("/slow"), ["job.completed"]) for _ in range(3)]
+    await completed_job(h, key)
+    await plane_of(h).delivery.fanout.drain()
+    async with dispatcher(h, max_in_flight=2, settings={"webhook_timeout_s": 60}) as d:
+        assert await d.step() == 2
+        assert await d.step() == 0  # both slots held by the stuck receivers
+        assert d.in_flight == 2
+        states = sorted(
+            [x["state"] for hook in hooks for x in await deliveries(h, key, hook["id"])]
+        )
+        assert states == ["pending", "sending", "sending"]
+        receiver.stop()  # releases the held requests before the dispatcher closes
