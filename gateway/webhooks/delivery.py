@@ -16,8 +16,9 @@ from gateway.webhooks.sender import WebhookSender
 
 # Fan-out batches per step: a backlog drains at up to this many batches an interval.
 FANOUT_BATCHES_PER_STEP = 4
-# Sends under way when the process stops get this long to finish.
-STOP_GRACE_S = 5.0
+# Sends under way when the process stops get this long to finish (well inside the
+# process's graceful timeout); a send cut short is sent again once its lease runs out.
+STOP_GRACE_S = 2.0
 
 
 class DeliveryLoop:
