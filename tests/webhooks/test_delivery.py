@@ -439,3 +439,36 @@ async def test_a_process_sends_at_most_its_in_flight_bound(
         )
         assert states == ["pending", "sending", "sending"]
         receiver.stop()  # releases the held requests before the dispatcher closes
+
+
+async def test_a_gateway_stopped_mid_send_leaves_the_delivery_to_be_sent_again(
+    h: JobsHarness, settings: Settings, receiver: WebhookReceiver
+) -> None:
+    key = await h.key()
+    wh = await endpoint(h, key, receiver.url("/slow"), ["job.completed"])
+    overrides = {**OVERRIDES, "webhook_dispatch_interval_s": 0.05, "webhook_timeout_s": 60}
+    async with jobs_harness(settings, **overrides) as doomed:
+        await completed_job(doomed, key)
+        await wait_until(lambda: len(receiver.received) == 1, what="the send on the wire")
+    # That gateway stopped with the request unanswered: the delivery is still leased,
+    # with no attempt recorded.
+    [held] = await deliveries(h, key, wh["id"])
+    assert (held["state"], held["attempts"]) == ("sending", [])
+    await sql(
+        h,
+        "UPDATE webhook_endpoints SET url = :u WHERE id = :id",
+        u=receiver.url("/ok"),
+        id=wh["id"],
+    )
+    await sql(
+        h,
+        "UPDATE webhook_deliveries SET lease_until = now() - interval '1 second' WHERE id = :id",
+        id=held["id"],
+    )
+    async with dispatcher(h) as d:
+        assert await send_once(d) == 1
+    first, again = receiver.received
+    assert first.headers["webhook-id"] == again.headers["webhook-id"] == held["id"]
+    assert verified(wh["secret"], first) == verified(wh["secret"], again)
+    [done] = await deliveries(h, key, wh["id"])
+    assert done["state"] == "succeeded"
