@@ -315,8 +315,10 @@ async def test_tampered_tokens_are_403_problems(settings: Settings, tiers: Path)
 
 
 async def test_expired_and_revoked_links_are_410(settings: Settings, tiers: Path) -> None:
-    # No upkeep pass: it would hold a pool connection while the test counts them.
-    async with public_app(settings, tiers_file=tiers, job_upkeep_interval_s=3600) as app:
+    # No upkeep pass or delivery step: either would hold a pool connection while the
+    # test counts them.
+    quiet = {"job_upkeep_interval_s": 3600, "webhook_dispatch_interval_s": 3600}
+    async with public_app(settings, tiers_file=tiers, **quiet) as app:
         key = await app.key(tier="free")
         other = await app.key(tier="free", user="bob")
         owner = await _owner_of(app, key)
@@ -444,9 +446,10 @@ class Served:
 async def _served(settings: Settings, **overrides: Any) -> AsyncIterator[Served]:
     """The public app on a real socket: ASGITransport buffers whole bodies, so neither a
     disconnect nor a slow reader can be shown through it."""
-    # No upkeep pass during the test: the tests count the pool's checked-out connections,
-    # and a pass holds one for as long as it runs.
-    s = settings.model_copy(update={"job_upkeep_interval_s": 3600, **overrides})
+    # No upkeep pass or webhook delivery step during the test: the tests count the pool's
+    # checked-out connections, and either holds one for as long as it runs.
+    quiet = {"job_upkeep_interval_s": 3600, "webhook_dispatch_interval_s": 3600}
+    s = settings.model_copy(update={**quiet, **overrides})
     assert s.redis_url is not None
     assert s.database_url is not None
     async with open_resources(s, BackendUrls(s.redis_url, s.database_url)) as resources:
