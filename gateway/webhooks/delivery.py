@@ -2,16 +2,25 @@
 
 One `PeriodicLoop` step every WEBHOOK_DISPATCH_INTERVAL_S runs the fan-out (a few
 batches, so a backlog drains without starving the dispatch) and one dispatcher step.
-Every replica runs it; the claims (`FOR UPDATE SKIP LOCKED`) divide the work.
+Every replica runs it; the claims (`FOR UPDATE SKIP LOCKED`) divide the work. At most
+every `OUTBOX_REFRESH_S` a step also reads the outbox's backlog into the metrics.
 """
 
 from __future__ import annotations
 
+import time
+
+import structlog
+
+from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.core.settings import Environment
+from gateway.kit.outage import session_scope
 from gateway.kit.periodic import PeriodicLoop
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.fanout import FanOut
+from gateway.webhooks.metrics import OUTBOX_REFRESH_S, WebhookMetrics, webhook_metrics
+from gateway.webhooks.repository import outbox
 from gateway.webhooks.sender import WebhookSender
 
 # Fan-out batches per step: a backlog drains at up to this many batches an interval.
@@ -20,18 +29,25 @@ FANOUT_BATCHES_PER_STEP = 4
 # process's graceful timeout); a send cut short is sent again once its lease runs out.
 STOP_GRACE_S = 2.0
 
+log = structlog.get_logger("gateway.webhooks.delivery")
+
 
 class DeliveryLoop:
     """The fan-out and the dispatcher of one replica, run by one periodic loop."""
 
     def __init__(self, resources: Resources) -> None:
         settings = resources.settings
+        self._sessionmaker = resources.sessionmaker
+        self.metrics: WebhookMetrics = webhook_metrics(resources.metrics.registry(Audience.PUBLIC))
+        self._backlog_read_at: float | None = None
         self.sender = WebhookSender(
             allow_private=settings.webhook_allow_private_networks,
             require_https=settings.environment is Environment.PRODUCTION,
         )
-        self.fanout = FanOut(resources.sessionmaker)
-        self.dispatcher = Dispatcher(resources.sessionmaker, self.sender, settings)
+        self.fanout = FanOut(resources.sessionmaker, metrics=self.metrics)
+        self.dispatcher = Dispatcher(
+            resources.sessionmaker, self.sender, settings, metrics=self.metrics
+        )
         self._loop = PeriodicLoop(
             "webhooks-delivery",
             self.step,
@@ -45,6 +61,22 @@ class DeliveryLoop:
             if not await self.fanout.step():
                 break
         await self.dispatcher.step()
+        now = time.monotonic()
+        if self._backlog_read_at is None or now - self._backlog_read_at >= OUTBOX_REFRESH_S:
+            self._backlog_read_at = now
+            await self.refresh_backlog()
+
+    async def refresh_backlog(self) -> None:
+        """Read the outbox's backlog into the gauges (the value is kept on an error:
+        the database outage is reported by its own metrics)."""
+        try:
+            async with session_scope(self._sessionmaker) as session:
+                found = await outbox.backlog(session)
+        except Exception as exc:
+            log.warning("webhook_backlog_unread", error=type(exc).__name__)
+            return
+        self.metrics.outbox_pending.set(found.pending)
+        self.metrics.outbox_oldest.set(found.oldest_s)
 
     def start(self) -> None:
         """Start the loop."""

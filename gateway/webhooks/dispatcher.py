@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.core.settings import Settings
 from gateway.kit.outage import session_scope
 from gateway.webhooks import signing
+from gateway.webhooks.metrics import WebhookMetrics, unexported
 from gateway.webhooks.models import DeliveryState, DisabledReason
 from gateway.webhooks.repository import dispatch
 from gateway.webhooks.repository.dispatch import Claimed
@@ -72,6 +73,17 @@ def outcome_state(attempt: Attempt) -> str:
     return DeliveryState.PENDING.value
 
 
+def metric_outcome(state: str) -> str:
+    """The `outcome` label of a recorded attempt from the state it left its delivery in
+    (`failed` is only ever a 410's)."""
+    return {
+        DeliveryState.SUCCEEDED.value: "succeeded",
+        DeliveryState.PENDING.value: "failed_retry",
+        DeliveryState.DEAD.value: "dead",
+        DeliveryState.FAILED.value: "gone",
+    }[state]
+
+
 class Dispatcher:
     """Claims due deliveries and sends them, a task per delivery (see the module)."""
 
@@ -85,6 +97,7 @@ class Dispatcher:
         max_in_flight: int = MAX_IN_FLIGHT,
         lease_s: float | None = None,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._sender = sender
@@ -96,6 +109,7 @@ class Dispatcher:
         self._lease_s = lease_s if lease_s is not None else self._timeout_s + LEASE_MARGIN_S
         self._delays = tuple(retry_delays_s)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics = metrics if metrics is not None else unexported()
 
     @property
     def in_flight(self) -> int:
@@ -152,6 +166,7 @@ class Dispatcher:
                 timeout_s=self._timeout_s,
                 excerpt_bytes=self._excerpt_bytes,
             )
+            self._metrics.attempt_seconds.observe(attempt.latency_ms / 1000)
             await self._record(delivery, now, attempt)
         except asyncio.CancelledError:
             raise
@@ -200,6 +215,9 @@ class Dispatcher:
                     session, delivery.endpoint_id, DisabledReason.FAILING
                 ):
                     disabled = DisabledReason.FAILING.value
+        self._metrics.deliveries.labels(metric_outcome(state)).inc()
+        if disabled is not None:
+            self._metrics.disabled.labels(disabled).inc()
         log.info(
             "webhook_attempt",
             delivery=delivery.id,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.kit.outage import session_scope
+from gateway.webhooks.metrics import WebhookMetrics, unexported
 from gateway.webhooks.models import WebhookEventType, new_delivery_id
 from gateway.webhooks.repository import outbox
 from gateway.webhooks.repository.outbox import PendingEvent
@@ -46,10 +47,15 @@ class FanOut:
     """Makes the deliveries of pending job events, a batch per `step`."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, batch: int = FANOUT_BATCH
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        batch: int = FANOUT_BATCH,
+        metrics: WebhookMetrics | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._batch = batch
+        self._metrics = metrics if metrics is not None else unexported()
 
     async def step(self) -> int:
         """Fan out one batch; how many events it took (0: none pending)."""
@@ -63,6 +69,7 @@ class FanOut:
             for sub in await outbox.subscribers(session, owners):
                 by_owner.setdefault(sub.owner, []).append(sub)
             rows: list[dict[str, Any]] = []
+            created = 0
             # Events in order, so a job's later progress replaces its earlier one.
             for event in sorted(wanted, key=lambda e: (e.job_id, e.seq)):
                 subs = [s for s in by_owner.get(event.owner, ()) if event.type in s.events]
@@ -83,10 +90,14 @@ class FanOut:
                             session, row, event.job_id, event.seq
                         ):
                             await outbox.insert_deliveries(session, [row])
+                            created += 1
                     else:
                         rows.append(row)
             await outbox.insert_deliveries(session, rows)
             await outbox.clear_events(session, events)
+        # Counted once committed (a duplicate skipped by ON CONFLICT cannot happen while
+        # the flag is cleared in the same transaction).
+        self._metrics.fanout.inc(created + len(rows))
         return len(events)
 
     async def drain(self) -> int:

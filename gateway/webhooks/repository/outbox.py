@@ -124,3 +124,29 @@ async def coalesce_progress(
             _REPLACE, {"id": found.id, "payload": row["payload"], "event_id": row["event_id"]}
         )
     return True
+
+
+# The backlog the metrics report: deliveries of enabled endpoints still to send (a
+# disabled endpoint's pending ones are never sent, so they are not a backlog), and how
+# long the oldest due one has waited. Both states have partial indexes.
+_BACKLOG = sa.text(
+    "SELECT count(*) AS pending,"
+    " coalesce(extract(epoch FROM now() - min(d.next_attempt_at)"
+    "   FILTER (WHERE d.state = 'pending' AND d.next_attempt_at <= now())), 0) AS oldest_s"
+    " FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+    " WHERE d.state IN ('pending', 'sending') AND e.enabled"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Deliveries waiting or being sent, and the age of the oldest due one (seconds)."""
+
+    pending: int
+    oldest_s: float
+
+
+async def backlog(session: AsyncSession) -> Backlog:
+    """The outbox's backlog (see `_BACKLOG`)."""
+    row = (await session.execute(_BACKLOG)).one()
+    return Backlog(int(row.pending), max(0.0, float(row.oldest_s)))
