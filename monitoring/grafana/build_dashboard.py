@@ -497,6 +497,71 @@ ROWS: list[tuple[str, list[Panel]]] = [
         ],
     ),
     (
+        "Webhooks",
+        [
+            Panel(
+                "Webhook deliveries by outcome",
+                "ops",
+                [
+                    (
+                        "sum by (outcome) "
+                        f"(rate(gateway_webhook_deliveries_total{{{HTTP}}}{RATE}))",
+                        "{{outcome}}",
+                    ),
+                    (
+                        f"sum (rate(gateway_webhook_fanout_total{{{HTTP}}}{RATE}))",
+                        "created",
+                    ),
+                ],
+                "Attempts recorded: succeeded (2xx), failed_retry (another attempt is "
+                "scheduled), dead (no retries left), gone (410 disabled the endpoint). "
+                "Created: deliveries fanned out of job events.",
+            ),
+            Panel(
+                "Webhook attempt latency p50 / p99",
+                "s",
+                [
+                    (
+                        quantile(q, "gateway_webhook_attempt_seconds", HTTP, "le"),
+                        f"p{round(q * 100)}",
+                    )
+                    for q in (0.5, 0.99)
+                ],
+                "One attempt: connect, send, read the answer up to its cap. Timeouts "
+                "(WEBHOOK_TIMEOUT_S) are included, so a dead receiver pulls p99 up.",
+            ),
+            Panel(
+                "Webhook endpoints disabled",
+                "short",
+                [
+                    (
+                        "sum by (reason) "
+                        f"(increase(gateway_webhook_endpoints_disabled_total{{{HTTP}}}[1h]))",
+                        "{{reason}} (last hour)",
+                    )
+                ],
+                "Disabled by delivery: gone (the receiver answered 410), failing (no "
+                "success for WEBHOOK_DISABLE_AFTER_S). The owner re-enables with PATCH.",
+            ),
+            Panel(
+                "Webhook outbox backlog",
+                "short",
+                [(f"max (gateway_webhook_outbox_pending{{{HTTP}}})", "pending + sending")],
+                "Cluster gauge read from PostgreSQL: deliveries of enabled endpoints "
+                "waiting for a first attempt or a retry, or being sent.",
+                width=12,
+            ),
+            Panel(
+                "Oldest due webhook delivery",
+                "s",
+                [(f"max (gateway_webhook_outbox_oldest_seconds{{{HTTP}}})", "oldest due")],
+                "Cluster gauge: how long the oldest due pending delivery has waited. "
+                "Growing means the dispatchers do not keep up (WebhookOutboxBacklog).",
+                width=12,
+            ),
+        ],
+    ),
+    (
         "Proxy pool and runtime",
         [
             Panel(

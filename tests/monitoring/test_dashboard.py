@@ -63,13 +63,15 @@ def test_model_is_current_with_its_generator() -> None:
 
 
 def test_rows_in_order() -> None:
-    """The issue's four rows, with live streams after the worker plane's client jobs."""
+    """The issue's four rows, with live streams and webhooks after the worker plane's
+    client jobs."""
     rows = [p["title"] for p in model()["panels"] if p["type"] == "row"]
     assert rows == [
         "Public traffic",
         "Protection",
         "Worker plane",
         "Live streams",
+        "Webhooks",
         "Proxy pool and runtime",
     ]
 
@@ -86,6 +88,13 @@ def test_live_streams_row_shows_every_stream_metric() -> None:
     streams = {name for name, spec in CONTRACT.items() if spec["plane"] == "streams"}
     assert streams
     assert streams - dashboard_metrics() == set()
+
+
+def test_webhooks_row_shows_every_webhook_metric() -> None:
+    """Every webhook series of the contract is on the dashboard."""
+    webhooks = {name for name, spec in CONTRACT.items() if spec["plane"] == "webhooks"}
+    assert len(webhooks) == 6
+    assert webhooks - dashboard_metrics() == set()
 
 
 def test_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
