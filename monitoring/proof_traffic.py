@@ -15,6 +15,9 @@ reports the panels that only it could feed as MISSING ... (pending), and fails.
     streams       filled: a job per round followed over real SSE streams (snapshot,
                   live events, a resume, a resync, both follower-cap 429s) while a
                   worker token completes it; one stream held open for the whole run
+    webhooks      filled: a job per round completed, its job.completed delivered to a
+                  local receiver answering 200 and to one answering 500 (retried);
+                  a third answering 410 is disabled by the first round's delivery
 
 Sources get a `TrafficContext`: an httpx client, the three ports, the fake upstream
 (switch `upstream.outage` on to make it answer 503s), and the Redis/database URLs and
@@ -381,8 +384,10 @@ PUBLIC_PLANE_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = publi
 STREAM_PLATFORM = "proof_stream"  # a two-item job per round, completed by this source
 HOLD_PLATFORM = "proof_stream_hold"  # one job nobody works: its stream stays open
 STREAM_WORKER_ID = "proof-stream-worker"
+WEBHOOK_PLATFORM = "proof_webhook"  # a one-item job per round, its completion delivered
 STREAMS_ENV: dict[str, str] = {
-    "JOB_PLATFORMS": json.dumps({"parcel": [STREAM_PLATFORM, HOLD_PLATFORM]}),
+    # The webhooks source's platform too: one JOB_PLATFORMS serves both sources.
+    "JOB_PLATFORMS": json.dumps({"parcel": [STREAM_PLATFORM, HOLD_PLATFORM, WEBHOOK_PLATFORM]}),
     "SSE_MAX_PER_JOB": "2",
     "SSE_MAX_PER_PRINCIPAL": "4",
     # A keep-alive every second: the held stream is never idle for the client's
@@ -626,6 +631,189 @@ async def streams_stop(ctx: TrafficContext) -> None:
 STREAMS_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = streams_traffic
 
 
+# --- webhooks -------------------------------------------------------------------------
+# Each round completes a one-item job of WEBHOOK_PLATFORM; its job.completed is fanned
+# out to three endpoints on a local receiver (loopback, allowed by
+# WEBHOOK_ALLOW_PRIVATE_NETWORKS): /ok answers 200 (succeeded, latency), /fail 500
+# (failed_retry, and the retries keep the outbox non-empty), /gone 410 (the first
+# delivery disables it: endpoints disabled {reason="gone"}, outcome gone). The round
+# waits until /ok received the job's delivery (by its payload), never for a set time.
+# Not produced: dead (the last retry is hours away) and disabled "failing" (days).
+
+WEBHOOKS_ENV: dict[str, str] = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
+WEBHOOK_WORKER_ID = "proof-webhook-worker"
+_WEBHOOK_WAIT_S = 15.0
+
+
+class WebhookReceiver:
+    """A loopback HTTP server for webhook deliveries: the status is the path's
+    (`/ok` 200, `/fail` 500, `/gone` 410); the job ids of `/ok` deliveries are kept."""
+
+    STATUSES: dict[str, tuple[int, bytes]] = {
+        "/ok": (200, b"OK"),
+        "/fail": (500, b"Internal Server Error"),
+        "/gone": (410, b"Gone"),
+    }
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.received: dict[str, int] = {}
+        self.ok_jobs: set[str] = set()
+        self._server: asyncio.Server | None = None
+
+    def url(self, path: str) -> str:
+        """The endpoint URL of one behaviour."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line, *lines = head.decode("latin-1").split("\r\n")
+            path = request_line.split(" ")[1] if " " in request_line else ""
+            length = 0
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip() or 0)
+            body = await reader.readexactly(length) if length else b""
+            self.received[path] = self.received.get(path, 0) + 1
+            status, reason = self.STATUSES.get(path, (404, b"Not Found"))
+            if status == 200:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    self.ok_jobs.add(json.loads(body)["data"]["job_id"])
+            writer.write(
+                b"HTTP/1.1 %d %s\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                % (status, reason)
+            )
+            await writer.drain()
+        writer.close()
+
+    async def start(self) -> None:
+        """Serve on a free loopback port (until `stop`)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+@dataclass
+class WebhooksState:
+    """What the webhooks source seeded: a key, a worker token, the receiver."""
+
+    key: str
+    token: str
+    receiver: WebhookReceiver
+
+
+async def _webhooks_setup(ctx: TrafficContext) -> WebhooksState:
+    """A key with three endpoints (200, 500, 410) on a started receiver, and a token."""
+    from gateway.work.plane import token_store
+    from gateway.work.tokens import Role
+
+    key = (await create_api_keys(ctx, ("enterprise",)))["enterprise"]
+    async with gateway_resources(ctx) as resources:
+        token = await token_store(resources).create(
+            audience="parcel", name="proof-webhooks-worker", role=Role.WORKER
+        )
+    receiver = WebhookReceiver()
+    await receiver.start()
+    for path in WebhookReceiver.STATUSES:
+        response = await ctx.client.post(
+            ctx.url("public", "/v1/webhooks"),
+            json={"url": receiver.url(path), "events": ["job.completed"]},
+            headers={"X-API-Key": key},
+        )
+        if response.status_code != 201:
+            await receiver.stop()
+            raise RuntimeError(f"webhook endpoint {path}: {response.status_code} {response.text}")
+    return WebhooksState(key, token, receiver)
+
+
+async def _complete_webhook_task(ctx: TrafficContext, state: WebhooksState) -> None:
+    """Lease the round's WEBHOOK_PLATFORM task on the parcel port and post its success."""
+    headers = {"X-Worker-Token": state.token}
+    base = ctx.url("parcel", "/internal")
+    params: dict[str, str | int] = {
+        "worker_id": WEBHOOK_WORKER_ID,
+        "platforms": WEBHOOK_PLATFORM,
+        "limit": 1,
+        "wait": 0,
+    }
+    work = await ctx.client.get(f"{base}/work", params=params, headers=headers)
+    work.raise_for_status()
+    (task,) = work.json()["tasks"]
+    result = {
+        "task_id": task["task_id"],
+        "lease_id": task["lease_id"],
+        "status": "succeeded",
+        "data": _result_data("parcel", task["key"], WEBHOOK_PLATFORM),
+    }
+    body = {"worker_id": WEBHOOK_WORKER_ID, "results": [result]}
+    (await ctx.client.post(f"{base}/results", json=body, headers=headers)).raise_for_status()
+
+
+async def webhooks_traffic(ctx: TrafficContext) -> None:
+    """One job completed and its job.completed delivered (see above)."""
+    state: WebhooksState | None = ctx.state.get("webhooks")
+    if state is None:
+        state = ctx.state["webhooks"] = await _webhooks_setup(ctx)
+    job = await _submit(ctx, state.key, WEBHOOK_PLATFORM, [f"webhook-{ctx.round}"])
+    await _complete_webhook_task(ctx, state)
+    deadline = time.monotonic() + _WEBHOOK_WAIT_S
+    while job not in state.receiver.ok_jobs:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"job {job}'s webhook did not arrive within {_WEBHOOK_WAIT_S}s "
+                f"(received: {state.receiver.received})"
+            )
+        await asyncio.sleep(0.05)
+
+
+async def _webhook_samples(ctx: TrafficContext) -> dict[tuple[str, str], float]:
+    """The public port's webhook counters right now: (name, label value) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await ctx.client.get(ctx.url("public", "/metrics"))).text
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("gateway_webhook_"):
+                label = sample.labels.get("outcome") or sample.labels.get("reason") or ""
+                found[(sample.name, label)] = float(sample.value)
+    return found
+
+
+async def webhooks_stop(ctx: TrafficContext) -> None:
+    """Check the rounds were counted (succeeded, failed_retry, gone, one endpoint
+    disabled as gone, deliveries created), then stop the receiver (the 500 endpoint's
+    retries fail to connect from then on)."""
+    state: WebhooksState | None = ctx.state.get("webhooks")
+    if state is None:
+        return
+    try:
+        samples = await _webhook_samples(ctx)
+        wanted = [
+            ("gateway_webhook_deliveries_total", "succeeded"),
+            ("gateway_webhook_deliveries_total", "failed_retry"),
+            ("gateway_webhook_deliveries_total", "gone"),
+            ("gateway_webhook_endpoints_disabled_total", "gone"),
+            ("gateway_webhook_fanout_total", ""),
+            ("gateway_webhook_attempt_seconds_count", ""),
+        ]
+        unmoved = [series for series in wanted if not samples.get(series)]
+        if unmoved:
+            raise RuntimeError(f"webhook series the traffic should have moved: {unmoved}")
+    finally:
+        await state.receiver.stop()
+
+
+WEBHOOKS_TRAFFIC: Callable[[TrafficContext], Awaitable[None]] | None = webhooks_traffic
+
+
 # --- seeding --------------------------------------------------------------------------
 # Through the gateway's own services on the proof's database and Redis, in this process:
 # a `gateway tokens|keys create` subprocess per credential costs seconds of start-up.
@@ -732,5 +920,12 @@ def sources() -> list[TrafficSource]:
             STREAMS_ENV,
             "jobs followed over SSE: snapshots, live events, resumes, resyncs, cap 429s",
             stop=streams_stop,
+        ),
+        TrafficSource(
+            "webhooks",
+            WEBHOOKS_TRAFFIC,
+            WEBHOOKS_ENV,
+            "a job per round delivered to local receivers answering 200, 500 and 410",
+            stop=webhooks_stop,
         ),
     ]
