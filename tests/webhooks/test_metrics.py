@@ -20,6 +20,7 @@ from gateway.webhooks.metrics import DISABLE_REASONS, OUTCOMES
 from gateway.webhooks.sender import WebhookSender
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.public import metric_value
+from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.webhooks.test_delivery import (
     NO_WAIT,
@@ -200,3 +201,33 @@ async def test_an_endpoint_failing_too_long_is_counted_disabled_failing(
     assert metric_value(after, "gateway_webhook_deliveries_total", outcome="failed_retry") == (
         metric_value(before, "gateway_webhook_deliveries_total", outcome="failed_retry") + 1
     )
+
+
+async def test_the_running_loop_counts_and_reads_the_backlog_on_its_own(
+    settings: Settings, receiver: WebhookReceiver
+) -> None:
+    # The app's own loop: nobody drives a step or a backlog read.
+    overrides = {**OVERRIDES, "webhook_dispatch_interval_s": 0.05}
+    async with jobs_harness(settings, **overrides) as live:
+        key = await live.key()
+        await endpoint(live, key, receiver.url("/ok"), ["job.completed"])
+        # Held by the receiver until it stops: its delivery stays `sending`.
+        await endpoint(live, key, receiver.url("/slow"), ["job.completed"])
+        before = await scrape(live)
+        await completed_job(live, key)
+
+        async def counted() -> bool:
+            text = await scrape(live)
+            return (
+                metric_value(text, "gateway_webhook_deliveries_total", outcome="succeeded")
+                > metric_value(before, "gateway_webhook_deliveries_total", outcome="succeeded")
+                and metric_value(text, "gateway_webhook_outbox_pending") == 1
+            )
+
+        await wait_until(counted, what="the success counted and the held send in the backlog")
+        after = await scrape(live)
+        assert metric_value(after, "gateway_webhook_fanout_total") == (
+            metric_value(before, "gateway_webhook_fanout_total") + 2
+        )
+        # Being sent is not waiting: nothing is due.
+        assert metric_value(after, "gateway_webhook_outbox_oldest_seconds") == 0
