@@ -256,8 +256,10 @@ def wait_arrivals(port: int, ids: Sequence[str], timeout_s: float) -> dict[str, 
 
 
 def latencies(arrived: dict[str, float], created: dict[str, float]) -> list[float]:
-    """Arrival - created_at in ms per delivery that arrived."""
-    return [(at - created[i]) * 1000 for i, at in arrived.items() if i in created]
+    """Arrival - created_at in ms per delivery that arrived, in the order they were created
+    (the record keeps the series, so a stall shows where it happened)."""
+    pairs = sorted((created[i], at) for i, at in arrived.items() if i in created)
+    return [(at - made) * 1000 for made, at in pairs]
 
 
 def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, Any]:
@@ -462,12 +464,15 @@ def main() -> int:
         "summary": summary,
         "receiver_cpu_s": receiver_cpu,
         "gateway_exit_codes": bench.exit_codes,
-        "runs": [
+        "runs": [  # with each paced phase's latency series, in creation order
             {
                 k: (
-                    v
-                    if not isinstance(v, dict)
-                    else {kk: vv for kk, vv in v.items() if kk != "latency_ms"}
+                    {
+                        kk: [round(x, 1) for x in vv] if kk == "latency_ms" else vv
+                        for kk, vv in v.items()
+                    }
+                    if isinstance(v, dict)
+                    else v
                 )
                 for k, v in r.items()
             }
