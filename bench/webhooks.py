@@ -323,12 +323,14 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
                 # 2. healthy, paced
                 n = int(args.rate * args.paced_s)
                 print(f"  run {run}: healthy, {n} at {args.rate:g}/s", file=sys.stderr, flush=True)
+                cpu0, t0 = server.cpu_seconds(), time.monotonic()
                 paced = await paced_tests(client, [ids[i % len(ids)] for i in range(n)], args.rate)
                 arrived = await asyncio.to_thread(wait_arrivals, port, paced, PHASE_TIMEOUT_S)
                 created = await created_at(bench.database_url, paced)
                 out["healthy"] = {
                     "deliveries": n,
                     "arrived": len(arrived),
+                    "gateway_cpu_share": (server.cpu_seconds() - cpu0) / (time.monotonic() - t0),
                     "latency_ms": latencies(arrived, created),
                 }
 
@@ -347,6 +349,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
                     dead_ids[(i // 5) % len(dead_ids)] if i % 5 == 4 else ids[i % len(ids)]
                     for i in range(n)
                 ]
+                cpu0, t0 = server.cpu_seconds(), time.monotonic()
                 mixed = await paced_tests(client, targets, args.rate)
                 alive = [d for d, t in zip(mixed, targets, strict=True) if t not in dead_ids]
                 arrived = await asyncio.to_thread(wait_arrivals, port, alive, PHASE_TIMEOUT_S)
@@ -354,6 +357,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
                 out["dead20"] = {
                     "deliveries": len(alive),
                     "arrived": len(arrived),
+                    "gateway_cpu_share": (server.cpu_seconds() - cpu0) / (time.monotonic() - t0),
                     "latency_ms": latencies(arrived, created),
                 }
                 for endpoint_id in dead_ids:  # their retries must not reach the next run
