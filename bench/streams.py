@@ -71,11 +71,12 @@ REPO_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 sys.path[:0] = [str(REPO_DIR), str(BENCH_DIR)]
 
+from jobs import scrape  # noqa: E402  (the fake scrape of the jobs benchmark)
 from profiling import start_py_spy, stop_py_spy  # noqa: E402
 from servers import Server, free_ports  # noqa: E402
 from stream_clients import ClientProcess, raise_nofile  # noqa: E402
 
-from taxlien_worker import Task, TaskContext, Worker, WorkerClient  # noqa: E402
+from taxlien_worker import Worker, WorkerClient  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -155,25 +156,6 @@ def settled_rss_kb(pid: int, rounds: int = 6, interval_s: float = 0.5) -> int:
             return now
         last = now
     return last
-
-
-async def scrape(task: Task, ctx: TaskContext) -> dict[str, Any]:
-    """A valid ParcelResult for the task, without scraping anything."""
-    return {
-        "parcel_id": task.key,
-        "state": "FL",
-        "county": "Bench County",
-        "platform": task.platform,
-        "address": "1 Main St",
-        "owner_name": "Jane Doe",
-        "assessed_value": "125000.00",
-        "tax_amount_due": "1234.50",
-        "lien_status": "active",
-        "auction_date": "2027-03-01",
-        "source_url": f"https://{task.platform}.example/p/{task.key}",
-        "scraped_at": "2026-12-03T09:00:00+00:00",
-        "extra": {},
-    }
 
 
 class Bench:

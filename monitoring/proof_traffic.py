@@ -515,13 +515,15 @@ async def _submit(ctx: TrafficContext, api_key: str, platform: str, keys: list[s
     return job_id
 
 
-async def _complete_one(ctx: TrafficContext, state: StreamsState) -> None:
-    """Lease one task of STREAM_PLATFORM on the parcel port and post its success."""
-    headers = {"X-Worker-Token": state.token}
+async def _complete_parcel_task(
+    ctx: TrafficContext, token: str, worker_id: str, platform: str
+) -> None:
+    """Lease one task of `platform` on the parcel port and post its success."""
+    headers = {"X-Worker-Token": token}
     base = ctx.url("parcel", "/internal")
     params: dict[str, str | int] = {
-        "worker_id": STREAM_WORKER_ID,
-        "platforms": STREAM_PLATFORM,
+        "worker_id": worker_id,
+        "platforms": platform,
         "limit": 1,
         "wait": 0,
     }
@@ -532,10 +534,15 @@ async def _complete_one(ctx: TrafficContext, state: StreamsState) -> None:
         "task_id": task["task_id"],
         "lease_id": task["lease_id"],
         "status": "succeeded",
-        "data": _result_data("parcel", task["key"], STREAM_PLATFORM),
+        "data": _result_data("parcel", task["key"], platform),
     }
-    body = {"worker_id": STREAM_WORKER_ID, "results": [result]}
+    body = {"worker_id": worker_id, "results": [result]}
     (await ctx.client.post(f"{base}/results", json=body, headers=headers)).raise_for_status()
+
+
+async def _complete_one(ctx: TrafficContext, state: StreamsState) -> None:
+    """Lease one task of STREAM_PLATFORM on the parcel port and post its success."""
+    await _complete_parcel_task(ctx, state.token, STREAM_WORKER_ID, STREAM_PLATFORM)
 
 
 async def _hold(ctx: TrafficContext, key: str, job_id: str, opened: asyncio.Event) -> list[str]:
@@ -735,25 +742,7 @@ async def _webhooks_setup(ctx: TrafficContext) -> WebhooksState:
 
 async def _complete_webhook_task(ctx: TrafficContext, state: WebhooksState) -> None:
     """Lease the round's WEBHOOK_PLATFORM task on the parcel port and post its success."""
-    headers = {"X-Worker-Token": state.token}
-    base = ctx.url("parcel", "/internal")
-    params: dict[str, str | int] = {
-        "worker_id": WEBHOOK_WORKER_ID,
-        "platforms": WEBHOOK_PLATFORM,
-        "limit": 1,
-        "wait": 0,
-    }
-    work = await ctx.client.get(f"{base}/work", params=params, headers=headers)
-    work.raise_for_status()
-    (task,) = work.json()["tasks"]
-    result = {
-        "task_id": task["task_id"],
-        "lease_id": task["lease_id"],
-        "status": "succeeded",
-        "data": _result_data("parcel", task["key"], WEBHOOK_PLATFORM),
-    }
-    body = {"worker_id": WEBHOOK_WORKER_ID, "results": [result]}
-    (await ctx.client.post(f"{base}/results", json=body, headers=headers)).raise_for_status()
+    await _complete_parcel_task(ctx, state.token, WEBHOOK_WORKER_ID, WEBHOOK_PLATFORM)
 
 
 async def webhooks_traffic(ctx: TrafficContext) -> None:
