@@ -1,5 +1,9 @@
 """The JSON text messages of `WS /v1/ws`: what a client may send, what the server sends.
 
+Besides jobs, a socket can follow its caller's parcel watches: `{"type": "subscribe",
+"watches": true}` (and `unsubscribe` the same way) sends every `parcel.changed` of the
+caller's watches from then on.
+
 Client messages are parsed here, strictly (an unknown type, a job id that is not one,
 a resume point that is not one of our event ids is a `BadMessage`, close code 4400);
 unknown extra fields are ignored, so clients can send fields a later version reads.
@@ -16,6 +20,7 @@ from typing import Any
 
 from gateway.core.errors import BadRequest
 from gateway.streams.follow import Frame
+from gateway.streams.outbox import FeedEntry
 
 _JOB_ID = re.compile(r"job_[0-9a-f]{24}")
 # Our event ids are job sequence numbers (as `Last-Event-ID` on the SSE route).
@@ -54,7 +59,17 @@ class Ping:
     id: Any = _MISSING
 
 
-ClientMessage = Subscribe | Unsubscribe | Ping
+@dataclass(frozen=True, slots=True)
+class SubscribeWatches:
+    """Receive `parcel.changed` for every watch of the caller, from now on."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeWatches:
+    """Stop receiving `parcel.changed`."""
+
+
+ClientMessage = Subscribe | Unsubscribe | SubscribeWatches | UnsubscribeWatches | Ping
 
 
 def parse_client_message(text: str | None) -> ClientMessage:
@@ -69,10 +84,13 @@ def parse_client_message(text: str | None) -> ClientMessage:
     if not isinstance(body, dict):
         raise BadMessage("A message must be one JSON object")
     kind = body.get("type")
+    watches = _watches(body)
     if kind == "subscribe":
+        if watches:
+            return SubscribeWatches()
         return Subscribe(_job_id(body), _event_id(body.get("last_event_id")))
     if kind == "unsubscribe":
-        return Unsubscribe(_job_id(body))
+        return UnsubscribeWatches() if watches else Unsubscribe(_job_id(body))
     if kind == "ping":
         return Ping(body.get("id", _MISSING))
     shown = kind if isinstance(kind, str) else type(kind).__name__
@@ -103,6 +121,34 @@ def event_message(frame: Frame) -> str:
         f'{{"type":"event","job_id":"{frame.job_id}","id":"{frame.seq}",'
         f'"event":"{frame.type}","data":{frame.body.decode()}}}'
     )
+
+
+def watches_subscribed() -> str:
+    """The answer to a watches subscribe (also to a repeated one)."""
+    return '{"type":"subscribed","watches":true}'
+
+
+def watches_unsubscribed() -> str:
+    """The answer to a watches unsubscribe."""
+    return '{"type":"unsubscribed","watches":true,"reason":"requested"}'
+
+
+def change_message(change: FeedEntry) -> str:
+    """A `parcel.changed` of one of the caller's watches; `id` is the change's (`pc_<n>`),
+    which `GET /v1/watches/{id}/changes` lists too."""
+    # The body is the published change JSON; its id is ours (pc_ and digits).
+    change_id = json.loads(change.body)["id"]
+    return (
+        f'{{"type":"event","event":"{change.type}","id":"{change_id}",'
+        f'"data":{change.body.decode()}}}'
+    )
+
+
+def _watches(body: dict[str, Any]) -> bool:
+    value = body.get("watches", False)
+    if not isinstance(value, bool):
+        raise BadMessage("watches must be true or false")
+    return value
 
 
 def _job_id(body: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
 """What the two worker ports share: the worker plane (with the jobs tracker as its
-results hook) and the proxy pool.
+results hook, and the parcel watcher on the parcel port) and the proxy pool.
 
 The parcel and party ports serve the same protocol over separate queues, tokens and
 tables; only the audience, the title and the router list differ.
@@ -14,6 +14,7 @@ from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.jobs.plane import tracker_for
 from gateway.proxy_pool.plane import ProxyPoolPlane
+from gateway.watches.plane import watcher_for
 from gateway.work.plane import WorkerPlane
 
 
@@ -29,7 +30,13 @@ def build_internal_app(
         docs_enabled=resources.settings.internal_docs_enabled,
         planes=[
             # Results move the client jobs waiting on their tasks (gateway/jobs/tracker.py).
-            WorkerPlane.build(resources, audience, hooks=tracker_for(resources, audience)),
+            # and, on the parcel port, record what they change for parcel watches.
+            WorkerPlane.build(
+                resources,
+                audience,
+                hooks=tracker_for(resources, audience),
+                watch=watcher_for(resources, audience) if audience is Audience.PARCEL else None,
+            ),
             ProxyPoolPlane.build(resources, audience),
         ],
     )

@@ -17,6 +17,7 @@ from gateway.fastpath.cache_hit import PropertyHitShortcut
 from gateway.jobs.plane import JobsPlane
 from gateway.public.plane import PublicPlane
 from gateway.streams.plane import StreamsPlane
+from gateway.watches.plane import WatchesPlane
 from gateway.webhooks.plane import WebhooksPlane
 
 _EXPOSED = [
@@ -76,6 +77,7 @@ def create_public_app(resources: Resources) -> FastAPI:
             JobsPlane.build(resources),
             StreamsPlane.build(resources),
             WebhooksPlane.build(resources),
+            WatchesPlane.build(resources),
         ],
         # Inside the request context: CORS preflights get a request id, a log line, metrics
         # and the security headers like any other response.

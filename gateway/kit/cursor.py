@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.pg_text import storable_text
@@ -62,3 +65,19 @@ def decode_cursor_tuple(cursor: str, kinds: tuple[type[str] | type[int], ...]) -
     ):
         raise invalid_field("query", "cursor", msg="invalid cursor")
     return tuple(value)
+
+
+def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """A `(created_at, id)` keyset cursor (newest-first pages), or a 422 naming `cursor`."""
+    if not cursor:
+        return None
+    at, last_id = decode_cursor_tuple(cursor, (str, str))
+    try:
+        return datetime.fromisoformat(str(at)), str(last_id)
+    except ValueError:
+        raise invalid_field("query", "cursor", msg="invalid cursor") from None
+
+
+def time_id_cursor(rows: Sequence[Any], more: bool) -> str | None:
+    """The cursor after the last of `rows` (each with `created_at` and `id`), if `more`."""
+    return encode_cursor((rows[-1].created_at.isoformat(), rows[-1].id)) if more else None

@@ -3,11 +3,15 @@
 The HTTP and WebSocket routes only frame what this hands them; everything they have in
 common lives here: taking places under the caps, following jobs through the hub, the
 snapshot/replay/resync start of each follow, and turning outbox entries into frames in
-order. A connection is used by one task (the route's), besides the hub's `offer`.
+order. A connection may also follow its owner's parcel changes (`follow_watches`): the
+hub delivers them under the owner's watch key (`gateway/watches/publish.py`), and they
+are handed over as they come (`Wakeup.changes`), no replay. A connection is used by
+one task (the route's), besides the hub's `offer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -19,6 +23,7 @@ from gateway.streams.follow import Frame, JobFollower, Snapshots
 from gateway.streams.hub import EventHub
 from gateway.streams.metrics import StreamMetrics
 from gateway.streams.outbox import CloseReason, FeedEntry, Outbox
+from gateway.watches.publish import watch_key
 
 log = structlog.get_logger("gateway.streams")
 
@@ -31,6 +36,7 @@ class Wakeup:
     heartbeat: bool = False
     closed: CloseReason | None = None
     finished: list[str] = field(default_factory=list)  # jobs whose terminal frame is here
+    changes: list[FeedEntry] = field(default_factory=list)  # parcel.changed of the watches
 
 
 class StreamConnection:
@@ -59,6 +65,9 @@ class StreamConnection:
         self.followers: dict[str, JobFollower] = {}
         self._leases: dict[str | None, Lease] = {}
         self._attached = False
+        # The hub address of the owner's parcel changes, while the connection wants them.
+        self._watches = watch_key(owner.id)
+        self.watching = False
 
     async def open(self, *, job_id: str | None = None) -> None:
         """Take the caller's open-stream place (and `job_id`'s, for an SSE stream)."""
@@ -105,6 +114,19 @@ class StreamConnection:
             self.metrics.resyncs.labels(self.kind).inc()
         return frames
 
+    async def follow_watches(self) -> None:
+        """Receive the owner's `parcel.changed` events from now on (live only: a client
+        that was away lists what it missed from the watch's changes log)."""
+        if not self.watching:
+            await self.hub.follow(self._watches, self.outbox)
+            self.watching = True
+
+    def unfollow_watches(self) -> None:
+        """Stop receiving `parcel.changed`."""
+        if self.watching:
+            self.hub.unfollow(self._watches, self.outbox)
+            self.watching = False
+
     def finished(self, job_id: str) -> bool:
         """Whether `job_id`'s follow has sent its last frame (or is not followed)."""
         follower = self.followers.get(job_id)
@@ -129,7 +151,10 @@ class StreamConnection:
         outbox.heartbeat = False
         by_job: dict[str, list[FeedEntry]] = {}
         for entry in outbox.drain():
-            by_job.setdefault(entry.job_id, []).append(entry)
+            if entry.job_id == self._watches:
+                wakeup.changes.append(entry)
+            else:
+                by_job.setdefault(entry.job_id, []).append(entry)
         if outbox.catch_up:
             outbox.catch_up = False
             # Entries drained above are still offered below: the follower skips what
@@ -143,8 +168,8 @@ class StreamConnection:
         wakeup.finished = [f.job_id for f in wakeup.frames if f.terminal]
         return wakeup
 
-    def sent(self, frames: list[Frame], now: float) -> None:
-        """Count frames handed to the client (and their lag)."""
+    def sent(self, frames: Sequence[Frame | FeedEntry], now: float) -> None:
+        """Count frames (and parcel changes) handed to the client, and their lag."""
         if not frames:
             return
         self.metrics.events.labels(self.kind).inc(len(frames))
@@ -158,6 +183,7 @@ class StreamConnection:
         jobs = sorted(self.followers)
         for job_id in jobs:
             await self.unfollow(job_id)
+        self.unfollow_watches()
         for lease in list(self._leases.values()):
             await self.caps.give_back(lease)
         self._leases.clear()

@@ -1,4 +1,5 @@
-"""Fan-out: job events (the jobs outbox, `job_events`) become webhook deliveries.
+"""Fan-out: job events (the jobs outbox, `job_events`) and parcel changes (the watches
+outbox, `parcel_changes`) become webhook deliveries.
 
 A job event is written with `webhooks_pending = true` in the transaction that changes the
 job. `FanOut.step` claims a batch of pending events (`FOR UPDATE SKIP LOCKED`: replicas
@@ -6,6 +7,11 @@ take different ones), inserts one pending delivery per subscribed enabled endpoi
 job's owner, and clears the flag, in one transaction: an event is either still pending or
 has all its deliveries, whatever crashes when. The payload is the webhook body
 `{"type", "timestamp", "data": <the JobEvent JSON>}`.
+
+Parcel changes go the same way, each in its own transaction: claimed while
+`webhooks_pending`, one delivery per endpoint of the watch's owner subscribed to
+`parcel.changed`, flag cleared; the body's data is the change (`ParcelChange`), its
+event id `pc_<id>`.
 
 `job.progress` is throttled by coalescing: while an endpoint still has a pending progress
 delivery of the job, a newer progress replaces its payload instead of queueing another
@@ -19,6 +25,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.kit.outage import session_scope
+from gateway.watches.models import PARCEL_CHANGED, change_event_id
+from gateway.watches.repository import changes as watch_changes
 from gateway.webhooks.metrics import WebhookMetrics, unexported
 from gateway.webhooks.models import WebhookEventType, new_delivery_id
 from gateway.webhooks.repository import outbox
@@ -58,7 +66,42 @@ class FanOut:
         self._metrics = metrics if metrics is not None else unexported()
 
     async def step(self) -> int:
-        """Fan out one batch; how many events it took (0: none pending)."""
+        """Fan out one batch of job events and one of parcel changes; how many events it
+        took (0: none pending)."""
+        return await self._job_events() + await self._parcel_changes()
+
+    async def _parcel_changes(self) -> int:
+        """`parcel.changed` events (`parcel_changes`) to their owners' endpoints."""
+        async with session_scope(self._sessionmaker, write=True) as session:
+            changes = await watch_changes.claim_pending(session, self._batch)
+            if not changes:
+                return 0
+            owners = sorted({c.owner for c in changes})
+            by_owner: dict[str, list[outbox.Subscriber]] = {}
+            for sub in await outbox.subscribers(session, owners):
+                if PARCEL_CHANGED in sub.events:
+                    by_owner.setdefault(sub.owner, []).append(sub)
+            rows = [
+                {
+                    "id": new_delivery_id(),
+                    "endpoint_id": sub.id,
+                    "event_type": PARCEL_CHANGED,
+                    "event_id": change_event_id(change.id),
+                    "payload": {
+                        "type": PARCEL_CHANGED,
+                        "timestamp": change.created_at.isoformat(),
+                        "data": change.event(),
+                    },
+                }
+                for change in changes
+                for sub in by_owner.get(change.owner, ())
+            ]
+            await outbox.insert_deliveries(session, rows)
+            await watch_changes.clear_pending(session, [c.id for c in changes])
+        self._metrics.fanout.inc(len(rows))
+        return len(changes)
+
+    async def _job_events(self) -> int:
         async with session_scope(self._sessionmaker, write=True) as session:
             events = await outbox.claim_events(session, self._batch)
             if not events:

@@ -28,7 +28,7 @@ from gateway.core.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from gateway.core.resources import Resources
 from gateway.core.settings import Environment, Settings
 from gateway.jobs.owner import Owner
-from gateway.kit.cursor import decode_cursor_tuple, encode_cursor
+from gateway.kit.cursor import decode_time_id_cursor, time_id_cursor
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.webhooks import ssrf
@@ -130,21 +130,6 @@ def delivery_out(row: Any, attempts: Sequence[Any]) -> DeliveryOut:
     )
 
 
-def _keyset(cursor: str | None) -> tuple[datetime, str] | None:
-    """A `(created_at, id)` cursor's key, or a 422 naming `cursor`."""
-    if not cursor:
-        return None
-    at, last_id = decode_cursor_tuple(cursor, (str, str))
-    try:
-        return datetime.fromisoformat(str(at)), str(last_id)
-    except ValueError:
-        raise invalid_field("query", "cursor", msg="invalid cursor") from None
-
-
-def _next_cursor(rows: Sequence[Any], more: bool) -> str | None:
-    return encode_cursor((rows[-1].created_at.isoformat(), rows[-1].id)) if more else None
-
-
 class WebhookService:
     """Endpoints and deliveries of every owner, each call checked against its owner."""
 
@@ -196,13 +181,13 @@ class WebhookService:
         self, owner: Owner, *, limit: int, cursor: str | None
     ) -> WebhookEndpointList:
         """A page of the owner's endpoints, newest first."""
-        before = _keyset(cursor)
+        before = decode_time_id_cursor(cursor)
         async with session_scope(self.sessionmaker) as session:
             rows = await repo.list_endpoints(session, owner.id, before=before, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return WebhookEndpointList(
-            items=[endpoint_out(r) for r in rows], next_cursor=_next_cursor(rows, more)
+            items=[endpoint_out(r) for r in rows], next_cursor=time_id_cursor(rows, more)
         )
 
     async def update(
@@ -294,7 +279,7 @@ class WebhookService:
         cursor: str | None,
     ) -> DeliveryList:
         """A page of the endpoint's deliveries, newest first, with their recent attempts."""
-        before = _keyset(cursor)
+        before = decode_time_id_cursor(cursor)
         async with session_scope(self.sessionmaker) as session:
             await self._owned(session, owner, endpoint_id)
             rows = await delivery_repo.list_deliveries(
@@ -311,7 +296,7 @@ class WebhookService:
             )
         return DeliveryList(
             items=[delivery_out(r, attempts[r.id]) for r in rows],
-            next_cursor=_next_cursor(rows, more),
+            next_cursor=time_id_cursor(rows, more),
         )
 
     async def delivery(self, owner: Owner, endpoint_id: str, delivery_id: str) -> DeliveryOut:

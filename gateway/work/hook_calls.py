@@ -12,14 +12,15 @@ request or the reaper loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.core.errors import DependencyUnavailable
 from gateway.kit.outage import database_guard, is_database_down
-from gateway.work.hooks import AfterCommit, DeadTask, DoneTask, TaskHooks
+from gateway.work.hooks import AfterCommit, DeadTask, DoneTask, ParcelWatch, TaskHooks, Upsert
 from gateway.work.metrics import WorkerMetrics
 
 log = structlog.get_logger("gateway.work.hooks")
@@ -48,13 +49,32 @@ class HookCalls:
             return None
         try:
             return await self.hooks.on_commit(session, self.audience, done)
-        except DependencyUnavailable:
-            raise
         except Exception as exc:
-            self._failed("on_commit", exc, len(done))
-            if is_database_down(exc):
-                raise  # the caller's database_guard makes it the usual 503
-            raise DependencyUnavailable("task hooks", "the task hooks failed") from exc
+            self._refuse("on_commit", exc, len(done))
+
+    async def around_upsert(
+        self,
+        watch: ParcelWatch,
+        session: AsyncSession,
+        latest: Mapping[str, Mapping[str, Any]],
+        upsert: Upsert,
+    ) -> AfterCommit | None:
+        """`watch.around_upsert` in the results transaction; raising aborts it (503)."""
+        try:
+            return await watch.around_upsert(session, latest, upsert)
+        except Exception as exc:
+            self._refuse("around_upsert", exc, len(latest))
+
+    def _refuse(self, stage: str, exc: Exception, tasks: int) -> NoReturn:
+        """Fail the batch for a hook's failure inside the transaction (called in the
+        `except` block): an outage stays itself (the caller's database_guard makes it
+        the usual 503), anything else becomes a 503 too."""
+        if isinstance(exc, DependencyUnavailable):
+            raise exc
+        self._failed(stage, exc, tasks)
+        if is_database_down(exc):
+            raise exc
+        raise DependencyUnavailable("task hooks", "the task hooks failed") from exc
 
     async def after_commit(self, after: AfterCommit) -> None:
         """Run what `on_commit` left for after the commit; failures are logged."""

@@ -19,6 +19,12 @@ waiters implements `TaskHooks`, and the plane calls it at two moments:
 
 A batch no job waits for costs nothing extra: neither hook is called with an empty list.
 
+`ParcelWatch` is the second hook, of parcel results only (the watches capability): it
+wraps the upsert of the parcels' current rows inside the results transaction, so it can
+read the rows being replaced and write what changed in the same commit as the new rows
+(`around_upsert` runs `upsert` exactly once). It follows the same rules as `on_commit`:
+raising aborts the batch (503, retried), the returned `AfterCommit` is best-effort.
+
 `on_commit` must be idempotent per (task, waiter): a job that attached after the lease
 check is told in a catch-up transaction after the release (see `results.py`), and a
 task whose result committed before a replica died may be reported again when its
@@ -27,9 +33,9 @@ reclaimed lease is released. Moving only still-pending items makes a repeat harm
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +59,9 @@ class DeadTask:
 
 
 AfterCommit = Callable[[], Awaitable[None]]
+Upsert = Callable[[], Awaitable[None]]
+# `ParcelWatch.around_upsert` bound to a session: what the parcel repository is handed.
+AroundUpsert = Callable[[Mapping[str, Mapping[str, Any]], Upsert], Awaitable[AfterCommit | None]]
 
 
 class TaskHooks(Protocol):
@@ -66,4 +75,18 @@ class TaskHooks(Protocol):
 
     async def on_dead(self, audience: str, dead: Sequence[DeadTask]) -> None:
         """Record that `dead` tasks were dead-lettered (after the fact, best-effort)."""
+        ...
+
+
+class ParcelWatch(Protocol):
+    """Called by the parcel results path around the upsert of the current rows."""
+
+    async def around_upsert(
+        self,
+        session: AsyncSession,
+        latest: Mapping[str, Mapping[str, Any]],
+        upsert: Upsert,
+    ) -> AfterCommit | None:
+        """Run `upsert` (which writes `latest`, the newest new row per parcel id) once in
+        `session`'s transaction; optionally return post-commit work."""
         ...

@@ -8,7 +8,8 @@ reclaim the same lease twice, and running it everywhere means there is no leader
 
 `hooks` (`hooks.py`) is how whoever attaches waiters (the jobs capability, wired by the
 app factory) hears of their tasks: the result service calls it for committed and
-dead-lettered results, and each reaper pass for tasks it dead-lettered.
+dead-lettered results, and each reaper pass for tasks it dead-lettered. `watch` (parcel
+watches, also wired by the app factory) wraps the parcels' current-row upsert.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gateway.core.resources import Resources
 from gateway.kit.periodic import PeriodicLoop, wait_any
 from gateway.work.deadletters import DeadLetters
 from gateway.work.holder import LeaseHolder
-from gateway.work.hooks import TaskHooks
+from gateway.work.hooks import ParcelWatch, TaskHooks
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import TaskIn
 from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
@@ -60,12 +61,23 @@ class WorkerPlane:
 
     @classmethod
     def build(
-        cls, resources: Resources, audience: Audience, hooks: TaskHooks | None = None
+        cls,
+        resources: Resources,
+        audience: Audience,
+        hooks: TaskHooks | None = None,
+        watch: ParcelWatch | None = None,
     ) -> Self:
-        """The plane of `audience`'s port (not yet started); `hooks` hear of waited tasks."""
-        return cls(resources, audience.value, hooks)
+        """The plane of `audience`'s port (not yet started); `hooks` hear of waited tasks,
+        `watch` sees parcels' current rows replaced."""
+        return cls(resources, audience.value, hooks, watch)
 
-    def __init__(self, resources: Resources, audience: str, hooks: TaskHooks | None = None) -> None:
+    def __init__(
+        self,
+        resources: Resources,
+        audience: str,
+        hooks: TaskHooks | None = None,
+        watch: ParcelWatch | None = None,
+    ) -> None:
         settings = resources.settings
         self.resources = resources
         self.audience = audience
@@ -76,7 +88,7 @@ class WorkerPlane:
         self.registry = WorkerRegistry(self.queue)
         self.dead_letters = DeadLetters(self.queue)
         self.results = ResultService(
-            audience, self.queue, resources.sessionmaker, self.metrics, hooks
+            audience, self.queue, resources.sessionmaker, self.metrics, hooks, watch
         )
         self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
         self._reaper = PeriodicLoop(

@@ -45,7 +45,9 @@ dead-lettered such tasks. A task cancelled while leased still has its result com
 (data is data): it just has no waiters left to tell. A job that attached after the check
 (or to a reclaimed task whose result had committed already) is seen by the release,
 which reports the waiters it removed: a task whose count differs from the check's goes
-to `on_commit` again in a transaction of their own (`hook_calls.py`). (One job released
+to `on_commit` again in a transaction of their own (`hook_calls.py`). Parcel results
+also pass through the `ParcelWatch` hook, which wraps the current-row upsert in step 3
+(parcel watches: what changed commits with the new row) and is told after step 4. (One job released
 and another attached inside one commit leaves the count equal and is not caught here;
 the `<audience>_tasks_done` row is the record to reconcile from.)
 """
@@ -54,7 +56,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +67,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.kit.outage import database_guard, is_database_down
 from gateway.work.holder import LeaseHolder
 from gateway.work.hook_calls import HookCalls
-from gateway.work.hooks import DeadTask, DoneTask, TaskHooks
+from gateway.work.hooks import AfterCommit, DeadTask, DoneTask, ParcelWatch, TaskHooks, Upsert
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.models import LeasedTask, ResultItem, ResultOutcome
 from gateway.work.queue import FailureIn, WorkQueue
@@ -103,8 +105,11 @@ class ResultService:
         sessionmaker: async_sessionmaker[AsyncSession],
         metrics: WorkerMetrics,
         hooks: TaskHooks | None = None,
+        watch: ParcelWatch | None = None,
     ) -> None:
         self.audience = audience
+        # Parcel results only: the watches capability sees each current row it replaces.
+        self.watch = watch if audience == "parcel" else None
         self.queue = queue
         self.sessionmaker = sessionmaker
         self.metrics = metrics
@@ -212,7 +217,7 @@ class ResultService:
             return
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
-                written = await self._save(session, [p for p, _ in current])
+                written, watched = await self._save(session, [p for p, _ in current])
                 newly = [
                     DoneTask(p.item.task_id, platform)
                     for p, platform in current
@@ -237,8 +242,9 @@ class ResultService:
         released = await self.queue.complete(
             [(p.item.task_id, p.item.lease_id) for p, _ in current]
         )
-        if after is not None:
-            await self.hook_calls.after_commit(after)
+        for work in (after, watched):
+            if work is not None:
+                await self.hook_calls.after_commit(work)
         # Waiters that changed between the check and the release (a job attached
         # meanwhile) are told now; a task reported in the transaction with the same
         # count is not reported twice.
@@ -296,7 +302,9 @@ class ResultService:
         )
         return [t for t in tasks if t.task_id not in done]
 
-    async def _save(self, session: AsyncSession, pending: list[_Pending]) -> set[tuple[str, str]]:
+    async def _save(
+        self, session: AsyncSession, pending: list[_Pending]
+    ) -> tuple[set[tuple[str, str]], AfterCommit | None]:
         rows = []
         for p in pending:
             assert p.record is not None
@@ -316,8 +324,18 @@ class ResultService:
                 row["data"] = p.record.model_dump(mode="json")
             rows.append(row)
         if self.record_type is ParcelResult:
-            return await save_parcels(session, rows)
-        return await save_parties(session, rows)
+            watch = self.watch
+            if watch is None:
+                return await save_parcels(session, rows)
+
+            async def around(
+                latest: Mapping[str, Mapping[str, Any]], upsert: Upsert
+            ) -> AfterCommit | None:
+                assert watch is not None
+                return await self.hook_calls.around_upsert(watch, session, latest, upsert)
+
+            return await save_parcels(session, rows, around)
+        return await save_parties(session, rows), None
 
     async def _record_failures(
         self, holder: LeaseHolder, pending: list[_Pending], out: list[ResultOutcome | None]

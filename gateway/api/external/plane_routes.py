@@ -1,5 +1,5 @@
 """Routers of the public plane (properties, account, admin), of client jobs, live
-streams and webhooks."""
+streams, webhooks and parcel watches."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gateway.api.external import (
     jobs,
     properties,
     streams,
+    watches,
     webhooks,
     ws,
 )
@@ -33,4 +34,5 @@ def plane_routers() -> list[APIRouter]:
         downloads.router,
         admin_jobs.router,
         webhooks.router,
+        watches.router,
     ]

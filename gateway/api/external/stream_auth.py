@@ -54,6 +54,11 @@ class StreamGrant:
         """Whether the grant covers `job_id` (ownership is checked when it is read)."""
         return self.ticket is None or self.ticket.allows(job_id)
 
+    def allows_watches(self) -> bool:
+        """Whether the grant covers the owner's parcel changes (a ticket limited to
+        some jobs does not)."""
+        return self.ticket is None or self.ticket.job_ids is None
+
 
 async def stream_grant(
     scope: MutableMapping[str, Any],

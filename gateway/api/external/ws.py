@@ -5,7 +5,9 @@ SSE stream: it holds one of the caller's open-stream places, and each subscripti
 holds a follower place of its job, so `SSE_MAX_PER_PRINCIPAL` and `SSE_MAX_PER_JOB`
 count sockets and subscriptions alike. Each subscription's frames are the SSE stream's
 (snapshot, replay or resync, then live events, same ids), and it ends by itself after
-its job's terminal event while the socket stays open.
+its job's terminal event while the socket stays open. A socket may also subscribe to
+its caller's parcel watches (`parcel.changed`, live from the subscription on; no place
+taken: it is one more address on the same connection).
 
 The socket is accepted before anything is checked, so that a refusal reaches the
 client as a close code (`CLOSE_CODES`) a browser can read, rather than a bare failed
@@ -32,12 +34,17 @@ from gateway.api.ws_messages import (
     ClientMessage,
     Ping,
     Subscribe,
+    SubscribeWatches,
     Unsubscribe,
+    UnsubscribeWatches,
+    change_message,
     event_message,
     parse_client_message,
     pong,
     subscribed,
     unsubscribed,
+    watches_subscribed,
+    watches_unsubscribed,
 )
 from gateway.core.errors import (
     BadRequest,
@@ -51,7 +58,7 @@ from gateway.core.errors import (
 from gateway.public.plane import PublicPlane
 from gateway.streams.connection import StreamConnection
 from gateway.streams.follow import Frame
-from gateway.streams.outbox import CloseReason
+from gateway.streams.outbox import CloseReason, FeedEntry
 from gateway.streams.plane import StreamsPlane
 
 log = structlog.get_logger("gateway.streams.ws")
@@ -207,6 +214,15 @@ class SocketSession:
             if message.job_id in self.connection.followers:
                 await self.connection.unfollow(message.job_id)
             await self._send([unsubscribed(message.job_id, "requested")])
+        elif isinstance(message, SubscribeWatches):
+            if not self.grant.allows_watches():
+                self.connection.metrics.refused.labels("ws", "ticket").inc()
+                raise Forbidden("This stream ticket covers some jobs only, not your watches")
+            await self.connection.follow_watches()
+            await self._send([watches_subscribed()])
+        elif isinstance(message, UnsubscribeWatches):
+            self.connection.unfollow_watches()
+            await self._send([watches_unsubscribed()])
         elif isinstance(message, Ping):
             await self._send([pong(message)])
 
@@ -247,7 +263,7 @@ class SocketSession:
                     if wakeup.closed is not None:
                         await self._hub_closed(wakeup.closed)
                         return
-                    await self._deliver(wakeup.frames, heartbeat=wakeup.heartbeat)
+                    await self._deliver(wakeup.frames, wakeup.changes, heartbeat=wakeup.heartbeat)
                     await self._finish(wakeup.finished)
         except GatewayError as exc:
             await self._close(close_code(exc), exc.detail)
@@ -257,12 +273,17 @@ class SocketSession:
             log.exception("ws_send_failed")
             await self._close(CloseCode.TRY_AGAIN, "Try again")
 
-    async def _deliver(self, frames: list[Frame], *, heartbeat: bool) -> None:
+    async def _deliver(
+        self, frames: list[Frame], changes: list[FeedEntry], *, heartbeat: bool
+    ) -> None:
         texts = [event_message(f) for f in frames]
+        texts += [change_message(c) for c in changes]
         if heartbeat:
             texts.append(HEARTBEAT)
         await self._send(texts)
-        self.connection.sent(frames, time.time())
+        now = time.time()
+        self.connection.sent(frames, now)
+        self.connection.sent(changes, now)
 
     async def _finish(self, job_ids: list[str]) -> None:
         """End the subscriptions whose terminal frame was just sent (the socket stays)."""

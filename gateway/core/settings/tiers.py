@@ -43,6 +43,10 @@ class Tier(BaseModel):
     # per second to one endpoint (beyond it deliveries wait their turn, none is lost).
     max_webhooks: int = Field(default=5, ge=0, le=10_000)
     webhook_events_per_s: float = Field(default=10.0, gt=0, le=100_000)
+    # Parcel watches (gateway/watches/): watches one caller may hold, and parcel ids
+    # summed over them (a parcel in two watches counts twice).
+    max_watches: int = Field(default=10, ge=0, le=100_000)
+    max_watched_parcels: int = Field(default=1_000, ge=0, le=10_000_000)
 
     @property
     def bucket_window_s(self) -> int:
@@ -63,6 +67,8 @@ DEFAULT_TIERS: dict[str, Tier] = {
             max_job_items=1,
             max_open_jobs=1,
             jobs_per_hour=1,
+            max_watches=0,
+            max_watched_parcels=0,
         ),
         Tier(
             name="free",
@@ -86,6 +92,8 @@ DEFAULT_TIERS: dict[str, Tier] = {
             max_job_items=100_000,
             max_open_jobs=50,
             jobs_per_hour=200,
+            max_watches=100,
+            max_watched_parcels=50_000,
         ),
         Tier(
             name="enterprise",
@@ -97,6 +105,8 @@ DEFAULT_TIERS: dict[str, Tier] = {
             max_job_items=1_000_000,
             max_open_jobs=1_000,
             jobs_per_hour=0,
+            max_watches=10_000,
+            max_watched_parcels=1_000_000,
         ),
     )
 }

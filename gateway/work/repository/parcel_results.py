@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.work.hooks import AfterCommit, AroundUpsert
 from gateway.work.repository.result_history import newest_written, record_done, tasks_done_table
 
 metadata = sa.MetaData()
@@ -71,21 +72,27 @@ parcel_tasks_done = tasks_done_table("parcel_tasks_done", metadata)
 
 
 async def save_parcels(
-    session: AsyncSession, rows: Sequence[dict[str, Any]]
-) -> set[tuple[str, str]]:
-    """Append history and upsert current rows; returns the (task_id, lease_id) written.
+    session: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    watch: AroundUpsert | None = None,
+) -> tuple[set[tuple[str, str]], AfterCommit | None]:
+    """Append history and upsert current rows; the (task_id, lease_id) written, and the
+    `watch` hook's post-commit work (it wraps the upsert, see `gateway/work/hooks.py`).
 
     A row whose task is already done (by this lease or any other) is skipped, and so is
     its current-row upsert: a second result writes nothing. The current row only moves
     forward in `scraped_at`.
     """
     if not rows:
-        return set()
+        return set(), None
     written = await record_done(
         session, parcel_tasks_done, parcel_history, "uq_parcel_history_task_lease", rows
     )
     latest = newest_written(rows, written, "parcel_id")
-    if latest:
+    if not latest:
+        return written, None
+
+    async def upsert() -> None:
         stmt = insert(parcels)
         stmt = stmt.on_conflict_do_update(
             index_elements=[parcels.c.parcel_id],
@@ -93,4 +100,8 @@ async def save_parcels(
             where=parcels.c.scraped_at <= stmt.excluded.scraped_at,
         )
         await session.execute(stmt, list(latest.values()))
-    return written
+
+    if watch is None:
+        await upsert()
+        return written, None
+    return written, await watch(latest, upsert)

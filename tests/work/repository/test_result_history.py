@@ -42,11 +42,13 @@ async def _wait_for_lock_wait(resources: Resources) -> None:
 async def test_two_leases_committing_one_task_at_once_write_it_once(resources: Resources) -> None:
     async with resources.sessionmaker() as first, resources.sessionmaker() as second:
         await first.begin()
-        assert await save_parcels(first, [_row("t-1", "lease-a", "A")]) == {("t-1", "lease-a")}
+        written, _ = await save_parcels(first, [_row("t-1", "lease-a", "A")])
+        assert written == {("t-1", "lease-a")}
 
         async def other_lease() -> set[tuple[str, str]]:
             async with second.begin():
-                return await save_parcels(second, [_row("t-1", "lease-b", "B")])
+                written, _ = await save_parcels(second, [_row("t-1", "lease-b", "B")])
+                return written
 
         racing = asyncio.create_task(other_lease())
         await _wait_for_lock_wait(resources)  # blocked on the task's done row
