@@ -206,7 +206,9 @@ class JobService(JobReads):
                 TaskIn(platform=i.platform, key=i.key, payload=payload, priority=spec.priority)
                 for i in spec.items[start : start + chunk]
             ]
-            outcome = await queue.attach(job_id, tasks, fresh[start : start + chunk])
+            outcome = await queue.attach(
+                job_id, tasks, fresh[start : start + chunk], kind=spec.kind.value
+            )
             task_ids += outcome.task_ids
             if self.resources.settings.fault_inject == "exit_mid_submit":
                 # Test-only (refused unless ENVIRONMENT=test): die like `kill -9` with the

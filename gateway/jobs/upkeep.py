@@ -187,7 +187,7 @@ class JobUpkeep:
             TaskIn(platform=p.platform, key=p.key, payload=payload, priority=row.priority)
             for p in lost
         ]
-        outcome = await self.service.queues[row.audience].attach(row.id, tasks)
+        outcome = await self.service.queues[row.audience].attach(row.id, tasks, kind=row.kind)
         await repo.link_items(session, row.id, [p.idx for p in lost], outcome.task_ids)
         self.metrics.upkeep.labels("reattached").inc(len(lost))
         log.warning("job_items_reattached", job_id=row.id, items=len(lost))

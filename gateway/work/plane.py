@@ -31,6 +31,8 @@ from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
 from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
+from gateway.work.routing.router import AudienceLanes, CeleryRouter
+from gateway.work.routing.shares import SharesCache, ShareStore
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import publish, queue_stats
 from gateway.work.tokens import TokenStore, TokenVerifier
@@ -43,14 +45,29 @@ def token_store(resources: Resources) -> TokenStore:
     )
 
 
+def celery_router(resources: Resources) -> CeleryRouter | None:
+    """The deployment's Celery routes with their runtime shares (None: no routes)."""
+    settings = resources.settings
+    if not settings.celery_enabled:
+        return None
+    store = ShareStore(resources.redis, resources.key("celery", "shares"))
+    return CeleryRouter(settings.celery_routes, SharesCache(store))
+
+
 def work_queue(resources: Resources, audience: str) -> WorkQueue:
     """The queue of `audience` (one key layout for the worker ports and for whoever
-    attaches waiters from another port)."""
+    attaches waiters from another port); Celery routes, if any, choose each new task's
+    side."""
+    router = celery_router(resources)
+    lanes = None
+    if router is not None and audience in router.audiences():
+        lanes = AudienceLanes(router, audience)
     return WorkQueue(
         resources.redis,
         load_scripts(resources.redis),
         resources.key("wq", audience, ""),
         resources.settings,
+        lanes,
     )
 
 

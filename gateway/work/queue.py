@@ -55,9 +55,9 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -68,6 +68,9 @@ from gateway.work.hooks import DeadTask
 from gateway.work.models import Command, LeasedTask, TaskIn, parse_command
 from gateway.work.scripts import Scripts
 
+# Lease from the HTTP workers' ready sets, or the Celery dispatcher's (common.lua).
+NATIVE_READY = "ready:"
+CELERY_READY = "cready:"
 REAP_BATCH = 1000
 # A waiter id goes into a hash field name (`j:<waiter>`): a small alphabet, bounded.
 _WAITER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -94,11 +97,13 @@ class EnqueueOutcome:
 
 @dataclass(frozen=True)
 class LeaseBatch:
-    """One lease attempt: tasks, the worker's command, and when delayed work is due."""
+    """One lease attempt: tasks, the worker's command, and when delayed work is due;
+    `lanes` gives each task's lane (its Celery route id, '' when native)."""
 
     tasks: list[LeasedTask]
     command: Command
     next_due_in_s: float | None
+    lanes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,16 +172,34 @@ class ReapResult:
     dead: list[DeadTask]
 
 
+class LaneChooser(Protocol):
+    """Decides each new task's lane (Celery routing, `gateway/work/routing/router.py`)."""
+
+    async def lanes(self, tasks: Sequence[TaskIn], kind: str | None) -> list[str]:
+        """Per task: a Celery route id, or '' for the native queue."""
+        ...
+
+
 class WorkQueue:
-    """Enqueue, lease, settle and reap tasks of one audience."""
+    """Enqueue, lease, settle and reap tasks of one audience.
+
+    `lanes` (Celery routing) chooses each task's side at enqueue and attach; without it
+    every task is native.
+    """
 
     def __init__(
-        self, redis: Redis, scripts: Scripts, base: str, settings: WorkerPlaneSettings
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        base: str,
+        settings: WorkerPlaneSettings,
+        lanes: LaneChooser | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.base = base
         self.settings = settings
+        self.lanes = lanes
 
     def key(self, *parts: str) -> str:
         """A key of this audience's queue."""
@@ -187,28 +210,45 @@ class WorkQueue:
         """Pub/sub channel announcing platforms that just got ready work."""
         return self.key("wake")
 
-    def lease_args(self) -> list[str]:
-        """Default lease timeout (ms) and per-platform overrides, as script arguments."""
+    def lease_args(self, fixed_s: float | None = None) -> list[str]:
+        """Default lease timeout (ms) and per-platform overrides, as script arguments;
+        `fixed_s`: one timeout for every platform (the Celery dispatcher's)."""
+        if fixed_s is not None:
+            return [str(int(fixed_s * 1000)), "{}"]
         overrides = {p: int(s * 1000) for p, s in self.settings.lease_timeout_overrides_s.items()}
         return [str(int(self.settings.lease_timeout_s * 1000)), json.dumps(overrides)]
 
+    async def _lanes(self, tasks: Sequence[TaskIn], kind: str | None) -> list[str]:
+        if self.lanes is None:
+            return [""] * len(tasks)
+        return await self.lanes.lanes(tasks, kind)
+
     async def enqueue(self, tasks: Sequence[TaskIn]) -> EnqueueOutcome:
         """Add a producer's tasks; a (platform, key) already live is a duplicate."""
+        lanes = await self._lanes(tasks, "producer")
         with redis_guard():
-            raw = await self.scripts.enqueue(args=[self.base, *_task_args(tasks)])
+            raw = await self.scripts.enqueue(args=[self.base, *_task_args(tasks, None, lanes)])
         return _enqueued(raw, tasks)
 
     async def attach(
-        self, waiter: str, tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None
+        self,
+        waiter: str,
+        tasks: Sequence[TaskIn],
+        task_ids: Sequence[str] | None = None,
+        kind: str | None = None,
     ) -> EnqueueOutcome:
         """Make `waiter` wait for each task, creating those not live (`new`); idempotent.
 
         `task_ids` are the ids new tasks get (default: fresh ones), so a caller can record
         them before the tasks exist and no result can commit before it knows the id.
+        `kind` (a job kind) is what Celery routes may match on.
         """
         _check_waiter(waiter)
+        lanes = await self._lanes(tasks, kind)
         with redis_guard():
-            raw = await self.scripts.attach(args=[self.base, waiter, *_task_args(tasks, task_ids)])
+            raw = await self.scripts.attach(
+                args=[self.base, waiter, *_task_args(tasks, task_ids, lanes)]
+            )
         return _enqueued(raw, tasks)
 
     async def task_summaries(self, task_ids: Sequence[str]) -> list[TaskSummary | None]:
@@ -250,16 +290,27 @@ class WorkQueue:
             raw = await self.scripts.release(args=[self.base, waiter, *task_ids])
         return ReleaseOutcome([_s(v) for v in raw])
 
-    async def lease(self, holder: LeaseHolder, platforms: Sequence[str], limit: int) -> LeaseBatch:
+    async def lease(
+        self,
+        holder: LeaseHolder,
+        platforms: Sequence[str],
+        limit: int,
+        *,
+        ready: str = NATIVE_READY,
+        lease_s: float | None = None,
+    ) -> LeaseBatch:
         """Lease up to `limit` ready tasks (fewer if they exceed the batch byte budget),
-        round-robin over `platforms`, in one step, bound to `holder`."""
+        round-robin over `platforms`, in one step, bound to `holder`. `ready`: whose
+        ready sets (`CELERY_READY`: the Celery dispatcher's); `lease_s`: a lease
+        timeout for every platform instead of the configured ones."""
         lease_ids = [secrets.token_urlsafe(18) for _ in range(limit)]
         args = [
             self.base,
             *holder.args(),
             str(limit),
             str(self.settings.lease_max_batch_bytes),
-            *self.lease_args(),
+            *self.lease_args(lease_s),
+            ready,
             str(len(platforms)),
             *platforms,
             *lease_ids,
@@ -277,10 +328,11 @@ class WorkQueue:
                 attempt=int(raw[i + 5]),
                 lease_expires_at=ms_to_datetime(int(raw[i + 6])),
             )
-            for i in range(3, len(raw), 7)
+            for i in range(3, len(raw), 8)
         ]
+        lanes = [_s(raw[i + 7]) for i in range(3, len(raw), 8)]
         due_in = None if next_due < 0 else max(0.0, (next_due - now_ms) / 1000)
-        return LeaseBatch(tasks, parse_command(command), due_in)
+        return LeaseBatch(tasks, parse_command(command), due_in, lanes)
 
     async def check(self, pairs: Sequence[tuple[str, str]], holder: LeaseHolder) -> list[Settled]:
         """Whether each (task, lease) is current and `holder`'s; those are extended."""
@@ -383,14 +435,19 @@ def _last_error(errors: bytes | str | None) -> str | None:
     return str(message) if message is not None else None
 
 
-def _task_args(tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None) -> list[str]:
-    """The count, then per task: its id if new (given, else fresh) and its fields
-    (enqueue.lua, attach.lua)."""
+def _task_args(
+    tasks: Sequence[TaskIn],
+    task_ids: Sequence[str] | None = None,
+    lanes: Sequence[str] | None = None,
+) -> list[str]:
+    """The count, then per task: its id if new (given, else fresh), its fields and its
+    lane (enqueue.lua, attach.lua)."""
     ids = task_ids if task_ids is not None else [uuid.uuid4().hex for _ in tasks]
     if len(ids) != len(tasks):
         raise ValueError("one task id per task")
+    chosen = lanes if lanes is not None else [""] * len(tasks)
     args = [str(len(tasks))]
-    for task, task_id in zip(tasks, ids, strict=True):
+    for task, task_id, lane in zip(tasks, ids, chosen, strict=True):
         not_before = "" if task.not_before is None else str(int(task.not_before.timestamp() * 1000))
         args += [
             task_id,
@@ -399,6 +456,7 @@ def _task_args(tasks: Sequence[TaskIn], task_ids: Sequence[str] | None = None) -
             json.dumps(task.payload, separators=(",", ":")),
             str(task.priority),
             not_before,
+            lane,
         ]
     return args
 

@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.core.settings.backends import BackendSettings
+from gateway.core.settings.celery import CelerySettings
 from gateway.core.settings.connections import ConnectionSettings
 from gateway.core.settings.jobs import JobSettings
 from gateway.core.settings.proxy_pool import ProxyPoolSettings
@@ -176,6 +177,7 @@ class CoreSettings(BaseSettings):
 # Plane mixins come before CoreSettings, whose model_config (env file, extra="ignore") must win.
 class Settings(
     WorkerPlaneSettings,
+    CelerySettings,
     PublicPlaneSettings,
     JobSettings,
     StreamSettings,

@@ -27,12 +27,32 @@ local function ready_score(tid, prio)
   return fmt(-tonumber(prio) * 1e10 + tonumber(seq))
 end
 
+-- A task routed to Celery (its `lane` field names the route, see
+-- gateway/work/routing/router.py) waits in `cready:<p>` instead of `ready:<p>`: HTTP
+-- workers never see it, and the gateway's Celery dispatcher leases it from there and
+-- publishes it. Every way back to ready (retry, reclaimed lease, dead-letter requeue)
+-- passes here, so a task stays on its side for life. The dispatcher is woken with
+-- '@celery' on the wake channel (no platform is named so), once per script.
+local celery_woken = false
+
+-- Returns true when the task is ready for HTTP workers (the caller wakes platform p).
 local function make_ready(tid, p, prio, since)
-  redis.call('HSET', task_key(tid), 'state', 'ready', 'lease_id', '', 'worker_id', '')
+  local k = task_key(tid)
+  redis.call('HSET', k, 'state', 'ready', 'lease_id', '', 'worker_id', '')
   -- Deleted, not emptied: a lease without token_id is one granted before binding.
-  redis.call('HDEL', task_key(tid), 'token_id')
+  redis.call('HDEL', k, 'token_id')
+  local lane = redis.call('HGET', k, 'lane')
+  if lane and lane ~= '' then
+    redis.call('ZADD', base .. 'cready:' .. p, ready_score(tid, prio), tid)
+    if not celery_woken then
+      redis.call('PUBLISH', base .. 'wake', '@celery')
+      celery_woken = true
+    end
+    return false
+  end
   redis.call('ZADD', base .. 'ready:' .. p, ready_score(tid, prio), tid)
   redis.call('ZADD', base .. 'since:' .. p, fmt(since), tid)
+  return true
 end
 
 local function lease_ms_for(overrides, default_ms, p)
@@ -68,7 +88,7 @@ end
 -- last waiter was released, or it was cancelled while leased and that lease ended).
 -- Frees its dedupe entry only if that still names this task.
 local function forget_task(tid, p, key, lid)
-  for _, set in ipairs({'ready:', 'since:', 'delayed:', 'leased:'}) do
+  for _, set in ipairs({'ready:', 'cready:', 'since:', 'delayed:', 'leased:'}) do
     redis.call('ZREM', base .. set .. p, tid)
   end
   if lid and lid ~= '' then redis.call('HDEL', base .. 'leases', lid) end
@@ -78,17 +98,18 @@ local function forget_task(tid, p, key, lid)
 end
 
 -- Creates a task (its dedupe entry, hash and place in ready or delayed); `woke` collects
--- the platforms that got ready work, to publish once per script.
-local function create_task(tid, p, key, payload, prio, nb, woke)
+-- the platforms that got ready work, to publish once per script. `lane` is '' (native)
+-- or the Celery route the task was routed to when created; it never changes after.
+local function create_task(tid, p, key, payload, prio, nb, woke, lane)
   redis.call('HSET', base .. 'dedupe', p .. ':' .. key, tid)
   redis.call('SADD', base .. 'platforms', p)
   redis.call('HSET', task_key(tid), 'platform', p, 'key', key, 'payload', payload,
     'priority', prio, 'attempt', 1, 'created_ms', fmt(now), 'errors', '')
+  if lane and lane ~= '' then redis.call('HSET', task_key(tid), 'lane', lane) end
   if nb ~= '' and tonumber(nb) > now then
     redis.call('HSET', task_key(tid), 'state', 'delayed')
     redis.call('ZADD', base .. 'delayed:' .. p, nb, tid)
-  else
-    make_ready(tid, p, prio, now)
+  elseif make_ready(tid, p, prio, now) then
     woke[p] = true
   end
 end

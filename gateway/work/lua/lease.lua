@@ -1,14 +1,17 @@
 -- ARGV: base, token_id, worker_id, limit, max_batch_bytes, default_lease_ms,
---       overrides_json, nplatforms, platforms..., then `limit` fresh lease ids.
--- Returns {now, next_due_ms|-1, command, then 7 fields per leased task:
---          task_id, lease_id, platform, key, payload, attempt, expires_ms}.
+--       overrides_json, ready set ('ready:' for HTTP workers, 'cready:' for the Celery
+--       dispatcher, see make_ready in common.lua), nplatforms, platforms..., then
+--       `limit` fresh lease ids.
+-- Returns {now, next_due_ms|-1, command, then 8 fields per leased task:
+--          task_id, lease_id, platform, key, payload, attempt, expires_ms, lane}.
 local token, worker, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local max_bytes, default_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local overrides = cjson.decode(ARGV[7])
-local np = tonumber(ARGV[8])
+local ready = ARGV[8]
+local np = tonumber(ARGV[9])
 local platforms = {}
-for j = 1, np do platforms[j] = ARGV[8 + j] end
-local lease_ids_at = 8 + np
+for j = 1, np do platforms[j] = ARGV[9 + j] end
+local lease_ids_at = 9 + np
 
 local command = redis.call('HGET', base .. 'commands', worker)
   or redis.call('HGET', base .. 'commands', '*') or 'run'
@@ -37,20 +40,20 @@ while got < limit and live > 0 and not full do
     if got >= limit or full then break end
     local p = platforms[((start + r) % np) + 1]
     if not empty[p] then
-      local head = redis.call('ZRANGE', base .. 'ready:' .. p, 0, 0)
+      local head = redis.call('ZRANGE', base .. ready .. p, 0, 0)
       if #head == 0 then
         empty[p] = true
         live = live - 1
       else
         local tid = head[1]
         local k = task_key(tid)
-        local f = redis.call('HMGET', k, 'state', 'key', 'payload', 'attempt')
+        local f = redis.call('HMGET', k, 'state', 'key', 'payload', 'attempt', 'lane')
         local size = 0
         if f[1] == 'ready' then size = answer_bytes(p, f[2], f[3]) end
         if f[1] == 'ready' and got > 0 and bytes + size > max_bytes then
           full = true
         else
-          redis.call('ZREM', base .. 'ready:' .. p, tid)
+          redis.call('ZREM', base .. ready .. p, tid)
           redis.call('ZREM', base .. 'since:' .. p, tid)
           if f[1] == 'ready' then
             got = got + 1
@@ -63,7 +66,7 @@ while got < limit and live > 0 and not full do
               'worker_id', worker, 'lease_exp', fmt(exp))
             redis.call('ZADD', base .. 'leased:' .. p, fmt(exp), tid)
             redis.call('HSET', base .. 'leases', lid, tid)
-            for _, v in ipairs({tid, lid, p, f[2], f[3], f[4], exp}) do out[#out + 1] = v end
+            for _, v in ipairs({tid, lid, p, f[2], f[3], f[4], exp, f[5] or ''}) do out[#out + 1] = v end
           end
         end
       end

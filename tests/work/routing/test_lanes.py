@@ -1,0 +1,112 @@
+"""Celery lanes in the queue: a routed task waits where HTTP workers never lease it, is
+leased by the Celery dispatcher with its lane, and stays on its side when it comes back
+(a retry, a reclaimed lease, a requeued dead letter)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.core.settings import Settings
+from gateway.work.deadletters import DeadLetters
+from gateway.work.holder import LeaseHolder
+from gateway.work.models import TaskIn
+from gateway.work.queue import CELERY_READY, FailureIn, WorkQueue
+from gateway.work.scripts import load_scripts
+from tests.support.work import reap_until_reclaimed
+
+pytestmark = pytest.mark.integration
+
+CELERY = LeaseHolder(0, "celery")
+NATIVE_WORKER = LeaseHolder(1, "w1")
+
+
+class ByKey:
+    """Keys starting with `c` go to the route `parcel/alpha`, the rest stay native."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str | None] = []
+
+    async def lanes(self, tasks: Sequence[TaskIn], kind: str | None) -> list[str]:
+        self.kinds.append(kind)
+        return ["parcel/alpha" if t.key.startswith("c") else "" for t in tasks]
+
+
+@contextlib.asynccontextmanager
+async def _queue(settings: Settings, lanes: ByKey, **overrides: object) -> AsyncIterator[WorkQueue]:
+    tuned = settings.model_copy(update=overrides)
+    assert tuned.redis_url is not None
+    client = Redis.from_url(tuned.redis_url)
+    try:
+        base = tuned.redis_key_prefix + "wq:parcel:"
+        yield WorkQueue(client, load_scripts(client), base, tuned, lanes)
+    finally:
+        await client.aclose()
+
+
+async def test_routed_tasks_are_leased_only_by_the_celery_dispatcher(settings: Settings) -> None:
+    lanes = ByKey()
+    async with _queue(settings, lanes) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key=k) for k in ("c1", "n1", "c2", "n2")])
+        await queue.attach("job1", [TaskIn(platform="alpha", key="c3")], kind="parcel_refresh")
+        assert lanes.kinds == ["producer", "parcel_refresh"]
+
+        native = await queue.lease(NATIVE_WORKER, ["alpha"], 10)
+        assert sorted(t.key for t in native.tasks) == ["n1", "n2"]
+        assert native.lanes == ["", ""]
+
+        celery = await queue.lease(CELERY, ["alpha"], 10, ready=CELERY_READY, lease_s=3600)
+        assert [t.key for t in celery.tasks] == ["c1", "c2", "c3"]
+        assert celery.lanes == ["parcel/alpha"] * 3
+        # The Celery lease timeout, not LEASE_TIMEOUT_S (300 s).
+        first = await queue.task(celery.tasks[0].task_id)
+        assert first is not None
+        assert first["state"] == "leased"
+        assert int(first["lease_exp"]) - int(first["created_ms"]) > 3000 * 1000
+        assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
+
+
+async def test_a_routed_task_that_comes_back_stays_on_celery(settings: Settings) -> None:
+    lanes = ByKey()
+    async with _queue(
+        settings,
+        lanes,
+        retry_backoff_base_s=0,
+        retry_backoff_cap_s=0,
+        max_attempts=3,
+    ) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key="c1")])
+        (task,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
+
+        # A failure reported for the Celery lease: retried, on the Celery side.
+        (settled,) = await queue.fail([FailureIn(task.task_id, task.lease_id, "502", True)], CELERY)
+        assert settled.status == "retry"
+        assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
+        (again,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY, lease_s=0.05)).tasks
+        assert (again.task_id, again.attempt) == (task.task_id, 2)
+
+        # Its lease runs out: the reaper retries it, still on the Celery side.
+        await reap_until_reclaimed(queue, 1)
+        (third,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
+        assert third.attempt == 3
+
+        # The last attempt fails: a dead letter; requeued, it comes back to Celery.
+        (dead,) = await queue.fail([FailureIn(task.task_id, third.lease_id, "x", True)], CELERY)
+        assert dead.status == "dead"
+        assert (await DeadLetters(queue).requeue([task.task_id])).requeued == 1
+        assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
+        (back,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
+        assert back.task_id == task.task_id
+
+
+async def test_an_http_worker_cannot_settle_a_celery_lease(settings: Settings) -> None:
+    async with _queue(settings, ByKey()) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key="c1")])
+        (task,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
+        (settled,) = await queue.fail(
+            [FailureIn(task.task_id, task.lease_id, "x", False)], NATIVE_WORKER
+        )
+        assert settled.status == "not_holder"
