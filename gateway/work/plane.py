@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
@@ -36,6 +36,9 @@ from gateway.work.routing.shares import SharesCache, ShareStore
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import publish, queue_stats
 from gateway.work.tokens import TokenStore, TokenVerifier
+
+if TYPE_CHECKING:
+    from gateway.work.routing.bridge import CeleryBridge
 
 
 def token_store(resources: Resources) -> TokenStore:
@@ -108,6 +111,14 @@ class WorkerPlane:
             audience, self.queue, resources.sessionmaker, self.metrics, hooks, watch
         )
         self.tokens = TokenVerifier(token_store(resources), audience, settings.worker_token_cache_s)
+        self.celery: CeleryBridge | None = None
+        if self.queue.lanes is not None:
+            # Imported here: without Celery routes for this audience, Celery never loads.
+            from gateway.work.routing.bridge import CeleryBridge
+
+            self.celery = CeleryBridge(
+                settings, audience, self.queue, self.results, self.notifier, resources.stopping
+            )
         self._reaper = PeriodicLoop(
             f"reaper:{audience}",
             self.reap_once,
@@ -176,12 +187,16 @@ class WorkerPlane:
         publish(self.metrics, stats)
 
     async def start(self) -> None:
-        """Start the wake subscriber and the reaper."""
+        """Start the wake subscriber, the reaper and the Celery side (if routed)."""
         self.notifier.start()
         self._reaper.start()
+        if self.celery is not None:
+            await self.celery.start()
 
     async def stop(self) -> None:
         """Stop background tasks; pending long-polls answer at once."""
+        if self.celery is not None:
+            await self.celery.stop()
         await self._reaper.stop()
         await self.notifier.stop()
         await self.tokens.close()

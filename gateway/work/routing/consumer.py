@@ -1,0 +1,165 @@
+"""Results from Celery: a durable results queue the gateway consumes with kombu.
+
+Why a queue and not a Celery result backend: a backend is a key-value store keyed by
+Celery task id, so the gateway would have to poll every outstanding task (or hold a
+subscription per task), and a result that nobody polls for expires unseen. A queue
+pushes each result to whichever replica is free, survives a replica's death (an unacked
+message goes back to the queue), and needs nothing on the Celery side but the task's
+return value: Celery itself publishes it to the queue through the `link` callback the
+gateway attached when it sent the task (`messages.py`).
+
+Each message is handed to the existing results path (`ResultService.submit`, as the
+holder `CELERY_HOLDER`): validation, the PostgreSQL commit with history, job progress,
+events and webhooks; failures go to attempts, backoff and dead letters. The message is
+acknowledged only after `submit` returned, so a replica that dies mid-commit leaves it
+to be redelivered; a redelivered (or twice-sent) result finds its task done and answers
+`duplicate`, and writes nothing (the `<audience>_tasks_done` row decides). When
+PostgreSQL or Redis is down the message is put back after `RETRY_PAUSE_S`. A result
+that fails validation becomes a retryable failure of its lease ("invalid result ..."),
+so a broken Celery task ends in the dead letters with the reason, not in silence.
+
+kombu is blocking: the consumer runs in its own thread and runs each message's handling
+on the event loop (`run_coroutine_threadsafe`), at most `CELERY_RESULTS_PREFETCH`
+messages unacknowledged at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from typing import Any
+
+import structlog
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.message import Message
+
+from gateway.core.errors import ServiceUnavailable
+from gateway.work.models import ResultOutcome
+from gateway.work.results import ResultService
+from gateway.work.routing.messages import (
+    CELERY_HOLDER,
+    ERROR_TASK,
+    RAISED,
+    RESULT_TASK,
+    failure_item,
+    result_item,
+    split_celery_task_id,
+)
+
+log = structlog.get_logger("gateway.work.routing")
+
+RETRY_PAUSE_S = 1.0
+_DRAIN_S = 0.5
+_RECONNECT_S = 1.0
+
+
+def results_queue(name: str) -> Queue:
+    """The durable results queue `name` (direct exchange and routing key of the same
+    name: what Celery declares for `queue=name`)."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
+
+
+class ResultConsumer:
+    """Consumes one audience's results queue into its `ResultService`."""
+
+    def __init__(
+        self,
+        results: ResultService,
+        broker_url: str,
+        transport_options: dict[str, Any],
+        queue_name: str,
+        prefetch: int,
+    ) -> None:
+        self.results = results
+        self.broker_url = broker_url
+        self.transport_options = transport_options
+        self.queue = results_queue(queue_name)
+        self.prefetch = prefetch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ready = threading.Event()
+
+    async def handle(self, body: Any, headers: dict[str, Any]) -> list[ResultOutcome] | None:
+        """Submit one callback message's result; None when it is not one of ours."""
+        name = headers.get("task")
+        ids = split_celery_task_id(headers.get("parent_id"))
+        args = body[0] if isinstance(body, list | tuple) and body else []
+        if ids is None and name == ERROR_TASK and args:
+            ids = split_celery_task_id(args[0])
+        if ids is None or name not in (RESULT_TASK, ERROR_TASK):
+            log.warning("celery_result_unknown", task=str(name)[:100])
+            return None
+        task_id, lease_id = ids
+        if name == ERROR_TASK:
+            item = failure_item(task_id, lease_id, RAISED, True)
+        else:
+            item = result_item(task_id, lease_id, args[0] if args else None)
+        outcomes = await self.results.submit(CELERY_HOLDER, [item])
+        if outcomes and outcomes[0].reason == "invalid":
+            errors = outcomes[0].errors or []
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+            log.warning("celery_result_invalid", task_id=task_id, errors=len(errors))
+            failure = failure_item(task_id, lease_id, f"invalid result from Celery: {fields}", True)
+            outcomes = await self.results.submit(CELERY_HOLDER, [failure])
+        return outcomes
+
+    def _on_message(self, body: Any, message: Message) -> None:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(
+            self.handle(body, dict(message.headers or {})), self._loop
+        )
+        try:
+            future.result()
+        except ServiceUnavailable:
+            # PostgreSQL or Redis down: nothing was committed or released; try again.
+            self._stop.wait(RETRY_PAUSE_S)
+            message.requeue()
+            return
+        except Exception as exc:
+            log.error("celery_result_failed", error=type(exc).__name__)
+            self._stop.wait(RETRY_PAUSE_S)
+            message.requeue()
+            return
+        message.ack()
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with (
+                    Connection(
+                        self.broker_url, transport_options=self.transport_options, connect_timeout=2
+                    ) as conn,
+                    conn.Consumer(
+                        [self.queue],
+                        callbacks=[self._on_message],
+                        accept=["json"],
+                        prefetch_count=self.prefetch,
+                    ),
+                ):
+                    self.ready.set()
+                    while not self._stop.is_set():
+                        with contextlib.suppress(socket.timeout, TimeoutError):
+                            conn.drain_events(timeout=_DRAIN_S)
+            except Exception as exc:  # a lost broker must not end consuming
+                self.ready.clear()
+                log.warning("celery_results_connection_lost", error=type(exc).__name__)
+                self._stop.wait(_RECONNECT_S)
+
+    def start(self) -> None:
+        """Start consuming in a thread of its own."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._consume, name=f"celery-results:{self.results.audience}", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop consuming (the message in hand is finished first)."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread = None
