@@ -32,6 +32,7 @@ from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
 from gateway.work.routing.router import AudienceLanes, CeleryRouter
+from gateway.work.routing.service import RoutingService
 from gateway.work.routing.shares import SharesCache, ShareStore
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import publish, queue_stats
@@ -55,6 +56,12 @@ def celery_router(resources: Resources) -> CeleryRouter | None:
         return None
     store = ShareStore(resources.redis, resources.key("celery", "shares"))
     return CeleryRouter(settings.celery_routes, SharesCache(store))
+
+
+def routing_service(resources: Resources) -> RoutingService | None:
+    """What the admin API and CLI change shares through (None: no Celery routes)."""
+    router = celery_router(resources)
+    return None if router is None else RoutingService(router)
 
 
 def work_queue(resources: Resources, audience: str) -> WorkQueue:

@@ -27,7 +27,7 @@ def _errors(**values: object) -> list[str]:
 
 
 def test_without_celery_settings_nothing_is_routed() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.celery_broker_url is None
     assert settings.celery_routes == []
     assert not settings.celery_enabled
@@ -36,7 +36,7 @@ def test_without_celery_settings_nothing_is_routed() -> None:
 def test_routes_come_as_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     monkeypatch.setenv("CELERY_ROUTES", json.dumps([ROUTE, {**ROUTE, "kind": "producer"}]))
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert [r.id for r in settings.celery_routes] == [
         "parcel/miami_dade",
         "parcel/miami_dade/producer",

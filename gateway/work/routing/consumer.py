@@ -163,3 +163,9 @@ class ResultConsumer:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5.0)
             self._thread = None
+
+
+def check_broker(url: str, transport_options: dict[str, Any], timeout_s: float = 3.0) -> None:
+    """Connect to the broker once; raises what kombu raises when it does not answer."""
+    with Connection(url, transport_options=transport_options, connect_timeout=timeout_s) as conn:
+        conn.ensure_connection(max_retries=1)

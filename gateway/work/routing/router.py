@@ -77,6 +77,10 @@ class CeleryRouter:
                 out.append(NATIVE)
         return out
 
+    async def share_in_force(self, route_id: str) -> float:
+        """The share this process applies to `route_id` now (its cached copy)."""
+        return self.share_of(self.routes[route_id], await self.shares.current())
+
     async def views(self) -> list[RouteView]:
         """Every route with the share in force (fresh from Redis)."""
         shares = await self.shares.store.read()
