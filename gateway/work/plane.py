@@ -49,19 +49,19 @@ def token_store(resources: Resources) -> TokenStore:
     )
 
 
+def _router(resources: Resources) -> CeleryRouter:
+    store = ShareStore(resources.redis, resources.key("celery", "shares"))
+    return CeleryRouter(resources.settings.celery_routes, SharesCache(store))
+
+
 def celery_router(resources: Resources) -> CeleryRouter | None:
     """The deployment's Celery routes with their runtime shares (None: no routes)."""
-    settings = resources.settings
-    if not settings.celery_enabled:
-        return None
-    store = ShareStore(resources.redis, resources.key("celery", "shares"))
-    return CeleryRouter(settings.celery_routes, SharesCache(store))
+    return _router(resources) if resources.settings.celery_enabled else None
 
 
-def routing_service(resources: Resources) -> RoutingService | None:
-    """What the admin API and CLI change shares through (None: no Celery routes)."""
-    router = celery_router(resources)
-    return None if router is None else RoutingService(router)
+def routing_service(resources: Resources) -> RoutingService:
+    """What the admin API and CLI show and change shares through (one path for both)."""
+    return RoutingService(_router(resources))
 
 
 def work_queue(resources: Resources, audience: str) -> WorkQueue:

@@ -25,5 +25,15 @@ def test_help_lists_every_capability_command() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("serve", "migrate", "tokens", "enqueue", "workers", "dlq", "keys", "proxies"):
+    for command in (
+        "serve",
+        "migrate",
+        "tokens",
+        "enqueue",
+        "workers",
+        "dlq",
+        "routing",
+        "keys",
+        "proxies",
+    ):
         assert command in out

@@ -164,3 +164,30 @@ async def test_workers_and_dead_letters(
     assert purged.stdout.strip().splitlines()[-1] == "purged=1"
     empty = run_gateway(["dlq", "list", "--audience", "parcel", "--json"], env, tmp_path)
     assert empty.stdout.strip() == ""
+
+
+async def test_routing_show_and_set(settings: Settings, tmp_path: Path) -> None:
+    route = {"audience": "parcel", "platform": "alpha", "share": 0.2, "task": "scrape_parcel"}
+    env = {
+        **_env(settings),
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "CELERY_ROUTES": json.dumps([route]),
+    }
+    changed = run_gateway(["routing", "set", "parcel/alpha", "0.75"], env, tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "parcel/alpha: share 0.750" in changed.stdout
+
+    shown = run_gateway(["routing", "show", "--json"], env, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    (listed,) = body["routes"]
+    assert (listed["share"], listed["configured_share"]) == (0.75, 0.2)
+    assert listed["set_by"].startswith("cli:")
+    assert body["history"][0]["share"] == 0.75
+
+    bad = run_gateway(["routing", "set", "parcel/alpha", "2"], env, tmp_path)
+    assert bad.returncode == 2
+    assert "0.0 to 1.0" in bad.stderr
+    unknown = run_gateway(["routing", "set", "parcel/nowhere", "0.5"], env, tmp_path)
+    assert unknown.returncode == 2
+    assert "no such route" in unknown.stderr

@@ -9,6 +9,7 @@ from gateway.api.external import (
     account,
     admin,
     admin_jobs,
+    admin_routing,
     downloads,
     job_uploads,
     jobs,
@@ -33,6 +34,7 @@ def plane_routers() -> list[APIRouter]:
         ws.router,
         downloads.router,
         admin_jobs.router,
+        admin_routing.router,
         webhooks.router,
         watches.router,
     ]

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-from gateway.core.errors import NotFound
-from gateway.kit.field_errors import invalid_field
+from gateway.core.errors import InvalidInput
 from gateway.work.routing.router import CeleryRouter, RouteView
 from gateway.work.routing.shares import ShareEntry
 
@@ -16,6 +16,11 @@ class RoutingService:
 
     def __init__(self, router: CeleryRouter) -> None:
         self.router = router
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any route is configured."""
+        return bool(self.router.routes)
 
     async def show(self) -> list[RouteView]:
         """Every route with the share in force and who set it."""
@@ -27,11 +32,34 @@ class RoutingService:
 
     async def set_share(self, route_id: str, share: float, by: str) -> RouteView:
         """Set one route's share (0..1) for tasks enqueued from now on."""
-        if isinstance(share, bool) or not math.isfinite(share) or not 0.0 <= share <= 1.0:
-            raise invalid_field("body", "share", msg="must be a number from 0.0 to 1.0")
-        route = self.router.routes.get(route_id)
-        if route is None:
-            known = ", ".join(sorted(self.router.routes)) or "none"
-            raise NotFound(f"no route {route_id!r} (routes: {known})")
-        entry = await self.router.shares.store.write(route_id, float(share), by)
-        return RouteView(route, entry.share, entry.by, entry.at)
+        (view,) = await self.set_shares({route_id: share}, by)
+        return view
+
+    async def set_shares(self, shares: Mapping[str, float], by: str) -> list[RouteView]:
+        """Set several routes' shares; nothing is written unless every one is valid."""
+        errors = []
+        for route_id, share in shares.items():
+            loc = ["body", "shares", route_id]
+            if route_id not in self.router.routes:
+                known = ", ".join(sorted(self.router.routes)) or "none are configured"
+                errors.append({"loc": loc, "msg": f"no such route ({known})", "type": "unknown"})
+            elif (
+                isinstance(share, bool)
+                or not isinstance(share, int | float)
+                or not math.isfinite(share)
+                or not 0.0 <= share <= 1.0
+            ):
+                errors.append(
+                    {"loc": loc, "msg": "must be a number from 0.0 to 1.0", "type": "value_error"}
+                )
+        if not shares:
+            errors.append(
+                {"loc": ["body", "shares"], "msg": "name at least one route", "type": "missing"}
+            )
+        if errors:
+            raise InvalidInput(errors)
+        out = []
+        for route_id, share in shares.items():
+            entry = await self.router.shares.store.write(route_id, float(share), by)
+            out.append(RouteView(self.router.routes[route_id], entry.share, entry.by, entry.at))
+        return out

@@ -55,7 +55,6 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
     route = routed.celery_routes[0]
     async with routed_plane(routed) as (resources, plane):
         service = routing_service(resources)
-        assert service is not None
         with celery_worker(broker, route.queue, tmp_path):
             expected_celery: set[str] = set()
             native: list[str] = []

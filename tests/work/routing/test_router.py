@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import InvalidInput
 from gateway.core.settings import Settings
 from gateway.core.settings.celery import CeleryRoute
 from gateway.work.models import TaskIn
@@ -71,11 +71,13 @@ async def test_bad_shares_and_unknown_routes_are_refused(settings: Settings) -> 
     redis = Redis.from_url(settings.redis_url)
     try:
         service = RoutingService(_router(redis, settings.redis_key_prefix))
-        for bad in (-0.1, 1.5, float("nan"), float("inf")):
+        for bad in (-0.1, 1.5, float("nan"), float("inf"), True):
             with pytest.raises(InvalidInput):
                 await service.set_share("parcel/alpha", bad, "x")
-        with pytest.raises(NotFound):
-            await service.set_share("parcel/nowhere", 0.5, "x")
+        with pytest.raises(InvalidInput) as unknown:
+            await service.set_shares({"parcel/alpha": 0.5, "parcel/nowhere": 0.5}, "x")
+        (error,) = unknown.value.extra["errors"]
+        assert error["loc"] == ["body", "shares", "parcel/nowhere"]
         assert await service.history() == []
     finally:
         await redis.aclose()

@@ -1,0 +1,103 @@
+"""`/v1/admin/routing`: Celery routes and their runtime shares (admin role)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import ResourcesDep
+from gateway.api.external.public_deps import AdminDep, Caller
+from gateway.work.plane import routing_service
+from gateway.work.routing.router import RouteView
+from gateway.work.routing.service import RoutingService
+from gateway.work.routing.shares import ShareEntry
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class RouteOut(BaseModel):
+    """A route, its configured share and the share in force (who set it, when)."""
+
+    id: str
+    audience: str
+    platform: str
+    kind: str | None
+    task: str
+    queue: str
+    configured_share: float
+    share: float
+    set_by: str | None
+    set_at: str | None
+
+
+class ShareChangeOut(BaseModel):
+    """One recorded share change."""
+
+    route: str
+    share: float
+    by: str
+    at: str
+
+
+class RoutingOut(BaseModel):
+    """Every route, and the latest share changes (newest first)."""
+
+    enabled: bool
+    routes: list[RouteOut]
+    history: list[ShareChangeOut]
+
+
+class RoutingIn(BaseModel):
+    """New shares by route id (0.0 … 1.0), for tasks enqueued from now on."""
+
+    shares: dict[str, float] = Field(max_length=100)
+
+
+def _route(view: RouteView) -> RouteOut:
+    r = view.route
+    return RouteOut(
+        id=r.id,
+        audience=r.audience,
+        platform=r.platform,
+        kind=r.kind,
+        task=r.task,
+        queue=r.queue,
+        configured_share=r.share,
+        share=view.share,
+        set_by=view.set_by,
+        set_at=view.set_at,
+    )
+
+
+def _change(entry: ShareEntry) -> ShareChangeOut:
+    return ShareChangeOut(route=entry.route, share=entry.share, by=entry.by, at=entry.at)
+
+
+def _who(admin: Caller) -> str:
+    # The credential used and, for a key, the user it belongs to.
+    p = admin.principal
+    if p.user_uid is None or p.kind.value == "user":
+        return p.limit_key
+    return f"{p.limit_key} of user {p.user_uid}"
+
+
+async def _view(service: RoutingService) -> RoutingOut:
+    if not service.enabled:
+        return RoutingOut(enabled=False, routes=[], history=[])
+    routes = [_route(v) for v in await service.show()]
+    history = [_change(e) for e in await service.history()]
+    return RoutingOut(enabled=True, routes=routes, history=history)
+
+
+@router.get("/routing", summary="Celery routes and their shares (admin role)")
+async def get_routing(admin: AdminDep, resources: ResourcesDep) -> RoutingOut:
+    """Every route with the share in force, and the latest changes."""
+    return await _view(routing_service(resources))
+
+
+@router.put("/routing", summary="Change Celery routing shares (admin role)")
+async def put_routing(body: RoutingIn, admin: AdminDep, resources: ResourcesDep) -> RoutingOut:
+    """Set shares; every replica applies them within a second, to tasks enqueued after."""
+    service = routing_service(resources)
+    await service.set_shares(body.shares, _who(admin))
+    return await _view(service)

@@ -1,0 +1,87 @@
+"""`gateway routing show|set`: Celery routes and their runtime shares (the same service as
+`GET/PUT /v1/admin/routing`)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+from typing import TYPE_CHECKING
+
+from gateway.kit.cli_runner import run_with_resources
+
+if TYPE_CHECKING:
+    from gateway.core.resources import Resources
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `routing` subcommand group."""
+    parser = sub.add_parser("routing", help="show or change Celery routing shares")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    show = actions.add_parser("show", help="routes, the share in force, recent changes")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(handler=_show)
+
+    change = actions.add_parser("set", help="set a route's share (0.0 to 1.0)")
+    change.add_argument("route", help="route id, e.g. parcel/miami_dade")
+    change.add_argument("share", type=float, help="0.0 (all native) to 1.0 (all Celery)")
+    change.set_defaults(handler=_set)
+
+
+def _who() -> str:
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def run(resources: Resources) -> int:
+        from gateway.work.plane import routing_service
+
+        service = routing_service(resources)
+        views = await service.show()
+        history = await service.history()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "routes": [
+                            {
+                                "id": v.route.id,
+                                "task": v.route.task,
+                                "queue": v.route.queue,
+                                "configured_share": v.route.share,
+                                "share": v.share,
+                                "set_by": v.set_by,
+                                "set_at": v.set_at,
+                            }
+                            for v in views
+                        ],
+                        "history": [vars(e) for e in history],
+                    }
+                )
+            )
+            return 0
+        if not views:
+            print("no Celery routes (CELERY_ROUTES is empty): every task is native")
+            return 0
+        print(f"{'ROUTE':<36} {'SHARE':>6} {'CONFIG':>6}  {'TASK':<24} {'QUEUE':<20} SET BY")
+        for v in views:
+            print(
+                f"{v.route.id:<36} {v.share:>6.3f} {v.route.share:>6.3f}  {v.route.task:<24} "
+                f"{v.route.queue:<20} {v.set_by or '-'} {v.set_at or ''}"
+            )
+        return 0
+
+    return run_with_resources(run)
+
+
+def _set(args: argparse.Namespace) -> int:
+    async def run(resources: Resources) -> int:
+        from gateway.work.plane import routing_service
+
+        (view,) = await routing_service(resources).set_shares({args.route: args.share}, _who())
+        print(f"{view.route.id}: share {view.share:.3f} (every replica within a second)")
+        return 0
+
+    return run_with_resources(run)
