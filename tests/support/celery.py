@@ -9,6 +9,7 @@ installed, fails the test: CI never skips the Celery path.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -182,20 +183,44 @@ def celery_settings(settings: Settings, broker: Broker, share: float, **more: ob
     return Settings.model_validate({**settings.model_dump(), **values})
 
 
+def delete_queues(settings: Settings) -> None:
+    """Delete the test's route and results queues (durable: they would outlive the test on
+    the machine's RabbitMQ). On Redis the key prefix fixture removes them."""
+    assert settings.celery_broker_url is not None
+    # Any-typed: kombu's API is unannotated (and absent where celery is not installed).
+    kombu: Any = importlib.import_module("kombu")
+    names = {r.queue for r in settings.celery_routes}
+    names |= {f"{settings.celery_results_queue}.{a}" for a in ("parcel", "party")}
+    with kombu.Connection(
+        settings.celery_broker_url,
+        transport_options=settings.celery_broker_transport_options,
+        connect_timeout=3,
+    ) as conn:
+        channel = conn.channel()
+        for name in names:
+            with contextlib.suppress(Exception):
+                kombu.Queue(name, channel=channel).delete()
+            with contextlib.suppress(Exception):
+                kombu.Exchange(name, channel=channel).delete()
+
+
 @contextlib.asynccontextmanager
 async def routed_plane(settings: Settings) -> AsyncIterator[tuple[Resources, WorkerPlane]]:
-    """The parcel worker plane with Celery routing, started."""
+    """The parcel worker plane with Celery routing, started (its queues deleted after)."""
     assert settings.redis_url is not None
     assert settings.database_url is not None
     urls = BackendUrls(settings.redis_url, settings.database_url)
-    async with open_resources(settings, urls) as resources:
-        plane = WorkerPlane(resources, "parcel")
-        await plane.start()
-        try:
-            yield resources, plane
-        finally:
-            resources.stopping.set()
-            await plane.stop()
+    try:
+        async with open_resources(settings, urls) as resources:
+            plane = WorkerPlane(resources, "parcel")
+            await plane.start()
+            try:
+                yield resources, plane
+            finally:
+                resources.stopping.set()
+                await plane.stop()
+    finally:
+        delete_queues(settings)
 
 
 async def history_counts(resources: Resources) -> dict[str, int]:

@@ -8,12 +8,13 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 from gateway.core.settings import Settings
-from tests.support.celery import RABBITMQ_URL, require_celery
+from tests.support.celery import RABBITMQ_URL, delete_queues, require_celery
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,14 @@ def test_without_celery_settings_celery_is_never_imported(settings: Settings) ->
 
 def test_a_routed_audience_loads_celery(settings: Settings) -> None:
     require_celery()
-    route = {"audience": "party", "platform": "*", "task": "scrape_party", "queue": "unused"}
-    loaded = _loaded(settings, celery_broker_url=RABBITMQ_URL, celery_routes=[route])
-    assert loaded == ["celery", "kombu"]
+    tag = uuid.uuid4().hex[:10]
+    route = {"audience": "party", "platform": "*", "task": "scrape_party", "queue": f"t{tag}"}
+    routed = {
+        "celery_broker_url": RABBITMQ_URL,
+        "celery_routes": [route],
+        "celery_results_queue": f"t{tag}.results",
+    }
+    try:
+        assert _loaded(settings, **routed) == ["celery", "kombu"]
+    finally:
+        delete_queues(Settings.model_validate({**settings.model_dump(), **routed}))
