@@ -18,7 +18,17 @@ from gateway.kit.outage import redis_guard
 from gateway.work.metrics import WorkerMetrics
 from gateway.work.queue import WorkQueue
 
-STATES = ("ready", "delayed", "leased", "dead")
+# The `state` label and the sorted set it counts; `celery_ready`: tasks routed to Celery
+# that wait for the dispatcher (`cready:<p>`, see common.lua), not for HTTP workers. A
+# leased Celery task counts in `leased` like any other.
+STATE_SETS = {
+    "ready": "ready",
+    "delayed": "delayed",
+    "leased": "leased",
+    "dead": "dead",
+    "celery_ready": "cready",
+}
+STATES = tuple(STATE_SETS)
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ async def queue_stats(queue: WorkQueue, worker_expiry_s: float) -> QueueStats:
         async with redis.pipeline(transaction=False) as pipe:
             for p in platforms:
                 for state in STATES:
-                    pipe.zcard(queue.key(state, p))
+                    pipe.zcard(queue.key(STATE_SETS[state], p))
                 pipe.zrange(queue.key("since", p), 0, 0, withscores=True)
             cutoff = now_ms - int(worker_expiry_s * 1000)
             pipe.zcount(queue.key("seen"), cutoff, "+inf")

@@ -16,6 +16,7 @@ from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
 from gateway.work.queue import CELERY_READY, FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
+from gateway.work.stats import queue_stats
 from tests.support.work import reap_until_reclaimed
 
 pytestmark = pytest.mark.integration
@@ -110,3 +111,17 @@ async def test_an_http_worker_cannot_settle_a_celery_lease(settings: Settings) -
             [FailureIn(task.task_id, task.lease_id, "x", False)], NATIVE_WORKER
         )
         assert settled.status == "not_holder"
+
+
+async def test_queue_depth_counts_routed_tasks_waiting_for_the_dispatcher(
+    settings: Settings,
+) -> None:
+    async with _queue(settings, ByKey()) as queue:
+        await queue.enqueue([TaskIn(platform="alpha", key=k) for k in ("c1", "c2", "n1")])
+        stats = await queue_stats(queue, 60)
+        assert stats.depth[("alpha", "celery_ready")] == 2
+        assert stats.depth[("alpha", "ready")] == 1
+        await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)
+        stats = await queue_stats(queue, 60)
+        assert stats.depth[("alpha", "celery_ready")] == 1
+        assert stats.depth[("alpha", "leased")] == 1
