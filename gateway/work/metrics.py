@@ -29,6 +29,8 @@ COMPLETION_OUTCOMES = (
     "duplicate",
     "stale",
 )
+# Where a task is handed out for its first attempt (Celery routing, gateway/work/routing/).
+BACKENDS = ("native", "celery")
 # Where a `TaskHooks` call can fail (see hooks.py).
 HOOK_STAGES = ("on_commit", "after_commit", "catch_up", "on_dead")
 
@@ -73,7 +75,8 @@ class WorkerMetrics:
         )
         self.queue_depth = Gauge(
             "gateway_queue_depth",
-            "Tasks per state (ready|delayed|leased|dead); cluster-wide, aggregate with max.",
+            "Tasks per state (ready|delayed|leased|dead|celery_ready); cluster-wide, aggregate "
+            "with max.",
             ["platform", "state"],
             registry=r,
         )
@@ -101,6 +104,14 @@ class WorkerMetrics:
             ["stage"],
             registry=r,
         )
+        self.routed = Counter(
+            "gateway_tasks_routed",
+            "Tasks handed out for their first attempt, by backend: native (leased by a HTTP "
+            "worker) or celery (published to Celery). The realised Celery share is "
+            "celery / (celery + native).",
+            ["platform", "backend"],
+            registry=r,
+        )
         self._seen: set[str] = set()
         for operation in ("result", "heartbeat"):  # known up front: exported at 0
             self.holder_refusals.labels(operation)
@@ -124,6 +135,8 @@ class WorkerMetrics:
                 counter.labels(platform)
             for outcome in COMPLETION_OUTCOMES:
                 self.completed.labels(platform, outcome)
+            for backend in BACKENDS:
+                self.routed.labels(platform, backend)
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry) -> WorkerMetrics:

@@ -173,6 +173,8 @@ class WorkerPlane:
                 await wait_any([woken, stopping], timeout)
         for task in batch.tasks:
             self.metrics.leased.labels(task.platform).inc()
+            if task.attempt == 1:
+                self.metrics.routed.labels(task.platform, "native").inc()
         return batch
 
     async def reap_once(self) -> None:

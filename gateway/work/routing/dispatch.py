@@ -81,7 +81,10 @@ class Dispatcher:
             else:
                 routed.append((task, route))
         for published in await asyncio.to_thread(self.publisher.publish, routed):
-            if published.error is not None:
+            if published.error is None:
+                if published.task.attempt == 1:
+                    self.results.metrics.routed.labels(published.task.platform, "celery").inc()
+            else:
                 t = published.task
                 message = f"could not publish to the Celery broker ({published.error})"
                 failures.append(failure_item(t.task_id, t.lease_id, message, True))

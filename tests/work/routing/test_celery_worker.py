@@ -83,8 +83,11 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
             assert set(counts.values()) == {1}
             assert 60 + 10 <= len(expected_celery) <= 60 + 26  # all of 100%, about 30%
             # The rest waits for HTTP workers, untouched by Celery.
-            leased = await plane.queue.lease(HTTP_WORKER, ["alpha"], 200)
+            leased = await plane.lease(HTTP_WORKER, ["alpha"], 200, 0)
             assert sorted(t.task_id for t in leased.tasks) == sorted(native)
+            routed = plane.metrics.routed
+            assert routed.labels("alpha", "celery")._value.get() == len(expected_celery)
+            assert routed.labels("alpha", "native")._value.get() == len(native)
 
 
 async def test_a_worker_killed_mid_task_and_restarted_commits_the_result_once(
