@@ -31,6 +31,7 @@ log = structlog.get_logger("gateway.work.routing")
 
 WAKE = "@celery"
 _ERROR_PAUSE_S = 1.0
+STOP_GRACE_S = 2.0
 
 
 class Dispatcher:
@@ -57,6 +58,7 @@ class Dispatcher:
         self.lease_s = lease_s
         self.stopping = stopping
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def dispatch_once(self) -> int:
         """Lease and publish one batch; returns how many tasks were leased."""
@@ -97,28 +99,35 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch until stopped."""
-        while not self.stopping.is_set():
+        while not (self.stopping.is_set() or self._stop.is_set()):
             with self.notifier.waiter([WAKE]) as woken:
                 try:
                     leased = await self.dispatch_once()
                 except Exception as exc:  # an outage must not end dispatching
                     log.warning("celery_dispatch_error", error=type(exc).__name__)
-                    await wait_any([self.stopping], _ERROR_PAUSE_S)
+                    await wait_any([self.stopping, self._stop], _ERROR_PAUSE_S)
                     continue
                 if leased >= self.batch:
                     continue
-                await wait_any([woken, self.stopping], SAFETY_RECHECK_S)
+                await wait_any([woken, self.stopping, self._stop], SAFETY_RECHECK_S)
 
     def start(self) -> None:
         """Start the loop."""
+        self._stop.clear()
         self._task = asyncio.create_task(
             self.run(), name=f"celery-dispatch:{self.results.audience}"
         )
 
     async def stop(self) -> None:
-        """Stop the loop (a pass in progress is cancelled: its leases expire and retry)."""
-        if self._task is not None:
+        """Stop the loop: a pass in progress may finish (its publishes and failures
+        recorded) for `STOP_GRACE_S`, then it is cancelled (its leases then run out and
+        are retried under new ones)."""
+        if self._task is None:
+            return
+        self._stop.set()
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE_S)
+        if not done:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
