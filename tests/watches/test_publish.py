@@ -70,11 +70,10 @@ async def test_changes_go_to_the_feed_addressed_to_their_owner(
 
 async def test_a_redis_outage_is_counted_not_raised(redis_prefix: str) -> None:
     down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    metrics = unexported()
+    metrics = counted()
     try:
-        await ChangePublisher(down, EventKeys(redis_prefix), feed_max=100, metrics=metrics).publish(
-            [change(1), change(2), change(3)]
-        )
+        publisher = ChangePublisher(down, EventKeys(redis_prefix), feed_max=100, metrics=metrics[0])
+        await publisher.publish([change(1), change(2), change(3)])
     finally:
         await down.aclose()
     assert failures(metrics) == 3
