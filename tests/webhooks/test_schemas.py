@@ -11,8 +11,11 @@ and the gateway serves the files a receiver needs.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -421,3 +424,18 @@ async def test_the_gateway_serves_the_schemas_a_receiver_needs(
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
     assert ENVELOPE in missing.json()["detail"]
+
+
+def test_the_readme_examples_are_valid(validator: jsonschema.Draft202012Validator) -> None:
+    """The bodies shown in README.md ("Payloads"), one of each type, pass the schema."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    found = re.search(r"### Payloads\n.*?```json\n(.*?)```", readme, re.DOTALL)
+    assert found, "README.md has a Payloads section with a json block"
+    block = found.group(1)
+    decoder, at, types = json.JSONDecoder(), 0, []
+    while block[at:].strip():
+        at += len(block[at:]) - len(block[at:].lstrip())
+        body, at = decoder.raw_decode(block, at)
+        validator.validate(body)
+        types.append(body["type"])
+    assert {"job.completed", "parcel.changed", "webhook.test", "webhook.disabled"} <= set(types)
