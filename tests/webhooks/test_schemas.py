@@ -424,6 +424,9 @@ async def test_the_gateway_serves_the_schemas_a_receiver_needs(
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
     assert ENVELOPE in missing.json()["detail"]
+    # Like every public route: a caller the limiter admits (no anonymous tier here).
+    anonymous = await h.public.get(f"/v1/webhooks/schemas/{ENVELOPE}")
+    assert anonymous.status_code == 401
 
 
 def test_the_readme_examples_are_valid(validator: jsonschema.Draft202012Validator) -> None:
