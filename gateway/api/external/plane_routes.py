@@ -15,6 +15,7 @@ from gateway.api.external import (
     properties,
     streams,
     watches,
+    webhook_schemas,
     webhooks,
     ws,
 )
@@ -33,6 +34,8 @@ def plane_routers() -> list[APIRouter]:
         ws.router,
         downloads.router,
         admin_jobs.router,
+        # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
+        webhook_schemas.router,
         webhooks.router,
         watches.router,
     ]
