@@ -39,12 +39,13 @@ function build(keys) {
           scope: 'api:read',
           audience: resource,
           accessTokenFormat: 'jwt',
-          accessTokenTTL: clientsById[client.clientId].ttl ?? 300,
+          accessTokenTTL: 300,
           jwt: { sign: { alg: clientsById[client.clientId].alg } },
         }),
       },
     },
     extraTokenClaims: (ctx, token) => clientsById[token.clientId]?.claims ?? {},
+    ttl: { ClientCredentials: 300 },
   });
   provider.proxy = false;
   provider.use(async (ctx, next) => {
