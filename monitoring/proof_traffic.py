@@ -181,6 +181,7 @@ def _result_data(audience: str, key: str, platform: str = WORK_PLATFORM) -> dict
             "state": "FL",
             "county": "Proof",
             "platform": platform,
+            "lien_status": "active",  # a watched field: a watched parcel's first result changes
             "scraped_at": scraped_at,
         }
     return {
@@ -750,7 +751,16 @@ async def webhooks_traffic(ctx: TrafficContext) -> None:
     state: WebhooksState | None = ctx.state.get("webhooks")
     if state is None:
         state = ctx.state["webhooks"] = await _webhooks_setup(ctx)
-    job = await _submit(ctx, state.key, WEBHOOK_PLATFORM, [f"webhook-{ctx.round}"])
+    parcel = f"webhook-{ctx.round}"
+    # Watched: its first result is a parcel.changed (the parcel-changes panel).
+    watched = await ctx.client.post(
+        ctx.url("public", "/v1/watches"),
+        json={"platform": WEBHOOK_PLATFORM, "parcel_ids": [parcel]},
+        headers={"X-API-Key": state.key},
+    )
+    if watched.status_code != 201:
+        raise RuntimeError(f"watch of {parcel}: {watched.status_code} {watched.text}")
+    job = await _submit(ctx, state.key, WEBHOOK_PLATFORM, [parcel])
     await _complete_webhook_task(ctx, state)
     deadline = time.monotonic() + _WEBHOOK_WAIT_S
     while job not in state.receiver.ok_jobs:
@@ -763,16 +773,18 @@ async def webhooks_traffic(ctx: TrafficContext) -> None:
 
 
 async def _webhook_samples(ctx: TrafficContext) -> dict[tuple[str, str], float]:
-    """The public port's webhook counters right now: (name, label value) -> value."""
+    """The webhook counters (public port) and the parcel-change ones (parcel port)
+    right now: (name, label value) -> value."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = (await ctx.client.get(ctx.url("public", "/metrics"))).text
     found: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("gateway_webhook_"):
-                label = sample.labels.get("outcome") or sample.labels.get("reason") or ""
-                found[(sample.name, label)] = float(sample.value)
+    for port in ("public", "parcel"):
+        text = (await ctx.client.get(ctx.url(port, "/metrics"))).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith(("gateway_webhook_", "gateway_parcel_change")):
+                    label = sample.labels.get("outcome") or sample.labels.get("reason") or ""
+                    found[(sample.name, label)] = float(sample.value)
     return found
 
 
@@ -792,6 +804,7 @@ async def webhooks_stop(ctx: TrafficContext) -> None:
             ("gateway_webhook_endpoints_disabled_total", "gone"),
             ("gateway_webhook_fanout_total", ""),
             ("gateway_webhook_attempt_seconds_count", ""),
+            ("gateway_parcel_changes_total", ""),
         ]
         unmoved = [series for series in wanted if not samples.get(series)]
         if unmoved:

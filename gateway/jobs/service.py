@@ -61,6 +61,7 @@ from gateway.jobs.models import (
     JobState,
 )
 from gateway.jobs.owner import Owner
+from gateway.jobs.platforms import known_platforms
 from gateway.jobs.reading import JobReads, job_out
 from gateway.jobs.repository import jobs as repo
 from gateway.jobs.spec import JobSpec
@@ -101,14 +102,9 @@ class JobService(JobReads):
         """Platforms items of `kind` may name: configured (JOB_PLATFORMS) or seen by the
         audience's queue (some producer or job queued work for it)."""
         audience = kind.audience
-        configured = set(self.settings.job_platforms.get(audience, []))
-        try:
-            seen = await self.queues[audience].platforms()
-        except DependencyUnavailable:
-            # Redis down: the configured platforms still validate; the submission itself
-            # then answers 503 where it needs Redis.
-            return configured
-        return configured | set(seen)
+        return await known_platforms(
+            self.settings.job_platforms.get(audience, []), self.queues[audience]
+        )
 
     # -- submission ----------------------------------------------------------------
 

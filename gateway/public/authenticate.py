@@ -1,6 +1,7 @@
 """Turn request credentials into a `Principal`, and slow down credential guessing.
 
-Order: `X-API-Key`, else `Authorization: Bearer <Firebase ID token>`, else the anonymous
+Order: `X-API-Key`, else `Authorization: Bearer <token>` (Firebase, OIDC or HS256, routed
+by its issuer in `gateway/public/tokens/chain.py`), else the anonymous
 tier when `ANONYMOUS_TIER` is set, else 401. Sending both credentials is refused: the
 gateway would otherwise have to pick an identity the caller did not choose. So is
 sending one kind twice (two `X-API-Key` or two `Authorization` headers): "first one
@@ -31,9 +32,9 @@ from gateway.core.settings.tiers import Tiers
 from gateway.kit.outage import REDIS_FAILURE
 from gateway.kit.ttl_cache import TtlCache
 from gateway.public.api_keys import ApiKeyService
-from gateway.public.firebase import FirebaseVerifier
 from gateway.public.metrics import PublicMetrics
 from gateway.public.principal import Principal, PrincipalKind, Role
+from gateway.public.tokens.chain import TokenChain
 from gateway.public.users import UserService
 
 log = structlog.get_logger("gateway.public.auth")
@@ -77,7 +78,7 @@ class Authenticator:
         metrics: PublicMetrics,
         api_keys: ApiKeyService,
         users: UserService,
-        firebase: FirebaseVerifier | None,
+        tokens: TokenChain,
     ) -> None:
         settings = resources.settings
         self._resources = resources
@@ -85,7 +86,7 @@ class Authenticator:
         self._metrics = metrics
         self._api_keys = api_keys
         self._users = users
-        self._firebase = firebase
+        self._tokens = tokens
         self._anonymous = tiers.get(settings.anonymous_tier) if settings.anonymous_tier else None
         self._limit = settings.auth_failure_limit
         self._window = settings.auth_failure_window_s
@@ -137,12 +138,15 @@ class Authenticator:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use Authorization: Bearer <ID token>", reason="unsupported_scheme")
-        if self._firebase is None:
+        if not self._tokens.configured:
+            # The reason predates other issuers; kept so clients and dashboards still match.
             raise Unauthorized(
-                "Firebase authentication is not configured", reason="firebase_disabled"
+                "No token issuer is configured (FIREBASE_PROJECT_ID, OIDC_ISSUERS,"
+                " JWT_HS256_SECRET)",
+                reason="firebase_disabled",
             )
-        claims = await self._firebase.verify(token.strip())
-        return await self._users.principal_for(claims)
+        identity = await self._tokens.verify(token.strip())
+        return await self._users.principal_for_identity(identity)
 
     async def _count_failure(self, client_ip: str) -> None:
         key = self._resources.key("authfail", client_ip)

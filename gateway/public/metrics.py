@@ -41,6 +41,13 @@ AUTH_FAILURE_REASONS = (
     "custom_token",
     "user_disabled",
     "user_not_found",
+    # OIDC and HS256 issuers (gateway/public/tokens/)
+    "unknown_issuer",
+    "alg_not_allowed",
+    "wrong_audience",
+    "wrong_issuer",
+    "token_not_yet_valid",
+    "missing_claim",
 )
 CACHE_RESULTS = ("hit", "miss", "stale", "bypass")
 SINGLEFLIGHT_OUTCOMES = ("served", "timeout")

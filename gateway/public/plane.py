@@ -26,6 +26,8 @@ from gateway.public.origin import (
     ParserServiceOrigin,
 )
 from gateway.public.ratelimit import RateLimiter
+from gateway.public.tokens.build import build_token_chain
+from gateway.public.tokens.chain import TokenChain
 from gateway.public.upstream import Upstream
 from gateway.public.users import UserService
 
@@ -38,6 +40,7 @@ class PublicPlane:
     tiers: Tiers
     metrics: PublicMetrics
     firebase: FirebaseVerifier | None
+    tokens: TokenChain
     api_keys: ApiKeyService
     users: UserService
     authenticator: Authenticator
@@ -57,6 +60,7 @@ class PublicPlane:
             raise ValueError(f"ANONYMOUS_TIER {settings.anonymous_tier!r} is not a configured tier")
         metrics = public_metrics(resources.metrics.registry(Audience.PUBLIC))
         firebase = FirebaseVerifier(settings) if settings.firebase_project_id else None
+        tokens = build_token_chain(settings, resources.http, firebase)
         api_keys = ApiKeyService(resources.sessionmaker, tiers, settings.api_key_cache_s)
         users = UserService(resources.sessionmaker, tiers, settings.user_cache_s)
         origin: Origin
@@ -75,6 +79,7 @@ class PublicPlane:
             tiers=tiers,
             metrics=metrics,
             firebase=firebase,
+            tokens=tokens,
             api_keys=api_keys,
             users=users,
             authenticator=Authenticator(
@@ -83,7 +88,7 @@ class PublicPlane:
                 metrics=metrics,
                 api_keys=api_keys,
                 users=users,
-                firebase=firebase,
+                tokens=tokens,
             ),
             limiter=RateLimiter(resources, metrics),
             cache=ResponseCache(resources, metrics),

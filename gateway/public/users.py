@@ -1,12 +1,17 @@
 """Users of the public port: recorded on first sight, tier and role set by ops.
 
-A Firebase user's row is upserted at most once per `USER_CACHE_S` per process (so
-`last_seen_at` has that resolution and a hot user costs no database write), which also
-bounds how long a `gateway users set-tier` takes to reach every process.
+Every bearer-token user (Firebase, OIDC, HS256) gets a row keyed by its user id: the
+Firebase uid as is, `<issuer namespace>:<sub>` for the others
+(`gateway/public/tokens/identity.py`). A user's row is upserted at most once per
+`USER_CACHE_S` per process (so `last_seen_at` has that resolution and a hot user costs
+no database write), which also bounds how long a `gateway users set-tier` takes to
+reach every process.
 
-Tier and role come from Firebase custom claims (`tier`, `role`) when present: they are
-set only through the Admin SDK by trusted backends (billing, support), so they win over
-the table; otherwise the table's values, else `DEFAULT_TIER` and role `user`.
+Tier and role come from the token when it claims them (Firebase custom claims `tier`
+and `role`, set only through the Admin SDK by trusted backends; for other issuers the
+claim paths the operator configured): they win over the table. Otherwise the table's
+values, else `DEFAULT_TIER` and role `user`. A claimed tier that is not configured is
+ignored (the table decides).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from gateway.kit.ttl_cache import TtlCache
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import users as repo
 from gateway.public.repository.users import UserRow
+from gateway.public.tokens.identity import Identity, firebase_identity
 
 
 class UserService:
@@ -38,7 +44,7 @@ class UserService:
         # The principal last built per user, with the claims and row it came from: a
         # hot token brings the same claims object (the verifier caches it) and the
         # same row until either changes, so its principal is built once.
-        self._built: dict[str, tuple[dict[str, Any], UserRow, Principal]] = {}
+        self._built: dict[str, tuple[object, UserRow, Principal]] = {}
         # Requests in flight when a user's entry expires share one upsert.
         self._recording: SingleFlight[str, UserRow] = SingleFlight()
         self._changes = 0  # bumped by set-tier/set-role (see `ApiKeyService._changes`)
@@ -60,20 +66,20 @@ class UserService:
 
     async def principal_for(self, claims: dict[str, Any]) -> Principal:
         """The principal of a verified Firebase token."""
-        uid = str(claims["uid"])
-        email = claims.get("email")
-        row = await self.record_seen(uid, email if isinstance(email, str) else None)
+        return await self.principal_for_identity(firebase_identity(claims))
+
+    async def principal_for_identity(self, identity: Identity) -> Principal:
+        """The principal of a verified token's holder (its row recorded on first sight)."""
+        uid = identity.uid
+        row = await self.record_seen(uid, identity.email)
         built = self._built.get(uid)
-        if built is not None and built[0] is claims and built[1] is row:
+        if built is not None and built[0] is identity.claims and built[1] is row:
             return built[2]
-        claimed_tier = claims.get("tier")
+        claimed_tier = identity.tier
         tier_name = (
-            claimed_tier
-            if isinstance(claimed_tier, str) and claimed_tier in self._tiers
-            else row.tier
+            claimed_tier if claimed_tier is not None and claimed_tier in self._tiers else row.tier
         )
-        claimed_role = claims.get("role")
-        role = parse_role(claimed_role if isinstance(claimed_role, str) else row.role)
+        role = identity.role if identity.role is not None else parse_role(row.role)
         principal = Principal(
             kind=PrincipalKind.USER,
             id=uid,
@@ -81,11 +87,11 @@ class UserService:
             role=role,
             user_uid=uid,
             email=row.email,
-            claims=claims,
+            claims=identity.claims,
         )
         if len(self._built) > 100_000:
             self._built.clear()
-        self._built[uid] = (claims, row, principal)
+        self._built[uid] = (identity.claims, row, principal)
         return principal
 
     async def get(self, uid: str) -> UserRow | None:

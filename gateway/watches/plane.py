@@ -8,10 +8,12 @@ from typing import ClassVar, Self
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.jobs.events import EventKeys
+from gateway.jobs.platforms import known_platforms
 from gateway.watches.metrics import watch_metrics
 from gateway.watches.observer import ParcelWatcher
 from gateway.watches.publish import ChangePublisher
 from gateway.watches.service import WatchService
+from gateway.work.plane import work_queue
 
 
 def watcher_for(resources: Resources, audience: Audience) -> ParcelWatcher:
@@ -40,7 +42,13 @@ class WatchesPlane:
     def __init__(self, resources: Resources, audience: Audience = Audience.PUBLIC) -> None:
         self.resources = resources
         self.audience = audience
-        self.service = WatchService(resources.sessionmaker)
+        queue = work_queue(resources, Audience.PARCEL)
+        configured = resources.settings.job_platforms.get(Audience.PARCEL, [])
+
+        async def platforms() -> set[str]:
+            return await known_platforms(configured, queue)
+
+        self.service = WatchService(resources.sessionmaker, platforms)
 
     async def start(self) -> None:
         """Nothing to start."""

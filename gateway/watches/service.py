@@ -10,11 +10,14 @@ delivered and a live socket sent, and where a socket that was away catches up.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.core.errors import NotFound, TooManyRequests
+from gateway.core.errors import Forbidden, NotFound, TooManyRequests
 from gateway.jobs.owner import Owner
 from gateway.kit.cursor import decode_cursor, decode_time_id_cursor, encode_cursor, time_id_cursor
+from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.watches.models import (
     WATCHABLE_FIELDS,
@@ -49,13 +52,25 @@ def watch_out(row: object) -> WatchOut:
 class WatchService:
     """Watches and their changes of every owner, each call checked against its owner."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        platforms: Callable[[], Awaitable[set[str]]],
+    ) -> None:
         self.sessionmaker = sessionmaker
+        # The parcel platforms a watch may name (configured or seen by the queue): a
+        # typo is a 422, never a watch that waits for results no worker will post.
+        self.platforms = platforms
 
     async def create(self, owner: Owner, body: WatchIn) -> WatchOut:
         """Watch `body.parcel_ids` of `body.platform` (429 past the tier's caps)."""
         tier = owner.tier
+        if tier.max_watches == 0 or tier.max_watched_parcels == 0:
+            raise Forbidden(f"Parcel watches are not part of tier {tier.name!r}")
+        if body.platform not in await self.platforms():
+            raise invalid_field("body", "platform", msg="unknown platform", type="unknown_platform")
         fields = body.fields if body.fields is not None else list(WATCHABLE_FIELDS)
+        caps = {"max_watches": tier.max_watches, "max_watched_parcels": tier.max_watched_parcels}
         watch_id = new_watch_id()
         async with session_scope(self.sessionmaker, write=True) as session:
             await repo.lock_owner(session, owner.id)
@@ -63,12 +78,14 @@ class WatchService:
             if used.watches >= tier.max_watches:
                 raise TooManyWatches(
                     f"Your tier allows {tier.max_watches} watches and you have {used.watches}:"
-                    " delete one, or add parcels to fewer, larger watches"
+                    " delete one, or add parcels to fewer, larger watches",
+                    extra=caps,
                 )
             if used.parcels + len(body.parcel_ids) > tier.max_watched_parcels:
                 raise TooManyWatches(
                     f"Your tier allows {tier.max_watched_parcels} watched parcels; you watch"
-                    f" {used.parcels} and this watch adds {len(body.parcel_ids)}"
+                    f" {used.parcels} and this watch adds {len(body.parcel_ids)}",
+                    extra=caps,
                 )
             created = await repo.insert(
                 session,

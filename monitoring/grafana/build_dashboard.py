@@ -559,6 +559,21 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "Growing means the dispatchers do not keep up (WebhookOutboxBacklog).",
                 width=12,
             ),
+            Panel(
+                "Parcel changes recorded",
+                "ops",
+                [
+                    (f"sum (rate(gateway_parcel_changes_total{{{HTTP}}}{RATE}))", "recorded"),
+                    (
+                        f"sum (rate(gateway_parcel_change_publish_failures_total{{{HTTP}}}{RATE}))",
+                        "not sent live",
+                    ),
+                ],
+                "parcel.changed events recorded by the parcel port's results (one per watch "
+                "and changed parcel). Not sent live: Redis refused the publish; webhooks and "
+                "the changes log still have them.",
+                width=24,
+            ),
         ],
     ),
     (

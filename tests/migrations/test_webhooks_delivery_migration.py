@@ -5,16 +5,13 @@ lease; the downgrade undoes it."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 import pytest
 from alembic import command
 
 from gateway.migrations.runner import alembic_config, upgrade_to_head
-from tests.support.backends import TestBackends, database_url_for, worker_id
+from tests.support.migrations import dsn
 
 pytestmark = pytest.mark.integration
 
@@ -26,23 +23,6 @@ JOB = (
 )
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-@pytest.fixture
-async def fresh_database(backends: TestBackends) -> AsyncIterator[str]:
-    """An empty database of its own (named like the session ones, so leftovers are swept)."""
-    name = f"gwtest_{os.getpid()}_{worker_id()}_whdel_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(_dsn(database_url_for(backends.database_url, "postgres")))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield database_url_for(backends.database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 EVENT = (
     "INSERT INTO job_events (job_id, seq, type, data, created_at)"
     " VALUES ('job_1', $1, 'job.progress', '{}', now())"
@@ -52,7 +32,7 @@ EVENT = (
 async def test_old_events_are_history_and_new_ones_pending(fresh_database: str) -> None:
     config = alembic_config(fresh_database)
     await asyncio.to_thread(command.upgrade, config, "webhooks_0001")
-    conn = await asyncpg.connect(_dsn(fresh_database))
+    conn = await asyncpg.connect(dsn(fresh_database))
     try:
         await conn.execute(JOB)
         await conn.execute(EVENT, 1)
@@ -79,7 +59,7 @@ async def test_old_events_are_history_and_new_ones_pending(fresh_database: str) 
         await conn.close()
 
     await asyncio.to_thread(command.downgrade, config, "webhooks_0001")
-    conn = await asyncpg.connect(_dsn(fresh_database))
+    conn = await asyncpg.connect(dsn(fresh_database))
     try:
         # A delivery being sent when the lease went away is pending again.
         assert await conn.fetchval("SELECT state FROM webhook_deliveries") == "pending"

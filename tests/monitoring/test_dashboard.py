@@ -97,6 +97,12 @@ def test_webhooks_row_shows_every_webhook_metric() -> None:
     assert webhooks - dashboard_metrics() == set()
 
 
+def test_webhooks_row_shows_the_parcel_watch_metrics() -> None:
+    watches = {name for name, spec in CONTRACT.items() if spec["plane"] == "watches"}
+    assert len(watches) == 2
+    assert watches - dashboard_metrics() == set()
+
+
 def test_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
     ids = [p["id"] for p in model()["panels"]]
     assert len(ids) == len(set(ids))

@@ -16,6 +16,7 @@ from gateway.api.external import (
     properties,
     streams,
     watches,
+    webhook_schemas,
     webhooks,
     ws,
 )
@@ -35,6 +36,8 @@ def plane_routers() -> list[APIRouter]:
         downloads.router,
         admin_jobs.router,
         admin_routing.router,
+        # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
+        webhook_schemas.router,
         webhooks.router,
         watches.router,
     ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode
+
+from gateway.core.settings.identity import ClaimPath, IssuerList, OidcIssuer, check_issuer_url
 
 _PRODUCTIONS = {"production"}
 
@@ -28,6 +30,24 @@ class PublicPlaneSettings(BaseSettings):
     firebase_token_cache_margin_s: float = Field(default=30.0, ge=0, le=600)
     firebase_token_cache_size: int = Field(default=10_000, ge=0)
     firebase_verify_threads: int = Field(default=4, ge=1, le=64)
+
+    # OpenID Connect issuers (JSON list, see gateway/core/settings/identity.py)
+    oidc_issuers: list[OidcIssuer] = Field(default_factory=list)
+    # An unknown `kid` refetches an issuer's JWKS at most once per this interval.
+    oidc_jwks_refresh_min_s: float = Field(default=60.0, ge=0, le=3600)
+    # Discovery and JWKS are refetched when older than this (keys the issuer withdrew
+    # stop being accepted within this time).
+    oidc_jwks_max_age_s: float = Field(default=3600.0, ge=1, le=86_400)
+    oidc_fetch_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # HS256 tokens with a shared secret (Supabase)
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_hs256_issuer: str | None = None
+    jwt_hs256_audience: str | None = None
+    jwt_hs256_role_claim: ClaimPath | None = None
+    jwt_hs256_tier_claim: ClaimPath | None = None
+    # Leeway on `exp`, `nbf` and `iat` of OIDC and HS256 tokens.
+    jwt_clock_skew_s: int = Field(default=30, ge=0, le=300)
+    jwt_token_cache_size: int = Field(default=10_000, ge=0)
 
     # Who is who
     tiers_file: Path | None = None
@@ -73,7 +93,16 @@ class PublicPlaneSettings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("firebase_auth_emulator_host", "firebase_project_id", mode="before")
+    @field_validator(
+        "firebase_auth_emulator_host",
+        "firebase_project_id",
+        "jwt_hs256_secret",
+        "jwt_hs256_issuer",
+        "jwt_hs256_audience",
+        "jwt_hs256_role_claim",
+        "jwt_hs256_tier_claim",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -97,4 +126,33 @@ class PublicPlaneSettings(BaseSettings):
                 "FIREBASE_AUTH_EMULATOR_HOST is set but ENVIRONMENT=production: the emulator "
                 "accepts unsigned tokens; unset it (allowed only in development and test)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _issuers_consistent(self) -> Self:
+        secret = self.jwt_hs256_secret
+        hs256 = (self.jwt_hs256_issuer, self.jwt_hs256_audience)
+        if secret is None and any(hs256):
+            raise ValueError(
+                "JWT_HS256_ISSUER/JWT_HS256_AUDIENCE are set but JWT_HS256_SECRET is not"
+            )
+        if secret is not None:
+            if not all(hs256):
+                raise ValueError(
+                    "JWT_HS256_SECRET needs JWT_HS256_ISSUER and JWT_HS256_AUDIENCE: the"
+                    " issuer routes tokens to it and the audience is always checked"
+                )
+            # RFC 7518 3.2: an HS256 key must be at least as long as the hash (32 bytes).
+            if len(secret.get_secret_value().encode()) < 32:
+                raise ValueError("JWT_HS256_SECRET must be at least 32 bytes (RFC 7518 3.2)")
+            check_issuer_url(str(self.jwt_hs256_issuer), "JWT_HS256_ISSUER")
+        IssuerList(issuers=self.oidc_issuers, hs256_issuer=self.jwt_hs256_issuer)
+        environment = str(getattr(self, "environment", "development"))
+        if environment in _PRODUCTIONS:
+            for item in self.oidc_issuers:
+                if not item.issuer.startswith("https://"):
+                    raise ValueError(
+                        f"OIDC issuer {item.issuer!r} is not https but ENVIRONMENT=production:"
+                        " its keys would be fetched over plain HTTP"
+                    )
         return self

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.watches.models import ParcelChange, change_event_id
+
 _WATCHED = sa.text(
     "SELECT i.parcel_id, w.id AS watch_id, w.owner, w.platform, w.fields"
     " FROM parcel_watch_items i JOIN parcel_watches w ON w.id = i.watch_id"
@@ -83,9 +85,13 @@ class RecordedChange:
     created_at: datetime
 
     def event(self) -> dict[str, Any]:
-        """The `parcel.changed` event data (`models.ParcelChange`): the stored data with
-        the change's id and time."""
-        return {"id": f"pc_{self.id}", **self.data, "at": self.created_at.isoformat()}
+        """The `parcel.changed` event data: the stored data with the change's id and
+        time, as `models.ParcelChange` serialises it, so the changes log, webhooks and
+        sockets carry the very same JSON document."""
+        change = ParcelChange.model_validate(
+            {**self.data, "id": change_event_id(self.id), "at": self.created_at}
+        )
+        return change.model_dump(mode="json")
 
 
 async def watched(session: AsyncSession, parcel_ids: Sequence[str]) -> list[WatchedParcel]:
