@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.core.logs import configure_logging
+    from gateway.core.logs import configure_for
     from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.settings import load_settings
     from gateway.embedded.errors import EmbeddedBackendError
@@ -29,9 +29,9 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = {} if args.migrate is None else {"run_migrations": args.migrate}
     settings = load_settings(**overrides)
-    configure_logging(settings.log_level.value, settings.log_format)
+    log_format = configure_for(settings, stream="stdout")
 
     try:
-        return serve(settings)
+        return serve(settings, log_format=log_format)
     except (PortBindError, EmbeddedBackendError, RedisPersistenceRefused) as exc:
         raise CliError(str(exc)) from exc

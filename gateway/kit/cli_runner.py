@@ -41,14 +41,15 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     """Open the shared resources, run `command`, map gateway errors to CLI errors."""
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
-    from gateway.core.logs import configure_logging
+    from gateway.core.logs import configure_for
     from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.resources import open_resources
     from gateway.core.settings import LogLevel, load_settings
     from gateway.embedded.errors import EmbeddedBackendError
 
     settings = load_settings()
-    configure_logging(LogLevel.WARNING.value, settings.log_format)
+    # Logs to stderr: stdout carries only what the command prints, for scripts.
+    configure_for(settings, level=LogLevel.WARNING.value, stream="stderr")
 
     async def main() -> T:
         with backends(settings) as urls:
