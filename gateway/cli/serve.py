@@ -24,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.settings import load_settings
     from gateway.embedded.errors import EmbeddedBackendError
+    from gateway.kit.cli_failures import backend_failures_explained
     from gateway.process.runner import PortBindError
     from gateway.process.serve import serve
 
@@ -32,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     log_format = configure_for(settings, stream="stdout")
 
     try:
-        return serve(settings, log_format=log_format)
+        with backend_failures_explained(settings):
+            return serve(settings, log_format=log_format)
     except (PortBindError, EmbeddedBackendError, RedisPersistenceRefused) as exc:
         raise CliError(str(exc)) from exc

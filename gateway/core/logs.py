@@ -112,12 +112,12 @@ class _StreamHandler(logging.StreamHandler[Any]):
     swaps it)."""
 
     def __init__(self, name: Stream) -> None:
-        self._name = name
+        self._which = name  # not `_name`: logging.Handler keeps its own name there
         super().__init__(self.stream)
 
     @property
     def stream(self) -> Any:
-        return sys.stderr if self._name == "stderr" else sys.stdout
+        return sys.stderr if self._which == "stderr" else sys.stdout
 
     @stream.setter
     def stream(self, _value: Any) -> None:
