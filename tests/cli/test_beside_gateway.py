@@ -4,6 +4,10 @@ refused in one line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture
-def embedded_gateway(tmp_path: Path) -> object:
+def embedded_gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
     gw = start_gateway(tmp_path, {"DATA_DIR": str(tmp_path / "var")})
     try:
         gw.wait_ready()
@@ -86,3 +90,64 @@ def test_a_second_serve_in_the_same_data_dir_is_one_line(
         f"gateway: {(tmp_path / 'var').resolve()} is in use by another gateway process "
         f"(pid {pid}): stop it, or set DATA_DIR to another directory"
     ]
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_line(prefix: str) -> str:
+    """The README's command starting with `prefix`, without its trailing comment."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if line.startswith(prefix)]
+    return line.split("  #")[0].strip()
+
+
+def _run_as_written(line: str, variable: str, env: dict[str, str], cwd: Path) -> str:
+    """Run one README line in bash (`gateway` being this checkout's) and return `variable`."""
+    script = (
+        f'gateway() {{ "{sys.executable}" -m gateway "$@"; }}\n{line}\nprintf %s "${variable}"\n'
+    )
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        **env,
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_the_readme_commands_capture_what_they_say(
+    tmp_path: Path, embedded_gateway: GatewayProcess
+) -> None:
+    gw = embedded_gateway
+    env = _cli_env(tmp_path)
+    key = _run_as_written(_readme_line("KEY=$(gateway keys create"), "KEY", env, tmp_path)
+    me = httpx.get(gw.url("public", "/v1/me"), headers={"X-API-Key": key}, timeout=10)
+    assert me.status_code == 200, me.text
+
+    # The Protocol section enqueues with the producer token it creates.
+    producer = _run_as_written(_readme_line("PT=$(gateway tokens create"), "PT", env, tmp_path)
+    enqueued = httpx.post(
+        gw.url("parcel", "/internal/tasks"),
+        headers={"X-Worker-Token": producer},
+        json={"tasks": [{"platform": "miami_dade", "key": "01-2345-678", "payload": {}}]},
+        timeout=10,
+    )
+    assert enqueued.status_code == 200, enqueued.text
+    worker = _run_as_written(_readme_line("T=$(gateway tokens create"), "T", env, tmp_path)
+    leased = httpx.get(
+        gw.url("parcel", "/internal/work"),
+        params={"worker_id": "w-17", "platforms": "miami_dade", "limit": 1, "wait": 0},
+        headers={"X-Worker-Token": worker},
+        timeout=10,
+    )
+    assert leased.status_code == 200, leased.text
+    assert [t["key"] for t in leased.json()["tasks"]] == ["01-2345-678"]
