@@ -13,13 +13,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from gateway.core.backends import backends
-    from gateway.core.logs import configure_logging
+    from gateway.core.logs import configure_for
     from gateway.core.settings import load_settings
+    from gateway.embedded.errors import EmbeddedBackendError
+    from gateway.kit.cli_errors import CliError
+    from gateway.kit.cli_failures import backend_failures_explained
     from gateway.migrations.runner import upgrade_to_head
 
     settings = load_settings()
-    configure_logging(settings.log_level.value, settings.log_format)
+    configure_for(settings, stream="stderr")
 
-    with backends(settings) as urls:
-        upgrade_to_head(urls.database_url)
+    try:
+        with backend_failures_explained(settings), backends(settings, attach=True) as urls:
+            upgrade_to_head(urls.database_url)
+    except EmbeddedBackendError as exc:
+        raise CliError(str(exc)) from exc
     return 0

@@ -20,18 +20,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.core.logs import configure_logging
+    from gateway.core.logs import configure_for
     from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.settings import load_settings
     from gateway.embedded.errors import EmbeddedBackendError
+    from gateway.kit.cli_failures import backend_failures_explained
     from gateway.process.runner import PortBindError
     from gateway.process.serve import serve
 
     overrides = {} if args.migrate is None else {"run_migrations": args.migrate}
     settings = load_settings(**overrides)
-    configure_logging(settings.log_level.value, settings.log_format)
+    log_format = configure_for(settings, stream="stdout")
 
     try:
-        return serve(settings)
+        with backend_failures_explained(settings):
+            return serve(settings, log_format=log_format)
     except (PortBindError, EmbeddedBackendError, RedisPersistenceRefused) as exc:
         raise CliError(str(exc)) from exc

@@ -1,5 +1,10 @@
 """Structured logging: one JSON object per line, secrets scrubbed before rendering.
 
+The format follows `LOG_FORMAT`; left unset, a person at a terminal in development gets
+console lines and everything else (pipes, files, containers, production) gets JSON, so
+log collectors never have to guess. `gateway serve` logs to stdout like any container
+process; operator commands log to stderr, keeping stdout for the output scripts read.
+
 structlog renders our own events; the stdlib loggers (uvicorn, SQLAlchemy, alembic) are
 routed through the same processor chain so operators get one format. Redaction runs as
 a processor on every event, so a careless `log.info(..., token=...)` still never writes
@@ -10,15 +15,16 @@ the secret: keys that look like credentials are masked, and credentials embedded
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, Literal, TextIO
 
 import structlog
 
 from gateway.core.observability.log_context import merge_log_fields
-from gateway.core.settings import LogFormat
+from gateway.core.settings import Environment, LogFormat, Settings
 
 REDACTED = "[redacted]"
 
@@ -76,23 +82,86 @@ def _drop_color_message(
     return event_dict
 
 
-class _StdoutHandler(logging.StreamHandler[Any]):
-    """Writes to whatever `sys.stdout` is at emit time (test capture swaps it)."""
+# uvicorn's own start and stop lines, said once per server (three times per process);
+# the gateway's `listening`, `ready` and `stopped` events say the same once.
+_UVICORN_LIFECYCLE = (
+    "Started server process",
+    "Finished server process",
+    "Waiting for application startup.",
+    "Application startup complete.",
+    "Waiting for application shutdown.",
+    "Application shutdown complete.",
+    "Shutting down",
+    "Uvicorn running on",
+)
 
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
+
+def _not_uvicorn_lifecycle(record: logging.LogRecord) -> bool:
+    return not (
+        record.levelno <= logging.INFO
+        and isinstance(record.msg, str)
+        and record.msg.startswith(_UVICORN_LIFECYCLE)
+    )
+
+
+Stream = Literal["stdout", "stderr"]
+
+
+class _StreamHandler(logging.StreamHandler[Any]):
+    """Writes to whatever `sys.stdout` (or `sys.stderr`) is at emit time (test capture
+    swaps it)."""
+
+    def __init__(self, name: Stream) -> None:
+        self._which = name  # not `_name`: logging.Handler keeps its own name there
+        super().__init__(self.stream)
 
     @property
     def stream(self) -> Any:
-        return sys.stdout
+        return sys.stderr if self._which == "stderr" else sys.stdout
 
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
 
 
-def configure_logging(level: str, fmt: LogFormat) -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+def in_container() -> bool:
+    """Whether this process runs as a deployed container (Kubernetes, Podman).
+
+    Our image and compose file set `LOG_FORMAT=json` (and production) themselves. Docker's
+    `/.dockerenv` is deliberately not a sign: dev containers (Codespaces, a shell in an
+    image) are development terminals, where console lines are what a person wants.
+    """
+    return "KUBERNETES_SERVICE_HOST" in os.environ or bool(
+        os.environ.get("container")  # noqa: SIM112 - podman and systemd-nspawn spell it so
+    )
+
+
+def choose_format(
+    configured: LogFormat | None, environment: Environment, stream: TextIO
+) -> LogFormat:
+    """`LOG_FORMAT` when set; else console for development at a terminal, JSON otherwise."""
+    if configured is not None:
+        return configured
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        tty = False
+    if environment is Environment.DEVELOPMENT and tty and not in_container():
+        return LogFormat.CONSOLE
+    return LogFormat.JSON
+
+
+def configure_logging(
+    level: str,
+    fmt: LogFormat | None,
+    *,
+    environment: Environment = Environment.PRODUCTION,
+    stream: Stream = "stdout",
+) -> LogFormat:
+    """Configure structlog and the stdlib root logger once per process; returns the format
+    chosen (`fmt`, or the automatic choice when `fmt` is None)."""
+    handler = _StreamHandler(stream)
+    fmt = choose_format(fmt, environment, handler.stream)
     shared: list[structlog.types.Processor] = [
         merge_log_fields,
         structlog.stdlib.add_log_level,
@@ -126,7 +195,6 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
             renderer,
         ],
     )
-    handler = _StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -137,7 +205,21 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.filters[:] = [f for f in uvicorn_error.filters if f is not _not_uvicorn_lifecycle]
+    uvicorn_error.addFilter(_not_uvicorn_lifecycle)
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic announces every plugin it loads at info; keep only the migrations it runs.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.migration").setLevel(level.upper())
+    return fmt
+
+
+def configure_for(settings: Settings, *, level: str | None = None, stream: Stream) -> LogFormat:
+    """`configure_logging` with the settings' level, format and environment."""
+    return configure_logging(
+        level or settings.log_level.value,
+        settings.log_format,
+        environment=settings.environment,
+        stream=stream,
+    )

@@ -37,6 +37,7 @@ from gateway.embedded.files import (
     redis_quote,
     socket_fits,
 )
+from gateway.embedded.state import LOCK_FILE, remove_state, write_state
 
 logger = structlog.get_logger(__name__)
 
@@ -122,7 +123,7 @@ class EmbeddedBackends:
         make_dir(self._data_dir, private=False)
         make_dir(self._pg_root, private=True)
         make_dir(self._redis_dir, private=True)
-        self._lock_fd = lock_data_dir(self._data_dir / "embedded.lock")
+        self._lock_fd = lock_data_dir(self._data_dir / LOCK_FILE)
 
         stop_orphans("postgres", self._pgdata, signal.SIGINT)
         stop_orphans("redis-server", self._redis_dir, signal.SIGTERM)
@@ -182,12 +183,16 @@ class EmbeddedBackends:
             duration_ms=_ms_since(redis_started),
         )
         host = quote(str(pg_socket_dir), safe="/")
-        return EmbeddedUrls(
+        urls = EmbeddedUrls(
             redis_url=f"unix://{quote(str(redis_socket), safe='/')}?db=0",
             database_url=(
                 f"postgresql+asyncpg://postgres@/{quote(self._database_name, safe='')}?host={host}"
             ),
         )
+        # Operator commands run in this data dir meanwhile use these servers
+        # (gateway/embedded/state.py).
+        write_state(self._data_dir, urls.redis_url, urls.database_url)
+        return urls
 
     def _socket_dirs(self) -> tuple[pathlib.Path, pathlib.Path]:
         pg_dir, redis_dir = self._pg_root, self._redis_dir
@@ -292,6 +297,8 @@ class EmbeddedBackends:
         )
 
     def _stop_locked(self) -> None:
+        if self._lock_fd is not None:
+            remove_state(self._data_dir)  # only the owner may: it holds the lock
         children = [
             ("postgres", self._postgres, signal.SIGINT),
             ("redis", self._redis, signal.SIGTERM),

@@ -45,7 +45,8 @@ def lock_data_dir(path: pathlib.Path) -> int:
         owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise EmbeddedBackendError(
-            f"{path.parent} is in use by another gateway process (pid {owner})"
+            f"{path.parent} is in use by another gateway process (pid {owner}): stop it, "
+            "or set DATA_DIR to another directory"
         ) from None
     except OSError as exc:
         os.close(fd)

@@ -1,7 +1,8 @@
 """Run an operator command against the configured (or embedded) Redis and PostgreSQL.
 
 Every command that needs the backends goes through `run_with_resources`, so they share
-one start-up (settings, warnings-only logging: commands print their own output), one
+one start-up (settings, warnings-only logging to stderr: commands print their own output
+to stdout), the running gateway's embedded servers when one runs in `DATA_DIR`, one
 set of resources, and one map from errors to exit codes:
 
 | what went wrong                                   | exit |
@@ -10,6 +11,7 @@ set of resources, and one map from errors to exit codes:
 | any other gateway error (not found, backend down) | 1    |
 | embedded backends could not start (or the extra is missing) | 1 |
 | production on Redis without AOF (`REDIS_ALLOW_VOLATILE` unset) | 1 |
+| not migrated, database missing, a backend unreachable (`gateway/kit/cli_failures.py`) | 1 |
 | invalid settings (raised before, in `gateway.cli.main`) | 2 |
 
 Heavy modules are imported inside the functions, so `gateway --help` and argument
@@ -41,22 +43,25 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
     """Open the shared resources, run `command`, map gateway errors to CLI errors."""
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
-    from gateway.core.logs import configure_logging
+    from gateway.core.logs import configure_for
     from gateway.core.redis_persistence import RedisPersistenceRefused
     from gateway.core.resources import open_resources
     from gateway.core.settings import LogLevel, load_settings
     from gateway.embedded.errors import EmbeddedBackendError
+    from gateway.kit.cli_failures import backend_failures_explained
 
     settings = load_settings()
-    configure_logging(LogLevel.WARNING.value, settings.log_format)
+    # Logs to stderr: stdout carries only what the command prints, for scripts.
+    configure_for(settings, level=LogLevel.WARNING.value, stream="stderr")
 
     async def main() -> T:
-        with backends(settings) as urls:
+        with backends(settings, attach=True) as urls:
             async with open_resources(settings, urls) as resources:
                 return await command(resources)
 
     try:
-        return asyncio.run(main())
+        with backend_failures_explained(settings):
+            return asyncio.run(main())
     except InvalidInput as exc:
         messages = "; ".join(str(e.get("msg")) for e in exc.extra.get("errors", []))
         raise CliError(messages or exc.detail, EXIT_USAGE) from exc

@@ -51,6 +51,8 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.limits = limits
         self._sweep: DeadlineSweep | None = None
+        # Set once this server accepts connections (after its lifespan started).
+        self.accepting = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -64,6 +66,8 @@ class _Server(uvicorn.Server):
             self.limits.sweep_interval_s,
             asyncio.get_running_loop(),
         )
+        if self.started:
+            self.accepting.set()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's shutdown, then a bounded wait for the requests it cancelled.
@@ -159,6 +163,13 @@ async def _serve_one(entry: ServerEntry) -> None:
         # uvicorn exits with sys.exit() when a lifespan startup fails; inside a task that
         # would escape the event loop and skip every other server's shutdown.
         raise RuntimeError(f"{entry.name} server exited during startup (code {exc.code})") from exc
+
+
+async def all_accepting(entries: Sequence[ServerEntry]) -> None:
+    """Return once every server of `entries` accepts connections."""
+    for entry in entries:
+        if isinstance(entry.server, _Server):
+            await entry.server.accepting.wait()
 
 
 class Runner:

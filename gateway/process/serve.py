@@ -18,24 +18,26 @@ from gateway.apps.registry import app_specs
 from gateway.core.backends import backends
 from gateway.core.observability.gc_pauses import settle_startup_heap
 from gateway.core.resources import BackendUrls, Resources, open_resources
-from gateway.core.settings import Settings
+from gateway.core.settings import LogFormat, Settings
 from gateway.migrations.runner import upgrade_to_head
+from gateway.process.banner import announce
 from gateway.process.connection_limits import ConnectionLimits
 from gateway.process.monitor import ProcessMonitor
-from gateway.process.runner import Runner, ServerEntry, bind_socket, make_server
+from gateway.process.runner import Runner, ServerEntry, all_accepting, bind_socket, make_server
 
 log = structlog.get_logger("gateway.serve")
 
 
-def serve(settings: Settings) -> int:
-    """Run the gateway until stopped; returns the process exit code."""
+def serve(settings: Settings, *, log_format: LogFormat = LogFormat.JSON) -> int:
+    """Run the gateway until stopped; returns the process exit code. `log_format` is the
+    one logging was configured with: it decides how the ready block is written."""
     sockets = _bind_all(settings)
     try:
         with backends(settings) as urls:
             if settings.migrate_on_start:
                 upgrade_to_head(urls.database_url)
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                return runner.run(_serve(settings, urls, sockets))
+                return runner.run(_serve(settings, urls, sockets, log_format))
     finally:
         for sock in sockets.values():
             sock.close()
@@ -74,7 +76,12 @@ def process_monitor(resources: Resources) -> ProcessMonitor:
     )
 
 
-async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socket.socket]) -> int:
+async def _serve(
+    settings: Settings,
+    urls: BackendUrls,
+    sockets: dict[str, socket.socket],
+    log_format: LogFormat,
+) -> int:
     async with open_resources(settings, urls) as resources, process_monitor(resources):
         entries = []
         limits = ConnectionLimits.from_settings(settings)
@@ -99,6 +106,17 @@ async def _serve(settings: Settings, urls: BackendUrls, sockets: dict[str, socke
             )
         # Everything built so far lives until exit: keep the collector off it.
         settle_startup_heap()
-        code = await Runner(entries, resources.stopping).run()
+        addresses = {e.name: e.sock.getsockname()[:2] for e in entries}
+
+        async def announce_when_accepting() -> None:
+            await all_accepting(entries)
+            announce(settings, addresses, log_format)
+
+        # Never set when a server fails to start; cancelled below in that case.
+        announcing = asyncio.create_task(announce_when_accepting())
+        try:
+            code = await Runner(entries, resources.stopping).run()
+        finally:
+            announcing.cancel()
     log.info("stopped", exit_code=code)
     return code

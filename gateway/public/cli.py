@@ -1,12 +1,14 @@
 """Ops commands of the public plane: `gateway keys`, `gateway users`, `gateway cache`.
 
-`keys create` prints the new key alone on the last line of its output, so scripts can
-take it with `tail -n1` while people read the lines above it.
+`keys create` prints the new key alone on stdout and what it describes (id, name, tier,
+owner) on stderr, so `KEY=$(gateway keys create ...)` captures exactly the key while a
+person at the terminal still reads both.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from gateway.kit.cli_runner import run_with_resources
@@ -22,28 +24,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
-    create = keys.add_parser("create", help="create a key; prints it alone on the last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--tier", required=True)
+    create = keys.add_parser(
+        "create", help="create a key; prints it alone on stdout (its details on stderr)"
+    )
+    create.add_argument("--name", required=True, help="what the key is for, shown in lists")
+    create.add_argument("--tier", required=True, help="a tier of TIERS_FILE (e.g. free)")
     create.add_argument("--user", default=None, help="owner uid (default: a service key)")
     create.set_defaults(handler=_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--user", default=None, help="only this user's keys")
     listing.set_defaults(handler=_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the id `keys create` and `keys list` show")
     revoke.set_defaults(handler=_keys_revoke)
 
     users = sub.add_parser("users", help="manage public-port users").add_subparsers(
         dest="users_command", required=True, metavar="ACTION"
     )
     tier = users.add_parser("set-tier", help="set a user's tier")
-    tier.add_argument("uid")
-    tier.add_argument("tier")
+    tier.add_argument("uid", help="the user's Firebase uid")
+    tier.add_argument("tier", help="a tier of TIERS_FILE")
     tier.set_defaults(handler=_users_set_tier)
     role = users.add_parser("set-role", help="set a user's role (user or admin)")
-    role.add_argument("uid")
-    role.add_argument("role")
+    role.add_argument("uid", help="the user's Firebase uid")
+    role.add_argument("role", help="user or admin")
     role.set_defaults(handler=_users_set_role)
 
     cache = sub.add_parser("cache", help="manage the response cache").add_subparsers(
@@ -71,11 +75,14 @@ def _keys_create(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         keys, _ = _services(resources)
         issued = await keys.create(name=args.name, tier=args.tier, user_uid=args.user)
-        print(f"id:    {issued.row.id}")
-        print(f"name:  {issued.row.name}")
-        print(f"tier:  {issued.row.tier}")
-        print(f"owner: {issued.row.user_uid or '(service)'}")
-        print("The key is shown once; store it now:")
+        for line in (
+            f"id:    {issued.row.id}",
+            f"name:  {issued.row.name}",
+            f"tier:  {issued.row.tier}",
+            f"owner: {issued.row.user_uid or '(service)'}",
+            "The key is shown once; store it now:",
+        ):
+            print(line, file=sys.stderr)
         print(issued.secret)
         return 0
 

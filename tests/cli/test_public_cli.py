@@ -33,8 +33,10 @@ async def test_keys_create_list_revoke(settings: Settings, tmp_path: Path) -> No
         tmp_path,
     )
     assert created.returncode == 0, created.stderr
-    key = created.stdout.strip().splitlines()[-1]
+    key = created.stdout.removesuffix("\n")
     assert key.startswith("tlk_")
+    assert "\n" not in key  # stdout is the key alone: KEY=$(gateway keys create ...)
+    assert "name:  ssr site" in created.stderr
     key_id = key.split("_")[1]
 
     listed = run_gateway(["keys", "list"], env, tmp_path)

@@ -7,8 +7,8 @@ import json
 import pytest
 import structlog
 
-from gateway.core.logs import REDACTED, configure_logging, redact_text
-from gateway.core.settings import LogFormat
+from gateway.core.logs import REDACTED, choose_format, configure_logging, redact_text
+from gateway.core.settings import Environment, LogFormat
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,45 @@ def test_console_format_renders_a_line(capsys: pytest.CaptureFixture[str]) -> No
     assert "hello" in out
     assert "secret-value" not in out
     configure_logging("info", LogFormat.JSON)
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("configured", "environment", "tty", "env", "expected"),
+    [
+        (None, Environment.DEVELOPMENT, True, {}, LogFormat.CONSOLE),
+        (None, Environment.DEVELOPMENT, False, {}, LogFormat.JSON),
+        (None, Environment.PRODUCTION, True, {}, LogFormat.JSON),
+        (None, Environment.TEST, True, {}, LogFormat.JSON),
+        (
+            None,
+            Environment.DEVELOPMENT,
+            True,
+            {"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
+            LogFormat.JSON,
+        ),
+        (None, Environment.DEVELOPMENT, True, {"container": "podman"}, LogFormat.JSON),
+        (LogFormat.JSON, Environment.DEVELOPMENT, True, {}, LogFormat.JSON),
+        (LogFormat.CONSOLE, Environment.PRODUCTION, False, {}, LogFormat.CONSOLE),
+    ],
+)
+def test_log_format_follows_the_terminal_in_development_only(
+    monkeypatch: pytest.MonkeyPatch,
+    configured: LogFormat | None,
+    environment: Environment,
+    tty: bool,
+    env: dict[str, str],
+    expected: LogFormat,
+) -> None:
+    for name in ("KUBERNETES_SERVICE_HOST", "container"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert choose_format(configured, environment, _Stream(tty)) is expected  # type: ignore[arg-type]

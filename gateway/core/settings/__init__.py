@@ -102,7 +102,8 @@ class CoreSettings(BaseSettings):
     run_migrations: bool | None = None
 
     log_level: LogLevel = LogLevel.INFO
-    log_format: LogFormat = LogFormat.JSON
+    # None: console at a development terminal, JSON otherwise (gateway/core/logs.py).
+    log_format: LogFormat | None = None
 
     graceful_timeout_s: float = Field(default=10.0, gt=0, le=300)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -128,6 +129,11 @@ class CoreSettings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         return _check_url(value, _POSTGRES_SCHEMES, "DATABASE_URL")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _empty_log_format(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("parser_service_url", mode="before")
     @classmethod
