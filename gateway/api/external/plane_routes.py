@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from gateway.api.external import (
     account,
     admin,
+    admin_audit,
     admin_jobs,
     downloads,
     job_uploads,
@@ -34,6 +35,7 @@ def plane_routers() -> list[APIRouter]:
         ws.router,
         downloads.router,
         admin_jobs.router,
+        admin_audit.router,
         # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
         webhook_schemas.router,
         webhooks.router,
