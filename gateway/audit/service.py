@@ -131,6 +131,8 @@ class AuditLog:
         after: Summary | None = None,
     ) -> ChainedRow:
         """Append a row in a transaction of its own (for an action outside PostgreSQL)."""
+        # Checked first: the failure log line below repeats the summary.
+        refuse_secrets(target, actor.principal, summaries=(normalise(before), normalise(after)))
         try:
             async with session_scope(self._sessionmaker, write=True) as session:
                 return await self.record(session, actor, action, target, before, after)
