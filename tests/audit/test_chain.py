@@ -10,16 +10,20 @@ from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from structlog.testing import capture_logs
 
 from gateway.audit.actions import Action
 from gateway.audit.actor import Actor
 from gateway.audit.chain import GENESIS, ChainedRow, hash_of
 from gateway.audit.service import AuditLog, refuse_secrets
 from gateway.audit.verify import verify_chain
+from gateway.core.errors import DependencyUnavailable
 from gateway.core.resources import Resources
 from gateway.kit.outage import session_scope
 from tests.support.audit import TEST_ACTOR, audit_rows
 from tests.support.migrations import dsn
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -177,6 +181,10 @@ async def test_removing_the_newest_rows_is_caught_against_a_recorded_head(
     assert (await verify_chain(resources.sessionmaker, expect_head=head)).ok
     await _append(resources, 1)  # a later row does not disturb the recorded head
     assert (await verify_chain(resources.sessionmaker, expect_head=head)).ok
+    # A chain recomputed from row 3 on would still link, but not to the recorded head.
+    rewritten = await verify_chain(resources.sessionmaker, expect_head=(3, "0" * 64))
+    assert (rewritten.ok, rewritten.broken_at) == (False, 3)
+    assert rewritten.problem == "row 3 is not the expected head (the chain was rewritten)"
 
     async with _owner_connection(resources) as conn:
         await conn.execute("DELETE FROM audit_log WHERE seq >= 3")
@@ -208,3 +216,20 @@ async def test_record_refuses_a_secret_and_writes_nothing(resources: Resources) 
     with pytest.raises(ValueError, match="field"):
         await audit.record_alone(actor, Action.API_KEY_CREATE, "api_key:x", after={"key": "k"})
     assert await audit_rows(resources.sessionmaker) == []
+
+
+async def test_a_row_that_cannot_be_written_is_a_503_and_a_log_line() -> None:
+    # Nothing listens on this port: PostgreSQL is "down" for this audit log.
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    audit = AuditLog(async_sessionmaker(engine))
+    try:
+        with capture_logs() as logs, pytest.raises(DependencyUnavailable):
+            await audit.record_alone(TEST_ACTOR, Action.CACHE_PURGE, "cache:*", after={"purged": 2})
+    finally:
+        await engine.dispose()
+    (line,) = [entry for entry in logs if entry["event"] == "audit_write_failed"]
+    assert (line["action"], line["target"], line["after"]) == (
+        "cache.purge",
+        "cache:*",
+        {"purged": 2},
+    )
