@@ -66,6 +66,7 @@ async def _ensure_database(url: str) -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     from gateway.apps.public import create_public_app
+    from gateway.audit.actor import cli_actor
     from gateway.core.logs import configure_logging
     from gateway.core.resources import BackendUrls, open_resources
     from gateway.core.settings import LogFormat, load_settings
@@ -81,7 +82,10 @@ async def _run(args: argparse.Namespace) -> None:
     ) as resources:
         app = create_public_app(resources)
         plane = app.state.planes["public"]
-        key = (await plane.api_keys.create(name="inprocess", tier="bench", user_uid=None)).secret
+        issued = await plane.api_keys.create(
+            name="inprocess", tier="bench", user_uid=None, actor=cli_actor()
+        )
+        key = issued.secret
         body = json.dumps({"id": "BENCH-0001", "pad": "x" * 300}).encode()
         entry = Entry(200, body, "application/json", '"bench"', time.time(), 3600)
         cache = resources.key("cache", cache_key(PATH, (), "bench"))

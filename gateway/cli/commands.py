@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from gateway.audit import cli as audit_cli
 from gateway.cli import migrate, serve
 from gateway.proxy_pool import cli as proxy_pool_cli
 from gateway.public import cli as public_cli
@@ -22,4 +23,5 @@ REGISTRY: list[Register] = [
     work_cli.register,
     public_cli.register,
     proxy_pool_cli.register,
+    audit_cli.register,
 ]

@@ -28,6 +28,9 @@ Cancel (and expiry, and an admin's forced end) closes the job's pending items in
 transaction, then releases its waiters: a task no one else waits for is removed from the
 queue, or, when leased, marked cancelled so its worker hears `lost` in its next heartbeat.
 A result that still arrives is stored (data is data) and moves no closed job.
+
+An admin's close (no owner) is audited in the closing transaction; it must name its
+`actor`, so no admin path can end someone's job without a row in the audit trail.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.core.errors import Conflict, DependencyUnavailable, NotFound
 from gateway.core.resources import Resources
 from gateway.core.settings.jobs import JobSettings
@@ -92,6 +98,7 @@ class JobService(JobReads):
     ) -> None:
         self.resources = resources
         self.sessionmaker: async_sessionmaker[AsyncSession] = resources.sessionmaker
+        self.audit = AuditLog(self.sessionmaker)
         self.settings: JobSettings = resources.settings
         self.queues = queues
         self.budget = budget
@@ -295,14 +302,35 @@ class JobService(JobReads):
 
     # -- ending --------------------------------------------------------------------
 
-    async def cancel(self, owner: Owner | None, job_id: str, reason: str | None = None) -> JobOut:
+    async def cancel(
+        self,
+        owner: Owner | None,
+        job_id: str,
+        reason: str | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> JobOut:
         """Cancel an open job (409 when finished); None owner: an admin's cancel."""
-        return await self.close(owner, job_id, JobState.CANCELLED, reason)
+        return await self.close(
+            owner, job_id, JobState.CANCELLED, reason, actor=actor, action=Action.JOB_CANCEL
+        )
 
     async def close(
-        self, owner: Owner | None, job_id: str, state: JobState, reason: str | None
+        self,
+        owner: Owner | None,
+        job_id: str,
+        state: JobState,
+        reason: str | None,
+        *,
+        actor: Actor | None = None,
+        action: Action = Action.JOB_FORCE_STATE,
     ) -> JobOut:
-        """End an open job as cancelled, expired or failed (409 when already finished)."""
+        """End an open job as cancelled, expired or failed (409 when already finished).
+
+        An admin's close (`owner` None) needs the `actor` its audit row names.
+        """
+        if owner is None and actor is None:
+            raise ValueError("an admin's close of a job needs an actor for the audit trail")
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 row = await repo.lock_open_job(session, job_id, None if owner is None else owner.id)
@@ -310,7 +338,12 @@ class JobService(JobReads):
                     raise NotFound(f"No job {job_id}")
                 if JobState(row.state).terminal:
                     raise Conflict(f"Job {job_id} is already {row.state}")
+                before = {"state": row.state, "owner": row.owner}
                 row, task_ids, events = await self.close_locked(session, row, state, reason)
+                if actor is not None:
+                    after = {"state": row.state, "reason": reason, "items_closed": len(task_ids)}
+                    target = f"job:{job_id}"
+                    await self.audit.record(session, actor, action, target, before, after)
         await self.after_close(row, task_ids, events)
         return job_out(row, admin=owner is None)
 

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.core.errors import Forbidden, NotFound, Unauthorized
 from gateway.core.settings.tiers import Tiers
 from gateway.kit.field_errors import invalid_field
@@ -49,6 +52,20 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def _target(key_id: str) -> str:
+    return f"api_key:{key_id}"
+
+
+def _summary(row: ApiKeyRow) -> dict[str, object]:
+    """What the audit trail keeps of a key: never its secret nor the secret's hash."""
+    return {
+        "name": row.name,
+        "tier": row.tier,
+        "user_uid": row.user_uid,
+        "revoked": row.revoked_at is not None,
+    }
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     """A key as shown once at creation or rotation."""
@@ -64,6 +81,7 @@ class ApiKeyService:
         self, sessionmaker: async_sessionmaker[AsyncSession], tiers: Tiers, cache_s: float
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._audit = AuditLog(sessionmaker)
         self._tiers = tiers
         self._cache_s = cache_s
         self._cache: TtlCache[str, tuple[bytes, Principal]] = TtlCache(100_000)
@@ -81,7 +99,9 @@ class ApiKeyService:
         if not _NAME_RE.match(name):
             raise invalid_field("body", "name", msg="1-64 letters, digits, spaces or . : @ / - _")
 
-    async def create(self, *, name: str, tier: str, user_uid: str | None) -> IssuedKey:
+    async def create(
+        self, *, name: str, tier: str, user_uid: str | None, actor: Actor
+    ) -> IssuedKey:
         """Store a new key for a user (or a service when `user_uid` is None)."""
         self._check_name(name)
         self._check_tier(tier)
@@ -97,6 +117,9 @@ class ApiKeyService:
                 tier=tier,
                 user_uid=user_uid,
             )
+            await self._audit.record(
+                session, actor, Action.API_KEY_CREATE, _target(key_id), after=_summary(row)
+            )
         return IssuedKey(row, key)
 
     async def list_for(self, user_uid: str | None, *, all_users: bool = False) -> list[ApiKeyRow]:
@@ -111,7 +134,7 @@ class ApiKeyService:
             raise NotFound(f"No API key {key_id}")
         return row
 
-    async def rotate(self, key_id: str, *, owner: str | None) -> IssuedKey:
+    async def rotate(self, key_id: str, *, owner: str | None, actor: Actor) -> IssuedKey:
         """Give a live key a new secret; the old secret stops working at once."""
         key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         async with session_scope(self._sessionmaker, write=True) as session:
@@ -119,19 +142,30 @@ class ApiKeyService:
             if not await repo.replace_secret(session, key_id, hash_key(key)):
                 raise NotFound(f"API key {key_id} is revoked")
             row = await repo.get(session, key_id)
+            assert row is not None
+            await self._audit.record(
+                session, actor, Action.API_KEY_ROTATE, _target(key_id), after=_summary(row)
+            )
         self._forget(key_id)
-        assert row is not None
         return IssuedKey(row, key)
 
-    async def revoke(self, key_id: str, *, owner: str | None) -> ApiKeyRow:
+    async def revoke(self, key_id: str, *, owner: str | None, actor: Actor) -> ApiKeyRow:
         """Revoke a key for good."""
         async with session_scope(self._sessionmaker, write=True) as session:
-            await self._owned(session, key_id, owner)
+            before = await self._owned(session, key_id, owner)
             if not await repo.revoke(session, key_id):
                 raise NotFound(f"API key {key_id} is already revoked")
             row = await repo.get(session, key_id)
+            assert row is not None
+            await self._audit.record(
+                session,
+                actor,
+                Action.API_KEY_REVOKE,
+                _target(key_id),
+                before=_summary(before),
+                after=_summary(row),
+            )
         self._forget(key_id)
-        assert row is not None
         return row
 
     def _forget(self, key_id: str) -> None:

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.core.errors import DependencyUnavailable
 from gateway.core.resources import Resources
 from gateway.kit.outage import REDIS_FAILURE
@@ -372,7 +375,7 @@ class ResponseCache:
             cache_control=response.cache_control or "no-store",
         )
 
-    async def purge(self, pattern: str = "*") -> int:
+    async def purge(self, pattern: str = "*", *, actor: Actor) -> int:
         """Delete cached responses whose key (`GET:/path?query#tier`) matches a glob."""
         match = self._key("GET:" + pattern.removeprefix("GET:"))
         deleted = 0
@@ -384,4 +387,7 @@ class ResponseCache:
                 batch.clear()
         if batch:
             deleted += int(await self._redis.unlink(*batch))
+        await AuditLog(self._resources.sessionmaker).record_alone(
+            actor, Action.CACHE_PURGE, f"cache:{pattern}", after={"purged": deleted}
+        )
         return deleted

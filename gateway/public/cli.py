@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.kit.cli_runner import run_with_resources
 
 if TYPE_CHECKING:
@@ -74,7 +75,9 @@ def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
 def _keys_create(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         keys, _ = _services(resources)
-        issued = await keys.create(name=args.name, tier=args.tier, user_uid=args.user)
+        issued = await keys.create(
+            name=args.name, tier=args.tier, user_uid=args.user, actor=cli_actor()
+        )
         for line in (
             f"id:    {issued.row.id}",
             f"name:  {issued.row.name}",
@@ -107,7 +110,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         keys, _ = _services(resources)
-        row = await keys.revoke(args.key_id, owner=None)
+        row = await keys.revoke(args.key_id, owner=None, actor=cli_actor())
         print(f"revoked {row.id} ({row.name})")
         return 0
 
@@ -117,7 +120,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 def _users_set_tier(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         _, users = _services(resources)
-        row = await users.set_tier(args.uid, args.tier)
+        row = await users.set_tier(args.uid, args.tier, actor=cli_actor())
         print(f"{row.uid}: tier={row.tier} role={row.role}")
         return 0
 
@@ -127,7 +130,7 @@ def _users_set_tier(args: argparse.Namespace) -> int:
 def _users_set_role(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         _, users = _services(resources)
-        row = await users.set_role(args.uid, args.role)
+        row = await users.set_role(args.uid, args.role, actor=cli_actor())
         print(f"{row.uid}: tier={row.tier} role={row.role}")
         return 0
 
@@ -143,7 +146,7 @@ def _cache_purge(args: argparse.Namespace) -> int:
         cache = ResponseCache(
             resources, public_metrics(resources.metrics.registry(Audience.PUBLIC))
         )
-        print(f"purged {await cache.purge(args.pattern)} cached responses")
+        print(f"purged {await cache.purge(args.pattern, actor=cli_actor())} cached responses")
         return 0
 
     return run_with_resources(work)

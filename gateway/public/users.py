@@ -20,6 +20,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.core.settings.tiers import Tiers
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
@@ -38,6 +41,7 @@ class UserService:
         self, sessionmaker: async_sessionmaker[AsyncSession], tiers: Tiers, cache_s: float
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._audit = AuditLog(sessionmaker)
         self._tiers = tiers
         self._cache_s = cache_s
         self._seen: TtlCache[str, UserRow] = TtlCache(100_000)
@@ -99,21 +103,30 @@ class UserService:
         async with session_scope(self._sessionmaker) as session:
             return await repo.get(session, uid)
 
-    async def set_tier(self, uid: str, tier: str) -> UserRow:
+    async def set_tier(self, uid: str, tier: str, *, actor: Actor) -> UserRow:
         """Set a user's tier (creating the user if needed)."""
         if tier not in self._tiers:
             raise invalid_field("tier", msg=f"unknown tier; one of {self._tiers.names()}")
-        return await self._set(uid, "tier", tier)
+        return await self._set(uid, "tier", tier, actor, Action.USER_SET_TIER)
 
-    async def set_role(self, uid: str, role: str) -> UserRow:
+    async def set_role(self, uid: str, role: str, *, actor: Actor) -> UserRow:
         """Set a user's role (creating the user if needed)."""
         if role not in {r.value for r in Role if r is not Role.SERVICE}:
             raise invalid_field("role", msg="role must be user or admin")
-        return await self._set(uid, "role", role)
+        return await self._set(uid, "role", role, actor, Action.USER_SET_ROLE)
 
-    async def _set(self, uid: str, field: str, value: str) -> UserRow:
+    async def _set(self, uid: str, field: str, value: str, actor: Actor, action: Action) -> UserRow:
         async with session_scope(self._sessionmaker, write=True) as session:
+            old = await repo.get(session, uid)
             row = await repo.set_field(session, uid, field, value)
+            await self._audit.record(
+                session,
+                actor,
+                action,
+                f"user:{uid}",
+                before=None if old is None else {field: getattr(old, field)},
+                after={field: getattr(row, field)},
+            )
         self._changes += 1
         self._seen.pop(uid)
         return row

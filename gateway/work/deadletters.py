@@ -5,6 +5,10 @@ every attempt) indexed per platform by death time. Keeping them beside the live 
 lets requeue be one atomic script that also re-checks the (platform, key) dedupe: a dead
 task whose key was enqueued again meanwhile is dropped instead of duplicated. Volume is
 bounded by operators purging; the history of *successful* work is in PostgreSQL.
+
+Requeue and purge are audited after they ran (Redis has no transaction to share with
+the audit row): the row names the audience, the counts and the first `_AUDITED_IDS`
+task ids, a bound on the row's size however many tasks one `--all` moves.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.kit.outage import redis_guard
 from gateway.work.queue import WorkQueue, ms_to_datetime
 
 _CHUNK = 500
+_AUDITED_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -30,9 +38,18 @@ class Requeued:
 class DeadLetters:
     """Operator access to one audience's dead-letter sets."""
 
-    def __init__(self, queue: WorkQueue) -> None:
+    def __init__(self, queue: WorkQueue, audit: AuditLog, audience: str) -> None:
         self.queue = queue
         self.redis = queue.redis
+        self.audit = audit
+        self.audience = audience
+
+    async def _record(
+        self, actor: Actor, action: Action, task_ids: Sequence[str], outcome: dict[str, int]
+    ) -> None:
+        summary: dict[str, Any] = {"asked": len(task_ids), **outcome}
+        summary["task_ids"] = list(task_ids[:_AUDITED_IDS])
+        await self.audit.record_alone(actor, action, f"dead_letters:{self.audience}", after=summary)
 
     async def _platforms(self, platform: str | None) -> list[str]:
         return [platform] if platform else await self.queue.platforms()
@@ -65,7 +82,7 @@ class DeadLetters:
             )
         return rows
 
-    async def requeue(self, task_ids: Sequence[str]) -> Requeued:
+    async def requeue(self, task_ids: Sequence[str], *, actor: Actor) -> Requeued:
         """Move dead tasks back to ready with a fresh attempt budget."""
         requeued = dropped = 0
         for i in range(0, len(task_ids), _CHUNK):
@@ -74,13 +91,16 @@ class DeadLetters:
                 r, d = await self.queue.scripts.dlq_requeue(args=[self.queue.base, *chunk])
             requeued += int(r)
             dropped += int(d)
+        outcome = {"requeued": requeued, "dropped": dropped}
+        await self._record(actor, Action.DEAD_LETTERS_REQUEUE, task_ids, outcome)
         return Requeued(requeued, dropped)
 
-    async def purge(self, task_ids: Sequence[str]) -> int:
+    async def purge(self, task_ids: Sequence[str], *, actor: Actor) -> int:
         """Delete dead tasks for good; returns how many."""
         purged = 0
         for i in range(0, len(task_ids), _CHUNK):
             chunk = list(task_ids[i : i + _CHUNK])
             with redis_guard():
                 purged += int(await self.queue.scripts.dlq_purge(args=[self.queue.base, *chunk]))
+        await self._record(actor, Action.DEAD_LETTERS_PURGE, task_ids, {"purged": purged})
         return purged

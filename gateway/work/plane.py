@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from gateway.audit.service import AuditLog
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.kit.periodic import PeriodicLoop, wait_any
@@ -113,7 +114,7 @@ class WorkerPlane:
         self.metrics = WorkerMetrics.for_registry(resources.metrics.registry(Audience(audience)))
         self.notifier = Notifier(resources.redis, self.queue.wake_channel)
         self.registry = WorkerRegistry(self.queue)
-        self.dead_letters = DeadLetters(self.queue)
+        self.dead_letters = DeadLetters(self.queue, AuditLog(resources.sessionmaker), audience)
         self.results = ResultService(
             audience, self.queue, resources.sessionmaker, self.metrics, hooks, watch
         )

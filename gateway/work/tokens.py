@@ -28,6 +28,9 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actions import Action
+from gateway.audit.actor import Actor
+from gateway.audit.service import AuditLog
 from gateway.core.errors import Conflict, DependencyUnavailable, NotFound, Unauthorized
 from gateway.kit.outage import database_guard, is_database_down, redis_guard
 from gateway.kit.ttl_cache import TtlCache
@@ -80,8 +83,9 @@ class TokenStore:
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.epoch_key = epoch_key
+        self.audit = AuditLog(sessionmaker)
 
-    async def create(self, *, audience: str, name: str, role: Role) -> str:
+    async def create(self, *, audience: str, name: str, role: Role, actor: Actor) -> str:
         """Store a new token and return it (the only time it is ever visible)."""
         token = new_token(audience)
         with database_guard():
@@ -93,6 +97,14 @@ class TokenStore:
                     role=role.value,
                     token_hash=hash_token(token),
                 )
+                if created:
+                    await self.audit.record(
+                        session,
+                        actor,
+                        Action.WORKER_TOKEN_CREATE,
+                        f"worker_token:{name}",
+                        after={"audience": audience, "role": role.value},
+                    )
         if not created:
             raise Conflict(f"a live token named {name!r} already exists")
         return token
@@ -103,11 +115,15 @@ class TokenStore:
             async with self.sessionmaker() as session:
                 return await repo.list_tokens(session, include_revoked=include_revoked)
 
-    async def revoke(self, name: str) -> None:
+    async def revoke(self, name: str, *, actor: Actor) -> None:
         """Revoke the live token `name` and invalidate every replica's cache."""
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 changed = await repo.revoke_by_name(session, name)
+                if changed:
+                    await self.audit.record(
+                        session, actor, Action.WORKER_TOKEN_REVOKE, f"worker_token:{name}"
+                    )
         if not changed:
             raise NotFound(f"no live token named {name!r}")
         with redis_guard():

@@ -18,6 +18,7 @@ from gateway.jobs.models import Item, JobKind
 from gateway.jobs.owner import Owner
 from gateway.jobs.repository import jobs as repo
 from gateway.jobs.spec import JobSpec
+from tests.support.audit import TEST_ACTOR
 from tests.support.gateway_process import backend_env, start_gateway
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.wait import wait_until
@@ -268,4 +269,5 @@ async def _api_key(resources: Resources) -> str:
     from gateway.public.api_keys import ApiKeyService
 
     service = ApiKeyService(resources.sessionmaker, load_tiers(None, "free"), 0)
-    return (await service.create(name="crash", tier="pro", user_uid="alice")).secret
+    issued = await service.create(name="crash", tier="pro", user_uid="alice", actor=TEST_ACTOR)
+    return issued.secret

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from gateway.core.settings import Settings
 from gateway.public.api_keys import hash_key
+from tests.support.audit import TEST_ACTOR
 from tests.support.public import metric_value, public_app, write_tiers
 
 pytestmark = pytest.mark.integration
@@ -229,12 +230,14 @@ async def test_a_lookup_that_raced_a_rotation_is_not_cached(
     async with public_app(
         settings, tiers_file=write_tiers(tmp_path / "t.json"), api_key_cache_s=60
     ) as app:
-        issued = await app.plane.api_keys.create(name="race", tier="free", user_uid="alice")
+        issued = await app.plane.api_keys.create(
+            name="race", tier="free", user_uid="alice", actor=TEST_ACTOR
+        )
         old = {"X-API-Key": issued.secret}
         armed = True
         in_flight = asyncio.create_task(app.client.get("/v1/me", headers=old))
         await read_done.wait()
-        await app.plane.api_keys.rotate(issued.row.id, owner="alice")
+        await app.plane.api_keys.rotate(issued.row.id, owner="alice", actor=TEST_ACTOR)
         rotated.set()
         assert (await in_flight).status_code == 200  # it was in flight before the rotation
         after = await app.client.get("/v1/me", headers=old)

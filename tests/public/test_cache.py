@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.settings import Settings
+from tests.support.audit import TEST_ACTOR
 from tests.support.public import PublicApp, metric_value, public_app, write_tiers
 from tests.support.upstream import LocalUpstream
 
@@ -195,7 +196,7 @@ async def test_admin_purge_endpoint_and_role(
         denied = await app.client.post(
             "/v1/admin/cache/purge", json={"pattern": "/v1/properties/P-6*"}, headers=headers
         )
-        await app.plane.users.set_role("root", "admin")
+        await app.plane.users.set_role("root", "admin", actor=TEST_ACTOR)
         admin = {"X-API-Key": await app.key(tier="free", user="root")}
         purged = await app.client.post(
             "/v1/admin/cache/purge", json={"pattern": "/v1/properties/P-6*"}, headers=admin

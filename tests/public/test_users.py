@@ -11,6 +11,7 @@ from gateway.core.resources import Resources
 from gateway.core.settings.tiers import load_tiers
 from gateway.public.principal import Role
 from gateway.public.users import UserService
+from tests.support.audit import TEST_ACTOR
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +34,8 @@ async def test_a_hot_tokens_principal_follows_set_tier_and_set_role(
     assert (first.tier.name, first.role) == ("free", Role.USER)
     assert again == first
 
-    await users.set_tier(uid, "pro")
-    await users.set_role(uid, "admin")
+    await users.set_tier(uid, "pro", actor=TEST_ACTOR)
+    await users.set_role(uid, "admin", actor=TEST_ACTOR)
     changed = await users.principal_for(claims)
     assert (changed.tier.name, changed.role) == ("pro", Role.ADMIN)
 

@@ -22,6 +22,7 @@ from gateway.core.settings import Settings
 from gateway.jobs.plane import JobsPlane
 from gateway.public.plane import PublicPlane
 from tests.conftest import app_client
+from tests.support.audit import TEST_ACTOR
 from tests.support.wait import wait_until
 from tests.support.work import lease, make_token, parcel_data, post_results, succeeded
 
@@ -55,12 +56,14 @@ class JobsHarness:
 
     async def key(self, *, tier: str = "pro", user: str | None = "alice") -> str:
         """A fresh API key of `user`."""
-        issued = await self.public_plane.api_keys.create(name="t", tier=tier, user_uid=user)
+        issued = await self.public_plane.api_keys.create(
+            name="t", tier=tier, user_uid=user, actor=TEST_ACTOR
+        )
         return issued.secret
 
     async def admin_key(self, user: str = "root") -> str:
         """An API key of a user with the admin role."""
-        await self.public_plane.users.set_role(user, "admin")
+        await self.public_plane.users.set_role(user, "admin", actor=TEST_ACTOR)
         return await self.key(user=user)
 
     async def worker_token(self, audience: str = "parcel") -> str:

@@ -18,6 +18,7 @@ from gateway.core.resources import BackendUrls, Resources, open_resources
 from gateway.core.settings import Settings
 from gateway.public.plane import PublicPlane
 from tests.conftest import app_client
+from tests.support.audit import TEST_ACTOR
 
 
 @dataclass
@@ -30,7 +31,9 @@ class PublicApp:
 
     async def key(self, *, tier: str, user: str | None = "alice", name: str = "test") -> str:
         """A fresh API key for `user` (or a service key)."""
-        issued = await self.plane.api_keys.create(name=name, tier=tier, user_uid=user)
+        issued = await self.plane.api_keys.create(
+            name=name, tier=tier, user_uid=user, actor=TEST_ACTOR
+        )
         return issued.secret
 
     async def metrics(self) -> str:

@@ -18,6 +18,7 @@ from gateway.core.settings import Settings
 from gateway.work.plane import token_store
 from gateway.work.queue import WorkQueue
 from gateway.work.tokens import Role
+from tests.support.audit import TEST_ACTOR
 
 _names = itertools.count()
 
@@ -25,7 +26,10 @@ _names = itertools.count()
 async def make_token(resources: Resources, audience: str = "parcel", role: str = "producer") -> str:
     """Create a token directly in the store; returns the secret."""
     return await token_store(resources).create(
-        audience=audience, name=f"test-{audience}-{role}-{next(_names)}", role=Role(role)
+        audience=audience,
+        name=f"test-{audience}-{role}-{next(_names)}",
+        role=Role(role),
+        actor=TEST_ACTOR,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
+from gateway.audit.service import AuditLog
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.deadletters import DeadLetters
@@ -20,6 +21,7 @@ from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
 from gateway.work.queue import FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
+from tests.support.audit import TEST_ACTOR
 from tests.support.work import (
     enqueue,
     lease,
@@ -158,12 +160,15 @@ async def test_a_task_retried_after_backoff_keeps_its_place(settings: Settings) 
         assert await _keys_in_lease_order(queue, 2) == ["first", "b0"]
 
 
-async def test_a_dead_letter_requeued_by_an_operator_keeps_its_place(settings: Settings) -> None:
+async def test_a_dead_letter_requeued_by_an_operator_keeps_its_place(
+    settings: Settings, resources: Resources
+) -> None:
     async with _queue(settings) as queue:
         await queue.enqueue([TaskIn(platform="alpha", key="first"), *BACKLOG[:5]])
         (task,) = (await queue.lease(LeaseHolder(1, "w1"), ["alpha"], 1)).tasks
         failure = FailureIn(task.task_id, task.lease_id, "gone", False)
         settled = await queue.fail([failure], LeaseHolder(1, "w1"))
         assert [s.status for s in settled] == ["dead"]
-        assert (await DeadLetters(queue).requeue([task.task_id])).requeued == 1
+        dead_letters = DeadLetters(queue, AuditLog(resources.sessionmaker), "parcel")
+        assert (await dead_letters.requeue([task.task_id], actor=TEST_ACTOR)).requeued == 1
         assert await _keys_in_lease_order(queue, 2) == ["first", "b0"]

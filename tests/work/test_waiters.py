@@ -20,6 +20,7 @@ from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
 from gateway.work.queue import FailureIn, ReapCount, WorkQueue
 from gateway.work.scripts import load_scripts
+from tests.support.audit import offline_audit
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -159,7 +160,7 @@ async def test_release_leaves_dead_letters_and_unknown_tasks_alone(settings: Set
         assert (settled.status, settled.waiters, settled.attempt) == ("dead", 2, 1)
         released = await queue.release("job_a", [tid, "no_such_task"])
         assert released.statuses == ["kept", "unknown"]
-        assert await DeadLetters(queue).ids() == [tid]
+        assert await DeadLetters(queue, offline_audit(), "parcel").ids() == [tid]
 
 
 async def test_check_reports_how_many_jobs_wait(settings: Settings) -> None:
@@ -186,7 +187,7 @@ async def test_a_cancelled_lease_s_failure_deletes_its_task(settings: Settings) 
         assert await queue.task(tid) is None
         assert await queue.redis.zcard(queue.key("delayed", "alpha")) == 0
         assert await queue.redis.zcard(queue.key("leased", "alpha")) == 0
-        assert await DeadLetters(queue).ids() == []
+        assert await DeadLetters(queue, offline_audit(), "parcel").ids() == []
         assert (await queue.fail([failure], W1))[0].status == "stale"  # nothing left of it
         assert (await queue.enqueue([_task("k")])).new == [True]  # its key is free
 
@@ -207,7 +208,7 @@ async def test_a_cancelled_lease_s_expiry_deletes_its_task(settings: Settings) -
         await wait_until(reaped, what="the cancelled lease expiring")
         assert [(c.platform, c.count) for c in cancelled] == [("alpha", 1)]
         assert await queue.task(tid) is None
-        assert await DeadLetters(queue).ids() == []
+        assert await DeadLetters(queue, offline_audit(), "parcel").ids() == []
         assert (await queue.attach("job_b", [_task("k")])).new == [True]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, owner_of
-from gateway.api.external.public_deps import CallerDep, PlaneDep
+from gateway.api.external.public_deps import ActorDep, CallerDep, PlaneDep
 from gateway.core.errors import Forbidden
 from gateway.jobs.budget import CreditUsage, PeriodUsage
 from gateway.public.api_keys import IssuedKey
@@ -161,7 +161,7 @@ async def me(caller: CallerDep, jobs: JobsPlaneDep) -> MeOut:
 
 @router.post("/api-keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(
-    body: CreateKeyIn, caller: CallerDep, plane: PlaneDep, response: Response
+    body: CreateKeyIn, caller: CallerDep, actor: ActorDep, plane: PlaneDep, response: Response
 ) -> IssuedKeyOut:
     """Create a key owned by the caller's user."""
     owner = plane.api_keys.require_owner(caller.principal)
@@ -169,7 +169,8 @@ async def create_key(
     if tier != caller.principal.tier.name and not caller.principal.is_admin:
         raise Forbidden("Only admins may create keys of another tier than their own")
     response.headers.update(_NO_STORE)
-    return _issued(await plane.api_keys.create(name=body.name, tier=tier, user_uid=owner))
+    issued = await plane.api_keys.create(name=body.name, tier=tier, user_uid=owner, actor=actor)
+    return _issued(issued)
 
 
 @router.get("/api-keys", summary="List the caller's API keys")
@@ -184,17 +185,19 @@ async def list_keys(caller: CallerDep, plane: PlaneDep, response: Response) -> K
     "/api-keys/{key_id}/rotate", summary="Replace a key's secret (the old one stops working)"
 )
 async def rotate_key(
-    key_id: KeyId, caller: CallerDep, plane: PlaneDep, response: Response
+    key_id: KeyId, caller: CallerDep, actor: ActorDep, plane: PlaneDep, response: Response
 ) -> IssuedKeyOut:
     """Rotate one of the caller's keys."""
     owner = plane.api_keys.require_owner(caller.principal)
     response.headers.update(_NO_STORE)
-    return _issued(await plane.api_keys.rotate(key_id, owner=owner))
+    return _issued(await plane.api_keys.rotate(key_id, owner=owner, actor=actor))
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke a key")
-async def revoke_key(key_id: KeyId, caller: CallerDep, plane: PlaneDep) -> Response:
+async def revoke_key(
+    key_id: KeyId, caller: CallerDep, actor: ActorDep, plane: PlaneDep
+) -> Response:
     """Revoke one of the caller's keys."""
     owner = plane.api_keys.require_owner(caller.principal)
-    await plane.api_keys.revoke(key_id, owner=owner)
+    await plane.api_keys.revoke(key_id, owner=owner, actor=actor)
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.api.external.public_deps import AdminDep, PlaneDep
+from gateway.api.external.public_deps import ActorDep, AdminDep, PlaneDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -23,6 +23,6 @@ class PurgeOut(BaseModel):
 
 
 @router.post("/cache/purge", summary="Purge cached responses (admin role)")
-async def purge_cache(body: PurgeIn, admin: AdminDep, plane: PlaneDep) -> PurgeOut:
+async def purge_cache(body: PurgeIn, admin: AdminDep, actor: ActorDep, plane: PlaneDep) -> PurgeOut:
     """Delete cached responses matching the pattern, in every gateway process."""
-    return PurgeOut(purged=await plane.cache.purge(body.pattern))
+    return PurgeOut(purged=await plane.cache.purge(body.pattern, actor=actor))

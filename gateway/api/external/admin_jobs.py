@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.external.jobs import JobIdPath, parse_states
 from gateway.api.external.jobs_deps import JobsPlaneDep
-from gateway.api.external.public_deps import AdminDep, Caller
+from gateway.api.external.public_deps import ActorDep, AdminDep, Caller
 from gateway.jobs.models import JobKind, JobList, JobOut, JobState
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -72,17 +72,21 @@ async def get_any_job(job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep) -
 
 @router.patch("/jobs/{job_id}", summary="Force an open job's state, with a reason (admin role)")
 async def force_job_state(
-    job_id: JobIdPath, body: ForceStateIn, admin: AdminDep, plane: JobsPlaneDep
+    job_id: JobIdPath, body: ForceStateIn, admin: AdminDep, actor: ActorDep, plane: JobsPlaneDep
 ) -> JobOut:
     """End the job as cancelled, failed or expired; its pending items take that outcome."""
     reason = _reason(admin, body.reason)
-    return await plane.service.close(None, job_id, JobState(body.state), reason)
+    return await plane.service.close(None, job_id, JobState(body.state), reason, actor=actor)
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel any open job (admin role)")
 async def admin_cancel_job(
-    job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep, body: AdminCancelIn | None = None
+    job_id: JobIdPath,
+    admin: AdminDep,
+    actor: ActorDep,
+    plane: JobsPlaneDep,
+    body: AdminCancelIn | None = None,
 ) -> JobOut:
     """Cancel a job of any owner."""
     reason = _reason(admin, body.reason if body else None)
-    return await plane.service.cancel(None, job_id, reason)
+    return await plane.service.cancel(None, job_id, reason, actor=actor)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from gateway.api.external import (
     account,
     admin,
+    admin_audit,
     admin_jobs,
     admin_routing,
     downloads,
@@ -36,6 +37,7 @@ def plane_routers() -> list[APIRouter]:
         downloads.router,
         admin_jobs.router,
         admin_routing.router,
+        admin_audit.router,
         # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
         webhook_schemas.router,
         webhooks.router,

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
+from gateway.audit.actor import Actor
 from gateway.core.errors import Forbidden, GatewayError
 from gateway.core.settings.tiers import Tier
 from gateway.public.authenticate import Credentials
@@ -154,3 +155,19 @@ async def get_admin(caller: CallerDep) -> Caller:
 
 
 AdminDep = Annotated[Caller, Depends(get_admin)]
+
+
+async def get_actor(request: Request, plane: PlaneDep, caller: CallerDep) -> Actor:
+    """The caller as the audit trail names it: principal, role, address, request id."""
+    p = caller.principal
+    return Actor(
+        principal=p.limit_key,
+        role=p.role.value,
+        user=p.user_uid,
+        ip=client_ip(request, plane),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+# For routes whose service records an audit row (FastAPI resolves `CallerDep` once).
+ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.kit.cli_runner import add_audience, run_with_resources
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _requeue(args: argparse.Namespace) -> int:
         from gateway.work.plane import WorkerPlane
 
         plane = WorkerPlane(resources, args.audience)
-        result = await plane.dead_letters.requeue(await _ids(plane, args))
+        result = await plane.dead_letters.requeue(await _ids(plane, args), actor=cli_actor())
         print(f"requeued={result.requeued} dropped_as_duplicate={result.dropped}")
         return 0
 
@@ -88,7 +89,7 @@ def _purge(args: argparse.Namespace) -> int:
         from gateway.work.plane import WorkerPlane
 
         plane = WorkerPlane(resources, args.audience)
-        purged = await plane.dead_letters.purge(await _ids(plane, args))
+        purged = await plane.dead_letters.purge(await _ids(plane, args), actor=cli_actor())
         print(f"purged={purged}")
         return 0
 

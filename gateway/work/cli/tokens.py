@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.kit.cli_runner import AUDIENCES, run_with_resources
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _create(args: argparse.Namespace) -> int:
         from gateway.work.tokens import Role
 
         token = await token_store(resources).create(
-            audience=args.audience, name=args.name, role=Role(args.role)
+            audience=args.audience, name=args.name, role=Role(args.role), actor=cli_actor()
         )
         print(f"Created {args.role} token {args.name!r} for the {args.audience} port.")
         print("Store it now; it cannot be shown again:")
@@ -73,7 +74,7 @@ def _revoke(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
         from gateway.work.plane import token_store
 
-        await token_store(resources).revoke(args.name)
+        await token_store(resources).revoke(args.name, actor=cli_actor())
         print(f"Revoked token {args.name!r}.")
         return 0
 

@@ -8,6 +8,7 @@ import pytest
 from gateway.core.settings import Settings
 from gateway.core.settings.celery import CeleryRoute
 from gateway.work.routing.shares import ShareStore
+from tests.support.audit import TEST_ACTOR
 from tests.support.public import PublicApp, public_app
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ ROUTED = {"celery_broker_url": "amqp://guest:guest@127.0.0.1:5672//", "celery_ro
 
 
 async def _admin(app: PublicApp) -> str:
-    await app.plane.users.set_role("root", "admin")
+    await app.plane.users.set_role("root", "admin", actor=TEST_ACTOR)
     return await app.key(tier="free", user="root")
 
 

@@ -11,6 +11,7 @@ from gateway.core.resources import Resources
 from gateway.work.plane import token_store
 from gateway.work.tokens import Role
 from tests.conftest import ClientFactory
+from tests.support.audit import TEST_ACTOR
 from tests.support.wait import wait_until
 from tests.support.work import make_token
 
@@ -56,10 +57,12 @@ async def test_revoked_token_is_401_at_once_despite_the_cache(
     resources: Resources, parcel_client: httpx.AsyncClient
 ) -> None:
     store = token_store(resources)
-    token = await store.create(audience="parcel", name="soon-gone", role=Role.WORKER)
+    token = await store.create(
+        audience="parcel", name="soon-gone", role=Role.WORKER, actor=TEST_ACTOR
+    )
     headers = {"X-Worker-Token": token}
     assert (await parcel_client.get(WORK, headers=headers)).status_code == 200  # now cached
-    await store.revoke("soon-gone")
+    await store.revoke("soon-gone", actor=TEST_ACTOR)
     assert await _reason(await parcel_client.get(WORK, headers=headers)) == "revoked_token"
 
 

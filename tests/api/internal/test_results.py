@@ -14,6 +14,7 @@ from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.plane import WorkerPlane
 from tests.conftest import ClientFactory
+from tests.support.audit import TEST_ACTOR
 from tests.support.tcp_proxy import database_proxy
 from tests.support.wait import wait_until
 from tests.support.work import (
@@ -247,7 +248,7 @@ async def test_retryable_failures_back_off_then_dead_letter(settings: Settings) 
         dead = await plane.dead_letters.list()
         assert [d["task_id"] for d in dead] == [task["task_id"]]
         # Requeue from the dead letters: a fresh attempt budget, history kept.
-        assert (await plane.dead_letters.requeue([task["task_id"]])).requeued == 1
+        assert (await plane.dead_letters.requeue([task["task_id"]], actor=TEST_ACTOR)).requeued == 1
         tasks = await lease(client, token)
         assert tasks[0]["attempt"] == 1
         stored = await plane.queue.task(task["task_id"])
@@ -291,7 +292,9 @@ async def test_a_non_retryable_failure_dead_letters_at_once(
     assert (await enqueue(parcel_client, token, [{"platform": "alpha", "key": "p-1"}]))[
         "enqueued"
     ] == 1
-    requeued = await WorkerPlane(resources, "parcel").dead_letters.requeue([task["task_id"]])
+    requeued = await WorkerPlane(resources, "parcel").dead_letters.requeue(
+        [task["task_id"]], actor=TEST_ACTOR
+    )
     assert (requeued.requeued, requeued.dropped) == (0, 1)
 
 

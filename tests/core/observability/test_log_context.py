@@ -24,6 +24,7 @@ from gateway.core.resources import Resources
 from gateway.core.settings import LogFormat, Settings
 from tests.conftest import app_client
 from tests.support import work
+from tests.support.audit import TEST_ACTOR
 from tests.support.public import public_app
 
 pytestmark = pytest.mark.integration
@@ -151,7 +152,9 @@ async def test_public_requests_carry_the_principal_that_made_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with public_app(settings) as app:
-        issued = await app.plane.api_keys.create(name="logs", tier="free", user_uid="alice")
+        issued = await app.plane.api_keys.create(
+            name="logs", tier="free", user_uid="alice", actor=TEST_ACTOR
+        )
         json_logs()
         served = await app.client.get("/v1/me", headers={"X-API-Key": issued.secret})
         refused = await app.client.get("/v1/me", headers={"X-API-Key": "tlk_nope_nope"})

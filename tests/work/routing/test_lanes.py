@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from redis.asyncio import Redis
 
+from gateway.audit.service import AuditLog
+from gateway.core.resources import Resources
 from gateway.core.settings import Settings
 from gateway.work.deadletters import DeadLetters
 from gateway.work.holder import LeaseHolder
@@ -17,6 +19,7 @@ from gateway.work.models import TaskIn
 from gateway.work.queue import CELERY_READY, FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import queue_stats
+from tests.support.audit import TEST_ACTOR
 from tests.support.work import reap_until_reclaimed
 
 pytestmark = pytest.mark.integration
@@ -70,7 +73,9 @@ async def test_routed_tasks_are_leased_only_by_the_celery_dispatcher(settings: S
         assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
 
 
-async def test_a_routed_task_that_comes_back_stays_on_celery(settings: Settings) -> None:
+async def test_a_routed_task_that_comes_back_stays_on_celery(
+    settings: Settings, resources: Resources
+) -> None:
     lanes = ByKey()
     async with _queue(
         settings,
@@ -97,7 +102,9 @@ async def test_a_routed_task_that_comes_back_stays_on_celery(settings: Settings)
         # The last attempt fails: a dead letter; requeued, it comes back to Celery.
         (dead,) = await queue.fail([FailureIn(task.task_id, third.lease_id, "x", True)], CELERY)
         assert dead.status == "dead"
-        assert (await DeadLetters(queue).requeue([task.task_id])).requeued == 1
+        # The requeue is audited: the audit log needs the database.
+        dead = DeadLetters(queue, AuditLog(resources.sessionmaker), "parcel")
+        assert (await dead.requeue([task.task_id], actor=TEST_ACTOR)).requeued == 1
         assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
         (back,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
         assert back.task_id == task.task_id
