@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from gateway.cli import migrate, serve
+from gateway.cli import demo, migrate, serve
 from gateway.proxy_pool import cli as proxy_pool_cli
 from gateway.public import cli as public_cli
 from gateway.work import cli as work_cli
@@ -22,4 +22,5 @@ REGISTRY: list[Register] = [
     work_cli.register,
     public_cli.register,
     proxy_pool_cli.register,
+    demo.register,
 ]

@@ -39,8 +39,12 @@ def add_audience(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience", required=True, choices=AUDIENCES, help="worker port")
 
 
-def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
-    """Open the shared resources, run `command`, map gateway errors to CLI errors."""
+def run_with_resources(command: Callable[[Resources], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Open the shared resources, run `command`, map gateway errors to CLI errors.
+
+    `migrate`: first apply migrations where `serve` would (`RUN_MIGRATIONS`, default on
+    outside production), for commands a newcomer may run before ever starting `serve`.
+    """
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
     from gateway.core.logs import configure_for
@@ -56,6 +60,10 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
 
     async def main() -> T:
         with backends(settings, attach=True) as urls:
+            if migrate and settings.migrate_on_start:
+                from gateway.migrations.runner import upgrade_to_head
+
+                await asyncio.to_thread(upgrade_to_head, urls.database_url)
             async with open_resources(settings, urls) as resources:
                 return await command(resources)
 
