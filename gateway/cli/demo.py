@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from gateway.kit.cli_runner import run_with_resources
 
 if TYPE_CHECKING:
-    from gateway.core.resources import Resources
+    from gateway.core.resources import BackendUrls, Resources
+    from gateway.core.settings import Settings
     from gateway.demo.live import Urls
 
 
@@ -44,6 +45,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _migrate(settings: Settings, urls: BackendUrls) -> None:
+    """Migrate where `serve` would (`RUN_MIGRATIONS`, on by default outside production):
+    the demo may be a newcomer's first command on a fresh `DATA_DIR`."""
+    from gateway.migrations.runner import upgrade_to_head
+
+    if settings.migrate_on_start:
+        upgrade_to_head(urls.database_url)
 
 
 def _wait_for_gateway(seconds: float) -> None:
@@ -127,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
             _say(line)
         return 0
 
-    return run_with_resources(work, migrate=True)
+    return run_with_resources(work, prepare=_migrate)
 
 
 def _next_steps(at: Urls, parcel_id: str, job: bool) -> list[str]:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 from gateway.kit.cli_errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
-    from gateway.core.resources import Resources
+    from gateway.core.resources import BackendUrls, Resources
+    from gateway.core.settings import Settings
 
 T = TypeVar("T")
 AUDIENCES = ("parcel", "party")
@@ -39,11 +40,15 @@ def add_audience(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience", required=True, choices=AUDIENCES, help="worker port")
 
 
-def run_with_resources(command: Callable[[Resources], Awaitable[T]], *, migrate: bool = False) -> T:
+def run_with_resources(
+    command: Callable[[Resources], Awaitable[T]],
+    *,
+    prepare: Callable[[Settings, BackendUrls], None] | None = None,
+) -> T:
     """Open the shared resources, run `command`, map gateway errors to CLI errors.
 
-    `migrate`: first apply migrations where `serve` would (`RUN_MIGRATIONS`, default on
-    outside production), for commands a newcomer may run before ever starting `serve`.
+    `prepare` runs (in a thread) once the backends are known and before the resources
+    open: `gateway demo` migrates there, as `serve` would.
     """
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
@@ -60,10 +65,8 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]], *, migrate:
 
     async def main() -> T:
         with backends(settings, attach=True) as urls:
-            if migrate and settings.migrate_on_start:
-                from gateway.migrations.runner import upgrade_to_head
-
-                await asyncio.to_thread(upgrade_to_head, urls.database_url)
+            if prepare is not None:
+                await asyncio.to_thread(prepare, settings, urls)
             async with open_resources(settings, urls) as resources:
                 return await command(resources)
 
