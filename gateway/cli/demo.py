@@ -1,7 +1,7 @@
 """`gateway demo`: seed the sample, issue demo credentials, run a live refresh job.
 
 stdout carries only shell `export` lines (`eval "$(gateway demo)"` sets `KEY`,
-`WORKER_TOKEN`, `PRODUCER_TOKEN` and `JOB`); what it did and what to try next goes to
+`WORKER_TOKEN`, `PRODUCER_TOKEN`, `PARCEL` and `JOB`); what it did and what to try next goes to
 stderr. Without a running gateway it seeds and issues credentials, and says how to get
 the live job.
 """
@@ -101,17 +101,18 @@ def _run(args: argparse.Namespace) -> int:
                 f"{s.scrapes - s.written} there already)"
             )
         creds = await credentials.issue(resources)
+        at = live.urls(resources.settings)
+        parcel_id = live.job_items()[0]["parcel_id"]
         exports = {
             "KEY": creds.api_key,
             "WORKER_TOKEN": creds.worker_token,
             "PRODUCER_TOKEN": creds.producer_token,
+            "PARCEL": parcel_id,  # a sample parcel with history (and refreshed by the job)
         }
         _say(
             f"demo API key (tier {creds.tier}) and parcel worker and producer tokens issued "
             "(earlier demo ones revoked); the exports are on stdout"
         )
-        at = live.urls(resources.settings)
-        parcel_id = live.job_items()[0]["parcel_id"]
         async with httpx.AsyncClient() as client:
             if args.no_job:
                 pass
@@ -144,8 +145,8 @@ def _next_steps(at: Urls, parcel_id: str, job: bool) -> list[str]:
     auth = '-H "X-API-Key: $KEY"'
     lines = [
         'try (after `eval "$(gateway demo)"`, or with the exports above):',
-        f"  curl {auth} {at.public}/v1/properties/{parcel_id}",
-        f"  curl {auth} {at.public}/v1/properties/{parcel_id}/history",
+        f"  curl {auth} {at.public}/v1/properties/$PARCEL",
+        f"  curl {auth} {at.public}/v1/properties/$PARCEL/history",
         f"  curl {auth} '{at.public}/v1/properties/search?state=FL&lien_status=active'",
     ]
     if job:

@@ -85,7 +85,7 @@ def test_demo_shows_real_data_a_live_job_and_metrics(
     gw = embedded_gateway
     env = _env(tmp_path, gw.ports)
     exports, said = _demo(env, tmp_path)
-    assert set(exports) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN", "JOB"}
+    assert set(exports) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN", "PARCEL", "JOB"}
     key = exports["KEY"]
     auth = {"X-API-Key": key}
     parcels = {p["parcel_id"]: p for p in sample.parcels()}
@@ -99,7 +99,8 @@ def test_demo_shows_real_data_a_live_job_and_metrics(
     assert "job.completed" in said
 
     # A refreshed parcel: the worker's scrape is its current row, after the sample's.
-    refreshed = job_items()[0]["parcel_id"]
+    refreshed = exports["PARCEL"]
+    assert refreshed == job_items()[0]["parcel_id"]
     stored = parcels[refreshed]
     current = httpx.get(gw.url("public", f"/v1/properties/{refreshed}"), headers=auth, timeout=10)
     assert current.status_code == 200, current.text
@@ -140,7 +141,7 @@ def test_demo_shows_real_data_a_live_job_and_metrics(
     before = len(_history(gw, exports["KEY"], untouched))
     again, said = _demo(env, tmp_path, "--no-job")
     assert said.count("(0 committed now") == 2, said
-    assert set(again) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN"}
+    assert set(again) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN", "PARCEL"}
     assert len(_history(gw, again["KEY"], untouched)) == before
     # One live demo key: the first was revoked (the gateway's key cache may still admit
     # it for API_KEY_CACHE_S, so the list is what to check, not a request).
@@ -163,7 +164,7 @@ def test_without_a_gateway_it_seeds_and_says_how_to_get_the_job(tmp_path: Path) 
     # No gateway: the demo starts the embedded backends itself, seeds them, and says so.
     ports = {"public": 1, "parcel": 2, "party": 3}  # nothing listens there
     exports, said = _demo(_env(tmp_path, ports), tmp_path)
-    assert set(exports) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN"}
+    assert set(exports) == {"KEY", "WORKER_TOKEN", "PRODUCER_TOKEN", "PARCEL"}
     assert "start it (`gateway serve`)" in said
 
     # The data is in DATA_DIR: a gateway started there serves it.
