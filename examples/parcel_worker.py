@@ -5,7 +5,7 @@ waits a little as a real request would, and builds a valid `ParcelResult` from t
 Replace `scrape` with real fetching and parsing; everything else is the worker client.
 
     export GATEWAY_URL=http://127.0.0.1:8081
-    export WORKER_TOKEN=$(gateway tokens create --audience parcel --name example | tail -n1)
+    export WORKER_TOKEN=$(gateway tokens create --audience parcel --name example)
     python examples/parcel_worker.py --platforms miami_dade,broward [--use-proxy]
 
 With `--parcels FILE` (JSON Lines, optionally gzipped, as `gateway/demo/data/parcels.jsonl.gz`)

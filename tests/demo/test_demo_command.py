@@ -5,6 +5,7 @@ nothing twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -146,7 +147,7 @@ def test_demo_shows_real_data_a_live_job_and_metrics(
     # One live demo key: the first was revoked (the gateway's key cache may still admit
     # it for API_KEY_CACHE_S, so the list is what to check, not a request).
     listed = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "list"],
+        [sys.executable, "-m", "gateway", "keys", "list", "--json"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -154,8 +155,8 @@ def test_demo_shows_real_data_a_live_job_and_metrics(
         timeout=60,
         check=True,
     ).stdout.splitlines()
-    demo_keys = [line.split() for line in listed if line.endswith("  demo")]
-    assert sorted(row[3] for row in demo_keys) == ["active", "revoked"], listed
+    keys = [json.loads(line) for line in listed]
+    assert sorted(k["status"] for k in keys if k["name"] == "demo") == ["active", "revoked"]
     new = httpx.get(gw.url("public", "/v1/me"), headers={"X-API-Key": again["KEY"]}, timeout=10)
     assert new.status_code == 200, new.text
 
