@@ -102,17 +102,20 @@ def _run(args: argparse.Namespace) -> int:
             )
         creds = await credentials.issue(resources)
         at = live.urls(resources.settings)
-        parcel_id = live.job_items()[0]["parcel_id"]
-        exports = {
-            "KEY": creds.api_key,
-            "WORKER_TOKEN": creds.worker_token,
-            "PRODUCER_TOKEN": creds.producer_token,
-            "PARCEL": parcel_id,  # a sample parcel with history (and refreshed by the job)
-        }
+        # Printed at once: the earlier demo credentials are revoked already, so these must
+        # reach the caller even if the job below fails.
+        _export(
+            KEY=creds.api_key,
+            WORKER_TOKEN=creds.worker_token,
+            PRODUCER_TOKEN=creds.producer_token,
+            # A sample parcel with history, one the job refreshes.
+            PARCEL=live.job_items()[0]["parcel_id"],
+        )
         _say(
             f"demo API key (tier {creds.tier}) and parcel worker and producer tokens issued "
             "(earlier demo ones revoked); the exports are on stdout"
         )
+        job = False
         async with httpx.AsyncClient() as client:
             if args.no_job:
                 pass
@@ -130,18 +133,23 @@ def _run(args: argparse.Namespace) -> int:
                     resources.settings.data_dir / "demo-worker.log",
                     _say,
                 )
-                exports["JOB"] = run.job_id
+                _export(JOB=run.job_id)
+                job = True
                 _say(f"job {run.job_id} {run.state}")
-        for name, value in exports.items():
-            print(f"export {name}={shlex.quote(value)}")
-        for line in _next_steps(at, parcel_id, "JOB" in exports):
+        for line in _next_steps(at, job):
             _say(line)
         return 0
 
     return run_with_resources(work, prepare=_migrate)
 
 
-def _next_steps(at: Urls, parcel_id: str, job: bool) -> list[str]:
+def _export(**values: str) -> None:
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+    sys.stdout.flush()
+
+
+def _next_steps(at: Urls, job: bool) -> list[str]:
     auth = '-H "X-API-Key: $KEY"'
     lines = [
         'try (after `eval "$(gateway demo)"`, or with the exports above):',
