@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv with Python 3.11+ and install the project (plus extras given as $1,
 # e.g. "dev,embedded") at the exact, hash-checked versions of requirements/*.lock, then
-# the project itself without re-resolving. With dev or bench it also installs the worker
-# client (clients/worker, its own distribution: the server does not depend on it, the
-# tests and benchmarks do). Re-installs only when a pyproject.toml or the lock changed
+# the project itself without re-resolving. With dev, bench or embedded it also installs the
+# worker client (clients/worker, its own distribution: the server does not depend on it;
+# the tests, the benchmarks and `gateway demo`'s example worker do; its dependencies,
+# httpx and sniffio, are in every lock). Re-installs only when a pyproject.toml or the lock changed
 # since the last install. Packages no longer in the lock are not removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ case ",$extras," in
 esac
 specs=(-e "$spec")
 case ",$extras," in
-  *,dev,* | *,bench,*) specs+=(-e clients/worker) ;;
+  *,dev,* | *,bench,* | *,embedded,*) specs+=(-e clients/worker) ;;
 esac
 stamp=".venv/.installed-$(cat pyproject.toml clients/worker/pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 
 from gateway.audit import cli as audit_cli
-from gateway.cli import migrate, serve
+from gateway.cli import demo, migrate, serve
 from gateway.proxy_pool import cli as proxy_pool_cli
 from gateway.public import cli as public_cli
 from gateway.work import cli as work_cli
@@ -24,4 +24,5 @@ REGISTRY: list[Register] = [
     public_cli.register,
     proxy_pool_cli.register,
     audit_cli.register,
+    demo.register,
 ]

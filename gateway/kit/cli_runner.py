@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, TypeVar
 from gateway.kit.cli_errors import EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
-    from gateway.core.resources import Resources
+    from gateway.core.resources import BackendUrls, Resources
+    from gateway.core.settings import Settings
 
 T = TypeVar("T")
 AUDIENCES = ("parcel", "party")
@@ -39,8 +40,16 @@ def add_audience(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audience", required=True, choices=AUDIENCES, help="worker port")
 
 
-def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
-    """Open the shared resources, run `command`, map gateway errors to CLI errors."""
+def run_with_resources(
+    command: Callable[[Resources], Awaitable[T]],
+    *,
+    prepare: Callable[[Settings, BackendUrls], None] | None = None,
+) -> T:
+    """Open the shared resources, run `command`, map gateway errors to CLI errors.
+
+    `prepare` runs (in a thread) once the backends are known and before the resources
+    open: `gateway demo` migrates there, as `serve` would.
+    """
     from gateway.core.backends import backends
     from gateway.core.errors import GatewayError, InvalidInput
     from gateway.core.logs import configure_for
@@ -56,6 +65,8 @@ def run_with_resources(command: Callable[[Resources], Awaitable[T]]) -> T:
 
     async def main() -> T:
         with backends(settings, attach=True) as urls:
+            if prepare is not None:
+                await asyncio.to_thread(prepare, settings, urls)
             async with open_resources(settings, urls) as resources:
                 return await command(resources)
 

@@ -52,8 +52,9 @@ def announce(settings: Settings, addresses: dict[str, tuple[str, int]], fmt: Log
         f"KEY=$({command} keys create --name me --tier {settings.default_tier}) && "
         f'curl -H "X-API-Key: $KEY" {public}/v1/me'
     )
+    demo = f"{command} demo   (sample parcels, demo credentials, a live job)"
     if fmt is not LogFormat.CONSOLE:
-        log.info("ready", **urls, docs=docs, next=next_step, embedded=settings.embedded)
+        log.info("ready", **urls, docs=docs, next=next_step, demo=demo, embedded=settings.embedded)
         return
     lines = [
         "",
@@ -64,6 +65,7 @@ def announce(settings: Settings, addresses: dict[str, tuple[str, int]], fmt: Log
         f"  party workers   {urls['party']}/internal",
         f"  docs            {', '.join(docs) if docs else 'off'}; README.md for the rest",
         f"  next            {next_step}",
+        f"  demo            {demo}",
         "",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

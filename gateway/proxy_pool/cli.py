@@ -9,11 +9,11 @@ users can read in the process list.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from gateway.kit.cli_errors import EXIT_USAGE, CliError
+from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import run_with_resources
 from gateway.proxy_pool.urls import InvalidProxyUrl
 
@@ -31,11 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.set_defaults(handler=_add)
 
     listing = actions.add_parser("list", help="list proxies (passwords masked)")
-    listing.add_argument("--json", action="store_true", help="one JSON document")
+    add_json_option(listing, "proxy")
     listing.set_defaults(handler=_list)
 
     remove = actions.add_parser("remove", help="remove proxies by id")
-    remove.add_argument("ids", nargs="+", type=int, metavar="ID")
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID", help="ids `proxies list` shows")
     remove.set_defaults(handler=_remove)
 
 
@@ -105,7 +105,7 @@ def _list(args: argparse.Namespace) -> int:
             }
             for v in views
         ]
-        print(json.dumps(doc, indent=2))
+        print_json_lines(doc)
         return 0
     if not views:
         print("no proxies")

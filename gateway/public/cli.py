@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from gateway.audit.actor import cli_actor
+from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import run_with_resources
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.set_defaults(handler=_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--user", default=None, help="only this user's keys")
+    add_json_option(listing, "key (never its secret)")
     listing.set_defaults(handler=_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", help="the id `keys create` and `keys list` show")
@@ -96,6 +98,20 @@ def _keys_list(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
         keys, _ = _services(resources)
         rows = await keys.list_for(args.user, all_users=args.user is None)
+        if args.json:
+            print_json_lines(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "tier": r.tier,
+                    "owner": r.user_uid,
+                    "status": "revoked" if r.revoked_at else "active",
+                    "created_at": r.created_at,
+                    "revoked_at": r.revoked_at,
+                }
+                for r in rows
+            )
+            return 0
         print(f"{'ID':<12}  {'TIER':<12}  {'OWNER':<28}  {'STATUS':<8}  {'CREATED':<20}  NAME")
         for r in rows:
             status = "revoked" if r.revoked_at else "active"

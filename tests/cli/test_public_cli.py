@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,16 @@ async def test_keys_create_list_revoke(settings: Settings, tmp_path: Path) -> No
     assert key_id in listed.stdout
     assert key not in listed.stdout
     assert "ssr site" in listed.stdout
+    as_json = run_gateway(["keys", "list", "--json"], env, tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    (row,) = [json.loads(line) for line in as_json.stdout.splitlines()]  # one per key
+    assert (row["id"], row["name"], row["owner"], row["status"]) == (
+        key_id,
+        "ssr site",
+        "svc-owner",
+        "active",
+    )
+    assert key not in as_json.stdout
 
     async with public_app(settings, tiers_file=tiers, api_key_cache_s=0) as app:
         before = await app.client.get("/v1/me", headers={"X-API-Key": key})

@@ -29,15 +29,28 @@ async def test_tokens_create_list_revoke(
         tmp_path,
     )
     assert created.returncode == 0, created.stderr
-    token = created.stdout.strip().splitlines()[-1]
+    # The token alone on stdout (`T=$(gateway tokens create ...)`), what it is on stderr.
+    token = created.stdout.removesuffix("\n")
     assert token.startswith("gwt_parcel_")
     assert " " not in token
+    assert "\n" not in token
+    assert "Created producer token 'scheduler' for the parcel port." in created.stderr
 
     listed = run_gateway(["tokens", "list"], env, tmp_path)
     assert listed.returncode == 0
     assert "scheduler" in listed.stdout
     assert "producer" in listed.stdout
     assert token not in listed.stdout
+    as_json = run_gateway(["tokens", "list", "--json"], env, tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    (row,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (row["name"], row["audience"], row["role"], row["revoked_at"]) == (
+        "scheduler",
+        "parcel",
+        "producer",
+        None,
+    )
+    assert token not in as_json.stdout
 
     clash = run_gateway(
         ["tokens", "create", "--audience", "parcel", "--name", "scheduler"], env, tmp_path
@@ -179,11 +192,14 @@ async def test_routing_show_and_set(settings: Settings, tmp_path: Path) -> None:
 
     shown = run_gateway(["routing", "show", "--json"], env, tmp_path)
     assert shown.returncode == 0, shown.stderr
-    body = json.loads(shown.stdout)
-    (listed,) = body["routes"]
-    assert (listed["share"], listed["configured_share"]) == (0.75, 0.2)
+    (listed,) = [json.loads(line) for line in shown.stdout.splitlines()]  # one per route
+    assert (listed["id"], listed["share"], listed["configured_share"]) == (
+        "parcel/alpha",
+        0.75,
+        0.2,
+    )
     assert listed["set_by"].startswith("cli:")
-    assert body["history"][0]["share"] == 0.75
+    assert listed["history"][0]["share"] == 0.75
 
     bad = run_gateway(["routing", "set", "parcel/alpha", "2"], env, tmp_path)
     assert bad.returncode == 2

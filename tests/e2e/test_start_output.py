@@ -59,6 +59,8 @@ def test_a_development_terminal_gets_console_lines_and_one_ready_block(
     assert f"  party workers   http://127.0.0.1:{env['PARTY_INTERNAL_PORT']}/internal\n" in out
     assert f"{public}/docs" in out
     assert f'keys create --name me --tier free) && curl -H "X-API-Key: $KEY" {public}/v1/me' in out
+    assert "  demo            " in out
+    assert " demo   (sample parcels, demo credentials, a live job)\n" in out
     # Console lines, not JSON objects.
     assert "[info     ] listening" in out
     assert not [line for line in out.splitlines() if line.startswith("{")]
@@ -95,6 +97,7 @@ def test_without_a_terminal_the_log_is_json_with_one_ready_event(
     assert ready["parcel"] == f"http://127.0.0.1:{env['PARCEL_INTERNAL_PORT']}"
     assert f"{ready['public']}/docs" in ready["docs"]
     assert "keys create" in ready["next"]
+    assert ready["demo"].split("   ")[0].endswith(" demo")
     messages = [str(line["event"]) for line in lines]
     for text in UVICORN_LINES + UVICORN_STOP_LINES:
         assert not [m for m in messages if m.startswith(text)]

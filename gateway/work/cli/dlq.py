@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
 from gateway.audit.actor import cli_actor
+from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import add_audience, run_with_resources
 
 if TYPE_CHECKING:
@@ -18,7 +18,13 @@ def _target(parser: argparse.ArgumentParser) -> None:
     add_audience(parser)
     parser.add_argument("--platform", help="only this platform")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task-id", action="append", dest="task_ids", metavar="TASK_ID")
+    which.add_argument(
+        "--task-id",
+        action="append",
+        dest="task_ids",
+        metavar="TASK_ID",
+        help="one dead task (repeat for several)",
+    )
     which.add_argument("--all", action="store_true", help="every dead task (of --platform)")
 
 
@@ -30,8 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = actions.add_parser("list", help="dead tasks with their error history")
     add_audience(listing)
     listing.add_argument("--platform", help="only this platform")
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    add_json_option(listing, "dead task")
     listing.set_defaults(handler=_list)
 
     requeue = actions.add_parser("requeue", help="back to ready with a fresh attempt budget")
@@ -51,8 +57,7 @@ def _list(args: argparse.Namespace) -> int:
             args.platform, args.limit
         )
         if args.json:
-            for row in rows:
-                print(json.dumps(row, separators=(",", ":")))
+            print_json_lines(rows)
             return 0
         print(f"{'TASK ID':<34} {'PLATFORM':<16} {'ATTEMPT':<8} {'DEAD AT':<33} KEY / LAST ERROR")
         for row in rows:

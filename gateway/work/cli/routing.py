@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import socket
 from typing import TYPE_CHECKING
 
+from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import run_with_resources
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     show = actions.add_parser("show", help="routes, the share in force, recent changes")
-    show.add_argument("--json", action="store_true", help="one JSON object")
+    add_json_option(show, "route, with its recent share changes")
     show.set_defaults(handler=_show)
 
     change = actions.add_parser("set", help="set a route's share (0.0 to 1.0)")
@@ -42,24 +42,18 @@ def _show(args: argparse.Namespace) -> int:
         views = await service.show()
         history = await service.history()
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "routes": [
-                            {
-                                "id": v.route.id,
-                                "task": v.route.task,
-                                "queue": v.route.queue,
-                                "configured_share": v.route.share,
-                                "share": v.share,
-                                "set_by": v.set_by,
-                                "set_at": v.set_at,
-                            }
-                            for v in views
-                        ],
-                        "history": [vars(e) for e in history],
-                    }
-                )
+            print_json_lines(
+                {
+                    "id": v.route.id,
+                    "task": v.route.task,
+                    "queue": v.route.queue,
+                    "configured_share": v.route.share,
+                    "share": v.share,
+                    "set_by": v.set_by,
+                    "set_at": v.set_at,
+                    "history": [vars(e) for e in history if e.route == v.route.id],
+                }
+                for v in views
             )
             return 0
         if not views:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
+from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import add_audience, run_with_resources
 
 if TYPE_CHECKING:
@@ -19,14 +19,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     listing = actions.add_parser("list", help="workers seen within WORKER_EXPIRY_S")
     add_audience(listing)
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json_option(listing, "worker")
     listing.set_defaults(handler=_list)
 
     command = actions.add_parser("command", help="set the command heartbeats answer")
     add_audience(command)
-    command.add_argument("command", choices=["run", "quiet", "terminate"])
+    command.add_argument(
+        "command",
+        choices=["run", "quiet", "terminate"],
+        help="run: lease as usual; quiet: stop leasing; terminate: finish and exit",
+    )
     target = command.add_mutually_exclusive_group(required=True)
-    target.add_argument("--worker", action="append", dest="workers", metavar="WORKER_ID")
+    target.add_argument(
+        "--worker",
+        action="append",
+        dest="workers",
+        metavar="WORKER_ID",
+        help="one worker (repeat for several)",
+    )
     target.add_argument(
         "--all", action="store_true", help="every worker (clears per-worker commands)"
     )
@@ -39,8 +49,7 @@ def _list(args: argparse.Namespace) -> int:
 
         workers = await WorkerPlane(resources, args.audience).registry.workers()
         if args.json:
-            for w in workers:
-                print(json.dumps(w, separators=(",", ":")))
+            print_json_lines(workers)
             return 0
         print(f"{'WORKER':<40} {'LAST SEEN':<33} {'COMMAND':<10} {'IN FLIGHT':<10} PLATFORMS")
         for w in workers:
