@@ -31,6 +31,7 @@ from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
 from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
+from gateway.work.routing.revoke import CeleryRevoker
 from gateway.work.routing.router import AudienceLanes, CeleryRouter
 from gateway.work.routing.service import RoutingService
 from gateway.work.routing.shares import SharesCache, ShareStore
@@ -57,6 +58,20 @@ def _router(resources: Resources) -> CeleryRouter:
 def celery_router(resources: Resources) -> CeleryRouter | None:
     """The deployment's Celery routes with their runtime shares (None: no routes)."""
     return _router(resources) if resources.settings.celery_enabled else None
+
+
+def celery_revoker(resources: Resources) -> CeleryRevoker | None:
+    """What revokes cancelled jobs' Celery tasks (None: no routes; its Celery client is
+    built at the first revoke)."""
+    settings = resources.settings
+    if not settings.celery_enabled:
+        return None
+    assert settings.celery_broker_url is not None  # settings refuse routes without one
+    return CeleryRevoker(
+        settings.celery_broker_url,
+        dict(settings.celery_broker_transport_options),
+        settings.celery_revoke_terminate,
+    )
 
 
 def routing_service(resources: Resources) -> RoutingService:

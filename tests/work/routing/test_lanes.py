@@ -125,3 +125,33 @@ async def test_queue_depth_counts_routed_tasks_waiting_for_the_dispatcher(
         stats = await queue_stats(queue, 60)
         assert stats.depth[("alpha", "celery_ready")] == 1
         assert stats.depth[("alpha", "leased")] == 1
+
+
+async def test_releasing_a_celery_lease_ends_it_and_names_the_celery_task_to_revoke(
+    settings: Settings,
+) -> None:
+    async with _queue(settings, ByKey()) as queue:
+        attached = await queue.attach(
+            "job1",
+            [TaskIn(platform="alpha", key=k) for k in ("c1", "c2", "n1")],
+            kind="parcel_refresh",
+        )
+        c1, c2, n1 = attached.task_ids
+        leased = await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY, lease_s=60)
+        (celery_lease,) = leased.tasks
+        assert celery_lease.task_id == c1
+        (native,) = (await queue.lease(NATIVE_WORKER, ["alpha"], 5)).tasks
+
+        outcome = await queue.release("job1", [c1, c2, n1])
+
+        # The Celery lease ended (nothing would ever heartbeat it), the waiting routed
+        # task was removed, the HTTP lease stays until its worker hears `cancelled`.
+        assert outcome.statuses == ["revoked", "removed", "cancelled_leased"]
+        assert outcome.revoke == [f"{c1}.{celery_lease.lease_id}"]
+        assert await queue.task(c1) is None
+        assert await queue.task(c2) is None
+        assert (await queue.task(n1) or {})["cancelled"] == "1"
+        assert native.task_id == n1
+        stats = await queue_stats(queue, 60)
+        assert stats.depth[("alpha", "leased")] == 1
+        assert stats.depth[("alpha", "celery_ready")] == 0
