@@ -209,6 +209,19 @@ class WorkerPlane:
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)
         self.metrics.platforms_seen(stats.oldest_ready_age_s)
         publish(self.metrics, stats)
+        if isinstance(self.queue.lanes, AudienceLanes):
+            await self._publish_shares(self.queue.lanes.router)
+
+    async def _publish_shares(self, router: CeleryRouter) -> None:
+        """The configured and in-force share of each of this audience's routes."""
+        shares = await router.shares.current()
+        for route in router.routes.values():
+            if route.audience != self.audience:
+                continue
+            gauge = self.metrics.celery_share
+            kind = route.kind or "*"
+            gauge.labels(route.platform, kind, "configured").set(route.share)
+            gauge.labels(route.platform, kind, "in_force").set(router.share_of(route, shares))
 
     async def start(self) -> None:
         """Start the wake subscriber, the reaper and the Celery side (if routed)."""

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from gateway.work.results import ResultService
 from gateway.work.routing.messages import (
     CELERY_HOLDER,
     ERROR_TASK,
+    PUBLISHED_AT,
     RAISED,
     RESULT_TASK,
     failure_item,
@@ -105,7 +107,17 @@ class ResultConsumer:
             log.warning("celery_result_invalid", task_id=task_id, errors=len(errors))
             failure = failure_item(task_id, lease_id, f"invalid result from Celery: {fields}", True)
             outcomes = await self.results.submit(CELERY_HOLDER, [failure])
+        self._observe_lag(body)  # once submitted: a message put back is not counted twice
         return outcomes
+
+    def _observe_lag(self, body: Any) -> None:
+        # [args, kwargs, embed]: the callbacks' kwargs carry the publish time.
+        kwargs = body[1] if isinstance(body, list | tuple) and len(body) > 1 else None
+        published = kwargs.get(PUBLISHED_AT) if isinstance(kwargs, dict) else None
+        if isinstance(published, int | float) and not isinstance(published, bool):
+            lag = time.time() - published
+            if 0 <= lag < 7 * 86_400:  # a clock far off says nothing about lag
+                self.results.metrics.celery_results_lag.observe(lag)
 
     def _on_message(self, body: Any, message: Message) -> None:
         assert self._loop is not None

@@ -88,6 +88,18 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
             routed = plane.metrics.routed
             assert routed.labels("alpha", "celery")._value.get() == len(expected_celery)
             assert routed.labels("alpha", "native")._value.get() == len(native)
+            # The share gauges (refreshed by the reaper) and one lag per Celery result.
+            await plane.reap_once()
+            share = plane.metrics.celery_share
+            assert share.labels("*", "*", "configured")._value.get() == 0.0
+            assert share.labels("*", "*", "in_force")._value.get() == 1.0
+            assert lag_count(plane) == len(expected_celery)
+
+
+def lag_count(plane: WorkerPlane) -> float:
+    """Observations of the results-lag histogram."""
+    (family,) = plane.metrics.celery_results_lag.collect()
+    return next(s.value for s in family.samples if s.name.endswith("_count"))
 
 
 async def test_a_worker_killed_mid_task_and_restarted_commits_the_result_once(
