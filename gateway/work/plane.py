@@ -31,6 +31,7 @@ from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
 from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
+from gateway.work.routing.lag import LagRecorder
 from gateway.work.routing.revoke import CeleryRevoker
 from gateway.work.routing.router import AudienceLanes, CeleryRouter
 from gateway.work.routing.service import RoutingService
@@ -58,6 +59,11 @@ def _router(resources: Resources) -> CeleryRouter:
 def celery_router(resources: Resources) -> CeleryRouter | None:
     """The deployment's Celery routes with their runtime shares (None: no routes)."""
     return _router(resources) if resources.settings.celery_enabled else None
+
+
+def celery_lag_key(resources: Resources) -> str:
+    """The hash of the latest Celery results lag per audience (`routing/lag.py`)."""
+    return resources.key("celery", "lag")
 
 
 def celery_revoker(resources: Resources) -> CeleryRevoker | None:
@@ -138,8 +144,15 @@ class WorkerPlane:
             # Imported here: without Celery routes for this audience, Celery never loads.
             from gateway.work.routing.bridge import CeleryBridge
 
+            lag = LagRecorder(resources.redis, celery_lag_key(resources), audience)
             self.celery = CeleryBridge(
-                settings, audience, self.queue, self.results, self.notifier, resources.stopping
+                settings,
+                audience,
+                self.queue,
+                self.results,
+                self.notifier,
+                resources.stopping,
+                lag,
             )
         self._reaper = PeriodicLoop(
             f"reaper:{audience}",

@@ -10,6 +10,7 @@ from gateway.api.external import (
     admin,
     admin_jobs,
     admin_routing,
+    admin_status,
     downloads,
     job_uploads,
     jobs,
@@ -36,6 +37,7 @@ def plane_routers() -> list[APIRouter]:
         downloads.router,
         admin_jobs.router,
         admin_routing.router,
+        admin_status.router,
         # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
         webhook_schemas.router,
         webhooks.router,

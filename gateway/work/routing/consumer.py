@@ -40,6 +40,7 @@ from kombu.message import Message
 from gateway.core.errors import ServiceUnavailable
 from gateway.work.models import ResultOutcome
 from gateway.work.results import ResultService
+from gateway.work.routing.lag import LagRecorder
 from gateway.work.routing.messages import (
     CELERY_HOLDER,
     ERROR_TASK,
@@ -74,8 +75,10 @@ class ResultConsumer:
         transport_options: dict[str, Any],
         queue_name: str,
         prefetch: int,
+        lag: LagRecorder | None = None,
     ) -> None:
         self.results = results
+        self.lag = lag
         self.broker_url = broker_url
         self.transport_options = transport_options
         self.queue = results_queue(queue_name)
@@ -107,10 +110,10 @@ class ResultConsumer:
             log.warning("celery_result_invalid", task_id=task_id, errors=len(errors))
             failure = failure_item(task_id, lease_id, f"invalid result from Celery: {fields}", True)
             outcomes = await self.results.submit(CELERY_HOLDER, [failure])
-        self._observe_lag(body)  # once submitted: a message put back is not counted twice
+        await self._observe_lag(body)  # once submitted: a message put back counts once
         return outcomes
 
-    def _observe_lag(self, body: Any) -> None:
+    async def _observe_lag(self, body: Any) -> None:
         # [args, kwargs, embed]: the callbacks' kwargs carry the publish time.
         kwargs = body[1] if isinstance(body, list | tuple) and len(body) > 1 else None
         published = kwargs.get(PUBLISHED_AT) if isinstance(kwargs, dict) else None
@@ -118,6 +121,9 @@ class ResultConsumer:
             lag = time.time() - published
             if 0 <= lag < 7 * 86_400:  # a clock far off says nothing about lag
                 self.results.metrics.celery_results_lag.observe(lag)
+                if self.lag is not None:
+                    with contextlib.suppress(Exception):  # status detail, never a failure
+                        await self.lag.record(lag)
 
     def _on_message(self, body: Any, message: Message) -> None:
         assert self._loop is not None
