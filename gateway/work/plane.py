@@ -80,9 +80,12 @@ def celery_revoker(resources: Resources) -> CeleryRevoker | None:
     )
 
 
+AUDIENCES = ("parcel", "party")
+
+
 def routing_service(resources: Resources) -> RoutingService:
     """What the admin API and CLI show and change shares through (one path for both)."""
-    return RoutingService(_router(resources))
+    return RoutingService(_router(resources), {a: work_queue(resources, a) for a in AUDIENCES})
 
 
 def work_queue(resources: Resources, audience: str) -> WorkQueue:

@@ -141,6 +141,15 @@ class ReleaseOutcome:
 
 
 @dataclass(frozen=True)
+class Drained:
+    """A lane drained: tasks moved from `cready` to native ready, and tasks (delayed,
+    dead, leased) that lost the lane where they are."""
+
+    to_native: int
+    relabelled: int
+
+
+@dataclass(frozen=True)
 class TaskSummary:
     """A task as others see it: its state, its attempt number and its last error."""
 
@@ -401,6 +410,29 @@ class WorkQueue:
                 for i in range(0, len(dead), 4)
             ],
         )
+
+    async def drain_lane(self, lane: str, chunk: int = 500) -> Drained:
+        """Take the Celery lane `lane` off every live task carrying it (`drain.lua`):
+        those waiting in `cready` become native ready tasks now, the rest (delayed, dead,
+        leased) go native the next time they are ready."""
+        to_native = relabelled = 0
+        for platform in await self.platforms():
+            for ready_set in (CELERY_READY, "delayed:", "dead:", "leased:"):
+                offset = 0
+                while True:
+                    with redis_guard():
+                        moved, examined = await self.scripts.drain(
+                            args=[self.base, lane, platform, ready_set, offset, chunk]
+                        )
+                    if ready_set == CELERY_READY:
+                        to_native += int(moved)
+                        offset += int(examined) - int(moved)  # moved ones left the set
+                    else:
+                        relabelled += int(moved)
+                        offset += int(examined)
+                    if int(examined) < chunk:
+                        break
+        return Drained(to_native, relabelled)
 
     async def platforms(self) -> list[str]:
         """Every platform this audience has ever queued."""

@@ -101,3 +101,25 @@ async def put_routing(body: RoutingIn, admin: AdminDep, resources: ResourcesDep)
     service = routing_service(resources)
     await service.set_shares(body.shares, _who(admin))
     return await _view(service)
+
+
+class DrainIn(BaseModel):
+    """The route whose tasks go back to native (configured or removed)."""
+
+    route: str = Field(max_length=200)
+
+
+class DrainOut(BaseModel):
+    """Tasks moved from the Celery ready set to native ready now, and tasks (delayed,
+    dead, leased) that go native when they are next ready."""
+
+    route: str
+    to_native: int
+    relabelled: int
+
+
+@router.post("/routing/drain", summary="Send a route's tasks back to native (admin role)")
+async def drain_routing(body: DrainIn, admin: AdminDep, resources: ResourcesDep) -> DrainOut:
+    """Take a Celery route's lane off its live tasks (e.g. after removing the route)."""
+    drained = await routing_service(resources).drain(body.route, ["body", "route"])
+    return DrainOut(route=body.route, to_native=drained.to_native, relabelled=drained.relabelled)

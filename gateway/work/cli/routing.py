@@ -1,5 +1,5 @@
-"""`gateway routing show|set`: Celery routes and their runtime shares (the same service as
-`GET/PUT /v1/admin/routing`)."""
+"""`gateway routing show|set|drain`: Celery routes, their runtime shares and draining a
+route's tasks back to native (the same service as `/v1/admin/routing`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     change.add_argument("route", help="route id, e.g. parcel/miami_dade")
     change.add_argument("share", type=float, help="0.0 (all native) to 1.0 (all Celery)")
     change.set_defaults(handler=_set)
+
+    drain = actions.add_parser(
+        "drain", help="send a route's tasks back to native (e.g. a route removed)"
+    )
+    drain.add_argument("route", help="route id, configured or removed, e.g. parcel/miami_dade")
+    drain.set_defaults(handler=_drain)
 
 
 def _who() -> str:
@@ -82,6 +88,20 @@ def _set(args: argparse.Namespace) -> int:
 
         (view,) = await routing_service(resources).set_shares({args.route: args.share}, _who())
         print(f"{view.route.id}: share {view.share:.3f} (every replica within a second)")
+        return 0
+
+    return run_with_resources(run)
+
+
+def _drain(args: argparse.Namespace) -> int:
+    async def run(resources: Resources) -> int:
+        from gateway.work.plane import routing_service
+
+        drained = await routing_service(resources).drain(args.route)
+        print(
+            f"{args.route}: to_native={drained.to_native} relabelled={drained.relabelled}"
+            " (delayed, dead or leased: native when next ready)"
+        )
         return 0
 
     return run_with_resources(run)

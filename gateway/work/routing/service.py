@@ -4,18 +4,26 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 from gateway.core.errors import InvalidInput
+from gateway.work.queue import Drained, WorkQueue
 from gateway.work.routing.router import CeleryRouter, RouteView
 from gateway.work.routing.shares import ShareEntry
 
+# A route id, configured or not (a route removed from CELERY_ROUTES can still be drained).
+ROUTE_ID = re.compile(
+    r"^(parcel|party)/(\*|[a-z0-9][a-z0-9_-]{0,63})(/(producer|parcel_refresh|party_refresh))?$"
+)
+
 
 class RoutingService:
-    """The deployment's routes and their runtime shares."""
+    """The deployment's routes, their runtime shares, and draining a route's tasks."""
 
-    def __init__(self, router: CeleryRouter) -> None:
+    def __init__(self, router: CeleryRouter, queues: Mapping[str, WorkQueue]) -> None:
         self.router = router
+        self.queues = queues
 
     @property
     def enabled(self) -> bool:
@@ -63,3 +71,21 @@ class RoutingService:
             entry = await self.router.shares.store.write(route_id, float(share), by)
             out.append(RouteView(self.router.routes[route_id], entry.share, entry.by, entry.at))
         return out
+
+    async def drain(self, route_id: str, loc: list[str | int] | None = None) -> Drained:
+        """Send the tasks routed to `route_id` back to native: those waiting for the
+        dispatcher now, the others when they are next ready. The route may be gone from
+        CELERY_ROUTES (its tasks would be dead-lettered otherwise); while it is
+        configured with a share above 0, new tasks still go to Celery."""
+        found = ROUTE_ID.fullmatch(route_id)
+        if found is None:
+            raise InvalidInput(
+                [
+                    {
+                        "loc": loc or ["route"],
+                        "msg": "a route id: parcel|party/<platform or *>[/<kind>]",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        return await self.queues[found.group(1)].drain_lane(route_id)
