@@ -43,7 +43,7 @@ async def test_a_share_set_at_runtime_reaches_another_router(settings: Settings)
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
-        writer = RoutingService(_router(redis, settings.redis_key_prefix))
+        writer = RoutingService(_router(redis, settings.redis_key_prefix), {})
         reader = _router(redis, settings.redis_key_prefix, refresh_s=0.1)
         tasks = [TaskIn(platform="beta", key=f"k{i}") for i in range(200)]
         assert set(await reader.lanes("parcel", tasks, None)) == {NATIVE}
@@ -70,7 +70,7 @@ async def test_bad_shares_and_unknown_routes_are_refused(settings: Settings) -> 
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
-        service = RoutingService(_router(redis, settings.redis_key_prefix))
+        service = RoutingService(_router(redis, settings.redis_key_prefix), {})
         for bad in (-0.1, 1.5, float("nan"), float("inf"), True):
             with pytest.raises(InvalidInput):
                 await service.set_share("parcel/alpha", bad, "x")
