@@ -11,7 +11,8 @@ Do not use Celery's own retries: the gateway retries with backoff and dead-lette
     celery -A examples.celery_worker worker -Q parcels --concurrency 4
 
 Test hooks in the payload (the fake scrape has no site to misbehave): `delay_s` (sleep
-that long, the first time the key starts), `fail` (`retryable` | `fatal`: return a
+that long, the first time the key starts), `hold` (wait, up to a minute, until the file
+`<EXAMPLE_STARTED_DIR>/<hold>` exists), `fail` (`retryable` | `fatal`: return a
 failure; `raise`: raise), and `EXAMPLE_STARTED_DIR` (touch `<dir>/<key>` when a task
 starts).
 """
@@ -86,6 +87,11 @@ def scrape_parcel(
         marker.touch()
     if not again:  # a redelivered task (worker killed mid-task) runs at once
         time.sleep(float(payload.get("delay_s", 0.01)))
+    if started and payload.get("hold"):
+        release = Path(started, str(payload["hold"]))
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     fail = payload.get("fail")
     if fail == "raise":
         raise RuntimeError("county site answered 502")

@@ -166,6 +166,23 @@ WORKER_PLANE_ENV: dict[str, str] = {
     "RETRY_BACKOFF_CAP_S": "0",
     # Proxy gauges refreshed twice a second (they are computed from Redis).
     "PROXY_MAINTENANCE_INTERVAL_S": "0.5",
+    # One Celery route at share 0, on the proof's own Redis and key prefix as broker
+    # (`$REDIS_URL` and `$PREFIX` are filled in by prove_dashboard.py): its share gauges
+    # are exported, every task stays native, and no Celery worker is needed. The lag
+    # histogram is exported at 0; a worker answering it is proven by tests/work/routing.
+    "CELERY_BROKER_URL": "$REDIS_URL",
+    "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps({"global_keyprefix": "$PREFIXcelery:"}),
+    "CELERY_ROUTES": json.dumps(
+        [
+            {
+                "audience": "parcel",
+                "platform": "*",
+                "share": 0.0,
+                "task": "scrape_parcel",
+                "queue": "proof.parcels",
+            }
+        ]
+    ),
 }
 # Two proxies nobody connects to: the proof only leases and releases them.
 PROXY_URLS = ("http://proof:secret@127.0.0.1:9", "http://proof:secret@127.0.0.1:10")

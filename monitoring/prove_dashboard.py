@@ -474,7 +474,12 @@ async def _with_upstream(args: argparse.Namespace, workdir: Path, binary: str) -
             "PARSER_SERVICE_URL": upstream.url,
         }
         for source in proof_traffic.sources():
-            env.update(source.env)
+            env.update(
+                {
+                    k: v.replace("$REDIS_URL", args.redis_url).replace("$PREFIX", prefix)
+                    for k, v in source.env.items()
+                }
+            )
         async with (
             gateway(workdir, env) as gw,
             prometheus(binary, workdir, gw.ports, args.scrape_seconds) as prom,

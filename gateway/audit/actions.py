@@ -20,3 +20,5 @@ class Action(enum.StrEnum):
     JOB_FORCE_STATE = "job.force_state"
     JOB_CANCEL = "job.cancel"
     CACHE_PURGE = "cache.purge"
+    ROUTING_SET = "routing.set"
+    ROUTING_DRAIN = "routing.drain"

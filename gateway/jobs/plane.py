@@ -20,7 +20,7 @@ from gateway.jobs.service import JobService
 from gateway.jobs.tracker import JobTracker
 from gateway.jobs.upkeep import JobUpkeep
 from gateway.kit.periodic import PeriodicLoop
-from gateway.work.plane import work_queue
+from gateway.work.plane import celery_revoker, work_queue
 
 
 def event_publisher(resources: Resources, metrics: JobMetrics) -> EventPublisher:
@@ -59,7 +59,10 @@ class JobsPlane:
         self.publisher = event_publisher(resources, self.metrics)
         self.budget = JobBudget(resources)
         self.downloads = DownloadService(resources, self.metrics)
-        self.service = JobService(resources, queues, self.budget, self.publisher, self.metrics)
+        self.revoker = celery_revoker(resources)
+        self.service = JobService(
+            resources, queues, self.budget, self.publisher, self.metrics, self.revoker
+        )
         self.tracker = JobTracker(resources.sessionmaker, self.publisher, self.metrics)
         self.upkeep = JobUpkeep(self.service, self.tracker, self.publisher, self.metrics)
         self._loop = PeriodicLoop(
@@ -74,5 +77,7 @@ class JobsPlane:
         self._loop.start()
 
     async def stop(self) -> None:
-        """Stop the upkeep loop."""
+        """Stop the upkeep loop; close the Celery revoker's connections."""
         await self._loop.stop()
+        if self.revoker is not None:
+            await self.revoker.close()

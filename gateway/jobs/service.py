@@ -26,7 +26,8 @@ finds exactly the tasks it attached.
 
 Cancel (and expiry, and an admin's forced end) closes the job's pending items in one
 transaction, then releases its waiters: a task no one else waits for is removed from the
-queue, or, when leased, marked cancelled so its worker hears `lost` in its next heartbeat.
+queue, or, when leased, marked cancelled so its worker hears `lost` in its next heartbeat
+(a Celery lease is ended at once and its Celery task revoked: `routing/revoke.py`).
 A result that still arrives is stored (data is data) and moves no closed job.
 
 An admin's close (no owner) is audited in the closing transaction; it must name its
@@ -76,6 +77,7 @@ from gateway.kit.outage import REDIS_DOWN, database_guard, redis_guard
 from gateway.work.models import TaskIn
 from gateway.work.queue import WorkQueue
 from gateway.work.repository.result_history import done_tasks
+from gateway.work.routing.revoke import CeleryRevoker
 
 log = structlog.get_logger("gateway.jobs.service")
 
@@ -95,8 +97,10 @@ class JobService(JobReads):
         budget: JobBudget,
         publisher: EventPublisher,
         metrics: JobMetrics,
+        revoker: CeleryRevoker | None = None,
     ) -> None:
         self.resources = resources
+        self.revoker = revoker
         self.sessionmaker: async_sessionmaker[AsyncSession] = resources.sessionmaker
         self.audit = AuditLog(self.sessionmaker)
         self.settings: JobSettings = resources.settings
@@ -282,7 +286,7 @@ class JobService(JobReads):
             live = await queue.live_task_ids([(i.platform, i.key) for i in part])
             tids = [t for t in live if t is not None]
             if tids:
-                await queue.release(job_id, tids)
+                await self._release(queue, job_id, tids)
 
     async def release_tasks(self, job_id: str, audience: str, task_ids: Sequence[str]) -> None:
         """Release the job's waiters on these tasks (after its items were closed)."""
@@ -290,7 +294,13 @@ class JobService(JobReads):
         chunk = self.settings.job_attach_chunk
         with redis_guard():
             for start in range(0, len(task_ids), chunk):
-                await queue.release(job_id, task_ids[start : start + chunk])
+                await self._release(queue, job_id, task_ids[start : start + chunk])
+
+    async def _release(self, queue: WorkQueue, job_id: str, task_ids: Sequence[str]) -> None:
+        """Release the job's waiters; revoke the Celery tasks that nobody wants now."""
+        outcome = await queue.release(job_id, task_ids)
+        if outcome.revoke and self.revoker is not None:
+            await self.revoker.revoke(outcome.revoke)
 
     async def rollback_stuck(self, row: Any, session: AsyncSession) -> None:
         """Undo a submission that never finished (upkeep loop; `row` is locked)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.kit.memo import PerOwner
 
@@ -31,6 +31,9 @@ COMPLETION_OUTCOMES = (
 )
 # Where a task is handed out for its first attempt (Celery routing, gateway/work/routing/).
 BACKENDS = ("native", "celery")
+# From a publish to Celery to its result consumed: a fast task's round trip, up to a
+# backlog waiting out a long lease.
+CELERY_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 # Where a `TaskHooks` call can fail (see hooks.py).
 HOOK_STAGES = ("on_commit", "after_commit", "catch_up", "on_dead")
 
@@ -110,6 +113,23 @@ class WorkerMetrics:
             "worker) or celery (published to Celery). The realised Celery share is "
             "celery / (celery + native).",
             ["platform", "backend"],
+            registry=r,
+        )
+        self.celery_share = Gauge(
+            "gateway_celery_route_share",
+            "Share of a Celery route's tasks sent to Celery, by source: configured "
+            "(CELERY_ROUTES) or in_force (set at runtime, else configured); kind is the "
+            "route's origin or *. Cluster-wide, aggregate with max. The realised share is "
+            "in gateway_tasks_routed_total.",
+            ["platform", "kind", "source"],
+            registry=r,
+        )
+        # Registered with or without routes: no labels, so exported at 0 from the start.
+        self.celery_results_lag = Histogram(
+            "gateway_celery_results_lag_seconds",
+            "From a task's publish to Celery to its result consumed by the gateway "
+            "(broker queueing and run time included; publisher's and consumer's clocks).",
+            buckets=CELERY_LAG_BUCKETS,
             registry=r,
         )
         self._seen: set[str] = set()

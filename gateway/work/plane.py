@@ -32,6 +32,8 @@ from gateway.work.notifier import SAFETY_RECHECK_S, Notifier
 from gateway.work.queue import EnqueueOutcome, LeaseBatch, WorkQueue
 from gateway.work.registry import WorkerRegistry
 from gateway.work.results import ResultService
+from gateway.work.routing.lag import LagRecorder
+from gateway.work.routing.revoke import CeleryRevoker
 from gateway.work.routing.router import AudienceLanes, CeleryRouter
 from gateway.work.routing.service import RoutingService
 from gateway.work.routing.shares import SharesCache, ShareStore
@@ -60,9 +62,32 @@ def celery_router(resources: Resources) -> CeleryRouter | None:
     return _router(resources) if resources.settings.celery_enabled else None
 
 
+def celery_lag_key(resources: Resources) -> str:
+    """The hash of the latest Celery results lag per audience (`routing/lag.py`)."""
+    return resources.key("celery", "lag")
+
+
+def celery_revoker(resources: Resources) -> CeleryRevoker | None:
+    """What revokes cancelled jobs' Celery tasks (None: no routes; its Celery client is
+    built at the first revoke)."""
+    settings = resources.settings
+    if not settings.celery_enabled:
+        return None
+    assert settings.celery_broker_url is not None  # settings refuse routes without one
+    return CeleryRevoker(
+        settings.celery_broker_url,
+        dict(settings.celery_broker_transport_options),
+        settings.celery_revoke_terminate,
+    )
+
+
+AUDIENCES = ("parcel", "party")
+
+
 def routing_service(resources: Resources) -> RoutingService:
     """What the admin API and CLI show and change shares through (one path for both)."""
-    return RoutingService(_router(resources))
+    queues = {a: work_queue(resources, a) for a in AUDIENCES}
+    return RoutingService(_router(resources), queues, AuditLog(resources.sessionmaker))
 
 
 def work_queue(resources: Resources, audience: str) -> WorkQueue:
@@ -124,8 +149,15 @@ class WorkerPlane:
             # Imported here: without Celery routes for this audience, Celery never loads.
             from gateway.work.routing.bridge import CeleryBridge
 
+            lag = LagRecorder(resources.redis, celery_lag_key(resources), audience)
             self.celery = CeleryBridge(
-                settings, audience, self.queue, self.results, self.notifier, resources.stopping
+                settings,
+                audience,
+                self.queue,
+                self.results,
+                self.notifier,
+                resources.stopping,
+                lag,
             )
         self._reaper = PeriodicLoop(
             f"reaper:{audience}",
@@ -195,6 +227,19 @@ class WorkerPlane:
         stats = await queue_stats(self.queue, self.settings.worker_expiry_s)
         self.metrics.platforms_seen(stats.oldest_ready_age_s)
         publish(self.metrics, stats)
+        if isinstance(self.queue.lanes, AudienceLanes):
+            await self._publish_shares(self.queue.lanes.router)
+
+    async def _publish_shares(self, router: CeleryRouter) -> None:
+        """The configured and in-force share of each of this audience's routes."""
+        shares = await router.shares.current()
+        for route in router.routes.values():
+            if route.audience != self.audience:
+                continue
+            gauge = self.metrics.celery_share
+            kind = route.kind or "*"
+            gauge.labels(route.platform, kind, "configured").set(route.share)
+            gauge.labels(route.platform, kind, "in_force").set(router.share_of(route, shares))
 
     async def start(self) -> None:
         """Start the wake subscriber, the reaper and the Celery side (if routed)."""

@@ -41,7 +41,9 @@ Who wants a task (client jobs build on this; the plane never knows what a job is
   in `cancelled`) without extending it; a result it still posts is committed as usual
   (data is data); a failure or lease expiry deletes the task instead of retrying or
   dead-lettering it, and frees its dedupe key. A later attach or enqueue of the same
-  (platform, key) clears `cancelled`: the task is wanted again.
+  (platform, key) clears `cancelled`: the task is wanted again. A task the Celery
+  dispatcher holds is deleted with its lease instead (`revoked`), and the caller revokes
+  its Celery task (`ReleaseOutcome.revoke`): a Celery worker never heartbeats.
 * A dead-lettered task keeps its waiter fields; the reaper and fail path report those
   with waiters (`ReapResult.dead`, `Settled.waiters`) so the hook's `on_dead` can fail the
   jobs' items.
@@ -74,7 +76,7 @@ CELERY_READY = "cready:"
 REAP_BATCH = 1000
 # A waiter id goes into a hash field name (`j:<waiter>`): a small alphabet, bounded.
 _WAITER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-RELEASE_STATUSES = ("removed", "cancelled_leased", "kept", "unknown")
+RELEASE_STATUSES = ("removed", "cancelled_leased", "revoked", "kept", "unknown")
 
 
 def _s(value: bytes | str | int) -> str:
@@ -122,9 +124,11 @@ class Settled:
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
-    """Per released task id, in order: removed|cancelled_leased|kept|unknown."""
+    """Per released task id, in order: removed|cancelled_leased|revoked|kept|unknown;
+    `revoke`: the Celery task ids of the `revoked` ones (their Celery tasks to revoke)."""
 
     statuses: list[str]
+    revoke: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         """How many tasks ended with `status`."""
@@ -134,6 +138,15 @@ class ReleaseOutcome:
     def counts(self) -> dict[str, int]:
         """Every status with its count (0 included)."""
         return {s: self.count(s) for s in RELEASE_STATUSES}
+
+
+@dataclass(frozen=True)
+class Drained:
+    """A lane drained: tasks moved from `cready` to native ready, and tasks (delayed,
+    dead, leased) that lost the lane where they are."""
+
+    to_native: int
+    relabelled: int
 
 
 @dataclass(frozen=True)
@@ -288,7 +301,8 @@ class WorkQueue:
             return ReleaseOutcome([])
         with redis_guard():
             raw = await self.scripts.release(args=[self.base, waiter, *task_ids])
-        return ReleaseOutcome([_s(v) for v in raw])
+        pairs = [(_s(raw[i]), _s(raw[i + 1])) for i in range(0, len(raw), 2)]
+        return ReleaseOutcome([s for s, _ in pairs], [c for _, c in pairs if c])
 
     async def lease(
         self,
@@ -396,6 +410,29 @@ class WorkQueue:
                 for i in range(0, len(dead), 4)
             ],
         )
+
+    async def drain_lane(self, lane: str, chunk: int = 500) -> Drained:
+        """Take the Celery lane `lane` off every live task carrying it (`drain.lua`):
+        those waiting in `cready` become native ready tasks now, the rest (delayed, dead,
+        leased) go native the next time they are ready."""
+        to_native = relabelled = 0
+        for platform in await self.platforms():
+            for ready_set in (CELERY_READY, "delayed:", "dead:", "leased:"):
+                offset = 0
+                while True:
+                    with redis_guard():
+                        moved, examined = await self.scripts.drain(
+                            args=[self.base, lane, platform, ready_set, offset, chunk]
+                        )
+                    if ready_set == CELERY_READY:
+                        to_native += int(moved)
+                        offset += int(examined) - int(moved)  # moved ones left the set
+                    else:
+                        relabelled += int(moved)
+                        offset += int(examined)
+                    if int(examined) < chunk:
+                        break
+        return Drained(to_native, relabelled)
 
     async def platforms(self) -> list[str]:
         """Every platform this audience has ever queued."""

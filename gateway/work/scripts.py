@@ -28,6 +28,7 @@ _NAMES = (
     "heartbeat",
     "dlq_requeue",
     "dlq_purge",
+    "drain",
 )
 
 
@@ -46,6 +47,7 @@ class Scripts:
     heartbeat: AsyncScript
     dlq_requeue: AsyncScript
     dlq_purge: AsyncScript
+    drain: AsyncScript
 
 
 def load_scripts(redis: Redis) -> Scripts:

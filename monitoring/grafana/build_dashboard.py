@@ -68,6 +68,14 @@ def quantile(q: float, metric: str, selector: str, by: str) -> str:
     return f"(histogram_quantile({q}, {buckets}) >= 0) or ({count} * 0)"
 
 
+def routed_ratio(selector: str) -> str:
+    """Celery's share of first hand-outs by audience and platform, 0 while none."""
+    metric = "gateway_tasks_routed_total"
+    total = f"sum by (audience, platform) (rate({metric}{{{selector}}}{RATE}))"
+    celery = f'sum by (audience, platform) (rate({metric}{{{selector}, backend="celery"}}{RATE}))'
+    return f"({celery} / ({total} > 0)) or ({total} * 0)"
+
+
 HTTP = f'job="gateway", {AUD}'
 WORK = f'job="gateway", {AUD}, {PLAT}'
 UP_DOWN = [
@@ -353,6 +361,52 @@ ROWS: list[tuple[str, list[Panel]]] = [
                         "{{audience}} {{platform}}",
                     )
                 ],
+            ),
+            Panel(
+                "Celery share configured, in force, realised",
+                "percentunit",
+                [
+                    (
+                        f"max without (instance) (gateway_celery_route_share{{{WORK}}})",
+                        "{{source}} {{audience}} {{platform}} {{kind}}",
+                    ),
+                    (
+                        routed_ratio(WORK),
+                        "realised {{audience}} {{platform}}",
+                    ),
+                ],
+                "Per Celery route: the share in CELERY_ROUTES, the one in force (set at "
+                "runtime), and the share of first hand-outs that went to Celery. Realised "
+                "is per platform, over every route of it; it trails a change by the time "
+                "queued tasks take to be handed out.",
+            ),
+            Panel(
+                "Tasks routed by backend",
+                "ops",
+                [
+                    (
+                        "sum by (audience, backend) "
+                        f"(rate(gateway_tasks_routed_total{{{WORK}}}{RATE}))",
+                        "{{audience}} {{backend}}",
+                    )
+                ],
+                "First hand-outs: native when a HTTP worker leased the task, celery when "
+                "the dispatcher published it.",
+            ),
+            Panel(
+                "Celery results lag p50 / p95",
+                "s",
+                [
+                    (
+                        quantile(
+                            q, "gateway_celery_results_lag_seconds", f'job="gateway", {AUD}', "le"
+                        ),
+                        f"p{round(q * 100)}",
+                    )
+                    for q in (0.5, 0.95)
+                ],
+                "From publish to Celery to the result consumed (broker queueing and run "
+                "time). 0 while no Celery result arrived.",
             ),
             Panel(
                 "Client jobs created and finished",

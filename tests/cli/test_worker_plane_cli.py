@@ -207,3 +207,10 @@ async def test_routing_show_and_set(settings: Settings, tmp_path: Path) -> None:
     unknown = run_gateway(["routing", "set", "parcel/nowhere", "0.5"], env, tmp_path)
     assert unknown.returncode == 2
     assert "no such route" in unknown.stderr
+
+    drained = run_gateway(["routing", "drain", "parcel/alpha"], env, tmp_path)
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stdout.startswith("parcel/alpha: to_native=0 relabelled=0")
+    malformed = run_gateway(["routing", "drain", "alpha"], env, tmp_path)
+    assert malformed.returncode == 2
+    assert "a route id" in malformed.stderr

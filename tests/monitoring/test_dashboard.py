@@ -6,13 +6,15 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import yaml
 
 from gateway.core.audience import Audience
-from gateway.core.resources import Resources
+from gateway.core.resources import BackendUrls, Resources, open_resources
+from gateway.core.settings import Settings
 from gateway.process.monitor import ProcessMonitor
 from gateway.proxy_pool.inventory import add_proxies
 from gateway.proxy_pool.service import ProxyHolder, ProxyPool
@@ -185,15 +187,37 @@ def _exported(text: str) -> dict[str, list[str]]:
     return found
 
 
+@pytest.fixture
+async def routed_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Resources with one Celery route at share 0, the test's Redis as broker (as the
+    panel proof runs the gateway: its share gauges exist, every task stays native)."""
+    assert settings.redis_url is not None
+    assert settings.database_url is not None
+    route = {"audience": "parcel", "platform": "*", "task": "scrape_parcel", "queue": "q"}
+    routed = Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "celery_broker_url": settings.redis_url,
+            "celery_broker_transport_options": {
+                "global_keyprefix": settings.redis_key_prefix + "celery:"
+            },
+            "celery_routes": [route],
+        }
+    )
+    async with open_resources(routed, BackendUrls(settings.redis_url, settings.database_url)) as r:
+        yield r
+
+
 @pytest.mark.integration
 async def test_a_quiet_gateway_exports_every_series_the_dashboard_queries(
-    resources: Resources,
+    routed_resources: Resources,
 ) -> None:
     """Counters and histograms with known labels are exported at 0 before any event.
 
     The gateway has history (a platform in each queue and in the proxy pool, as after a
     restart) but serves no request beyond the ones Prometheus and probes send.
     """
+    resources = routed_resources
     platform = "quiet_county"
     for audience in (Audience.PARCEL, Audience.PARTY):
         queue = WorkerPlane.build(resources, audience).queue
@@ -237,3 +261,4 @@ async def test_a_quiet_gateway_exports_every_series_the_dashboard_queries(
         'reason="ambiguous_credentials"' in line for line in exported["gateway_auth_failures_total"]
     )
     assert any(f'platform="{platform}"' in line for line in exported["gateway_proxy_bans_total"])
+    assert any('source="in_force"' in line for line in exported["gateway_celery_route_share"])

@@ -90,8 +90,11 @@ def broker_for(kind: str, redis_url: str, prefix: str) -> Broker:
 class CeleryWorker:
     """A `celery worker` process running examples/celery_worker.py on one queue."""
 
-    def __init__(self, broker: Broker, queue: str, started_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, broker: Broker, queue: str, started_dir: Path, log_path: Path, concurrency: int = 4
+    ) -> None:
         self.broker = broker
+        self.concurrency = concurrency
         self.queue = queue
         self.started_dir = started_dir
         self.log_path = log_path
@@ -120,7 +123,7 @@ class CeleryWorker:
                 "-P",
                 "threads",
                 "-c",
-                "4",
+                str(self.concurrency),
                 "-n",
                 f"w{uuid.uuid4().hex[:8]}@%h",
                 "--without-gossip",
@@ -155,11 +158,13 @@ class CeleryWorker:
 
 
 @contextlib.contextmanager
-def celery_worker(broker: Broker, queue: str, tmp_path: Path) -> Iterator[CeleryWorker]:
+def celery_worker(
+    broker: Broker, queue: str, tmp_path: Path, concurrency: int = 4
+) -> Iterator[CeleryWorker]:
     """A started worker, stopped at the end (its log printed if the test failed)."""
     started = tmp_path / "started"
     started.mkdir(exist_ok=True)
-    worker = CeleryWorker(broker, queue, started, tmp_path / "celery-worker.log")
+    worker = CeleryWorker(broker, queue, started, tmp_path / "celery-worker.log", concurrency)
     worker.start()
     try:
         yield worker

@@ -105,7 +105,13 @@ async def test_release_removes_a_ready_task_nobody_wants_and_frees_its_key(
         (tid,) = (await queue.attach("job_a", [_task("k")])).task_ids
         released = await queue.release("job_a", [tid])
         assert released.statuses == ["removed"]
-        assert released.counts == {"removed": 1, "cancelled_leased": 0, "kept": 0, "unknown": 0}
+        assert released.counts == {
+            "removed": 1,
+            "cancelled_leased": 0,
+            "revoked": 0,
+            "kept": 0,
+            "unknown": 0,
+        }
         assert await queue.task(tid) is None
         assert await _leased(queue) == []
         assert await queue.redis.zcard(queue.key("since", "alpha")) == 0

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ResourcesDep
-from gateway.api.external.public_deps import AdminDep, Caller
+from gateway.api.external.public_deps import ActorDep, AdminDep
 from gateway.work.plane import routing_service
 from gateway.work.routing.router import RouteView
 from gateway.work.routing.service import RoutingService
@@ -73,14 +73,6 @@ def _change(entry: ShareEntry) -> ShareChangeOut:
     return ShareChangeOut(route=entry.route, share=entry.share, by=entry.by, at=entry.at)
 
 
-def _who(admin: Caller) -> str:
-    # The credential used and, for a key, the user it belongs to.
-    p = admin.principal
-    if p.user_uid is None or p.kind.value == "user":
-        return p.limit_key
-    return f"{p.limit_key} of user {p.user_uid}"
-
-
 async def _view(service: RoutingService) -> RoutingOut:
     if not service.enabled:
         return RoutingOut(enabled=False, routes=[], history=[])
@@ -96,8 +88,34 @@ async def get_routing(admin: AdminDep, resources: ResourcesDep) -> RoutingOut:
 
 
 @router.put("/routing", summary="Change Celery routing shares (admin role)")
-async def put_routing(body: RoutingIn, admin: AdminDep, resources: ResourcesDep) -> RoutingOut:
+async def put_routing(
+    body: RoutingIn, admin: AdminDep, actor: ActorDep, resources: ResourcesDep
+) -> RoutingOut:
     """Set shares; every replica applies them within a second, to tasks enqueued after."""
     service = routing_service(resources)
-    await service.set_shares(body.shares, _who(admin))
+    await service.set_shares(body.shares, actor)
     return await _view(service)
+
+
+class DrainIn(BaseModel):
+    """The route whose tasks go back to native (configured or removed)."""
+
+    route: str = Field(max_length=200)
+
+
+class DrainOut(BaseModel):
+    """Tasks moved from the Celery ready set to native ready now, and tasks (delayed,
+    dead, leased) that go native when they are next ready."""
+
+    route: str
+    to_native: int
+    relabelled: int
+
+
+@router.post("/routing/drain", summary="Send a route's tasks back to native (admin role)")
+async def drain_routing(
+    body: DrainIn, admin: AdminDep, actor: ActorDep, resources: ResourcesDep
+) -> DrainOut:
+    """Take a Celery route's lane off its live tasks (e.g. after removing the route)."""
+    drained = await routing_service(resources).drain(body.route, actor=actor, loc=["body", "route"])
+    return DrainOut(route=body.route, to_native=drained.to_native, relabelled=drained.relabelled)

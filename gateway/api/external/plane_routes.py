@@ -11,6 +11,7 @@ from gateway.api.external import (
     admin_audit,
     admin_jobs,
     admin_routing,
+    admin_status,
     downloads,
     job_uploads,
     jobs,
@@ -38,6 +39,7 @@ def plane_routers() -> list[APIRouter]:
         admin_jobs.router,
         admin_routing.router,
         admin_audit.router,
+        admin_status.router,
         # Before the endpoint routes: `/v1/webhooks/schemas/...` is no endpoint id.
         webhook_schemas.router,
         webhooks.router,

@@ -71,6 +71,10 @@ class CelerySettings(BaseSettings):
     # Tasks leased and published per dispatch pass, and results in flight per consumer.
     celery_dispatch_batch: Annotated[int, Field(ge=1, le=1000)] = 100
     celery_results_prefetch: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Cancelling a job revokes its Celery tasks that nobody else waits for: a task not
+    # yet started is dropped by its worker. With `terminate` a running one is killed too
+    # (prefork pool only; it may leave the scrape half done), hence off by default.
+    celery_revoke_terminate: bool = False
 
     @field_validator("celery_broker_url", mode="before")
     @classmethod

@@ -1,13 +1,12 @@
-"""`gateway routing show|set`: Celery routes and their runtime shares (the same service as
-`GET/PUT /v1/admin/routing`)."""
+"""`gateway routing show|set|drain`: Celery routes, their runtime shares and draining a
+route's tasks back to native (the same service as `/v1/admin/routing`)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import socket
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.kit.cli_json import add_json_option, print_json_lines
 from gateway.kit.cli_runner import run_with_resources
 
@@ -29,9 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     change.add_argument("share", type=float, help="0.0 (all native) to 1.0 (all Celery)")
     change.set_defaults(handler=_set)
 
-
-def _who() -> str:
-    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    drain = actions.add_parser(
+        "drain", help="send a route's tasks back to native (e.g. a route removed)"
+    )
+    drain.add_argument("route", help="route id, configured or removed, e.g. parcel/miami_dade")
+    drain.set_defaults(handler=_drain)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -74,8 +75,22 @@ def _set(args: argparse.Namespace) -> int:
     async def run(resources: Resources) -> int:
         from gateway.work.plane import routing_service
 
-        (view,) = await routing_service(resources).set_shares({args.route: args.share}, _who())
+        (view,) = await routing_service(resources).set_shares({args.route: args.share}, cli_actor())
         print(f"{view.route.id}: share {view.share:.3f} (every replica within a second)")
+        return 0
+
+    return run_with_resources(run)
+
+
+def _drain(args: argparse.Namespace) -> int:
+    async def run(resources: Resources) -> int:
+        from gateway.work.plane import routing_service
+
+        drained = await routing_service(resources).drain(args.route, actor=cli_actor())
+        print(
+            f"{args.route}: to_native={drained.to_native} relabelled={drained.relabelled}"
+            " (delayed, dead or leased: native when next ready)"
+        )
         return 0
 
     return run_with_resources(run)

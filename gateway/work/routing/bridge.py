@@ -12,6 +12,7 @@ from gateway.work.queue import WorkQueue
 from gateway.work.results import ResultService
 from gateway.work.routing.consumer import ResultConsumer
 from gateway.work.routing.dispatch import Dispatcher
+from gateway.work.routing.lag import LagRecorder
 from gateway.work.routing.publisher import Publisher, celery_client
 
 
@@ -26,6 +27,7 @@ class CeleryBridge:
         results: ResultService,
         notifier: Notifier,
         stopping: asyncio.Event,
+        lag: LagRecorder | None = None,
     ) -> None:
         assert settings.celery_broker_url is not None  # settings refuse routes without one
         options = dict(settings.celery_broker_transport_options)
@@ -48,6 +50,7 @@ class CeleryBridge:
             options,
             results_queue,
             settings.celery_results_prefetch,
+            lag,
         )
 
     async def start(self) -> None:

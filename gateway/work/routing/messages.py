@@ -6,7 +6,8 @@ and two callbacks addressed to the audience's results queue: `link` (`RESULT_TAS
 Celery sends the task's return value) and `link_error` (`ERROR_TASK`, Celery sends the
 Celery task id of a task that raised). Both callback messages carry the Celery task id
 in their `parent_id` header, so the gateway knows the (task, lease) of every result
-without trusting what the task returned.
+without trusting what the task returned, and carry `published_at` (kwarg) for the
+results lag.
 
 Back from Celery, the task's return value is what a HTTP worker posts for one item of
 `POST /internal/results`, without the ids: `{"status": "succeeded", "data": {...}}` or
@@ -26,6 +27,8 @@ ERROR_TASK = "gateway.error"
 # The holder of every Celery lease: token ids start at 1, so no worker token is 0.
 CELERY_HOLDER = LeaseHolder(0, "celery")
 RAISED = "the Celery task raised (see the Celery worker's log)"
+# The callbacks' only kwarg: when the gateway published the task (Unix time, seconds).
+PUBLISHED_AT = "published_at"
 
 
 def celery_task_id(task_id: str, lease_id: str) -> str:

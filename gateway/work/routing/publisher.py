@@ -8,6 +8,7 @@ separately, so one failed publish fails just its lease.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,13 @@ from celery import Celery, Signature
 
 from gateway.core.settings.celery import CeleryRoute
 from gateway.work.models import LeasedTask
-from gateway.work.routing.messages import ERROR_TASK, RESULT_TASK, celery_task_id, task_kwargs
+from gateway.work.routing.messages import (
+    ERROR_TASK,
+    PUBLISHED_AT,
+    RESULT_TASK,
+    celery_task_id,
+    task_kwargs,
+)
 
 # A broker that does not answer must not hold a dispatch pass for long: one quick
 # retry, then the lease is failed (and retried with backoff like any failure).
@@ -54,17 +61,21 @@ class Publisher:
         self.results_queue = results_queue
 
     def _callbacks(self) -> tuple[Signature, Signature]:
+        # The publish time rides in the callbacks' kwargs (Celery keeps a signature's
+        # kwargs when it applies it), so whichever replica consumes the result can
+        # measure the results lag; task authors' kwargs stay as documented.
         options = {"queue": self.results_queue}
+        kwargs = {PUBLISHED_AT: time.time()}
         return (
-            Signature(RESULT_TASK, app=self.app, options=options),
-            Signature(ERROR_TASK, app=self.app, options=options),
+            Signature(RESULT_TASK, kwargs=kwargs, app=self.app, options=options),
+            Signature(ERROR_TASK, kwargs=kwargs, app=self.app, options=options),
         )
 
     def publish(self, tasks: Sequence[tuple[LeasedTask, CeleryRoute]]) -> list[Published]:
         """Send each task (blocking; call from a thread)."""
-        link, link_error = self._callbacks()
         out = []
         for task, route in tasks:
+            link, link_error = self._callbacks()
             try:
                 self.app.send_task(
                     route.task,

@@ -14,6 +14,7 @@ from gateway.work.models import TaskIn
 from gateway.work.plane import WorkerPlane, routing_service
 from gateway.work.routing.router import AudienceLanes, CeleryRouter
 from gateway.work.routing.split import goes_to_celery
+from tests.support.audit import TEST_ACTOR
 from tests.support.celery import (
     Broker,
     broker_for,
@@ -59,7 +60,7 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
             expected_celery: set[str] = set()
             native: list[str] = []
             for share in (0.0, 0.3, 1.0):
-                await service.set_share(route.id, share, "test")
+                await service.set_share(route.id, share, TEST_ACTOR)
                 tasks = [TaskIn(platform="alpha", key=f"s{share}-{i}") for i in range(60)]
 
                 async def in_force(share: float = share) -> bool:
@@ -88,6 +89,18 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
             routed = plane.metrics.routed
             assert routed.labels("alpha", "celery")._value.get() == len(expected_celery)
             assert routed.labels("alpha", "native")._value.get() == len(native)
+            # The share gauges (refreshed by the reaper) and one lag per Celery result.
+            await plane.reap_once()
+            share = plane.metrics.celery_share
+            assert share.labels("*", "*", "configured")._value.get() == 0.0
+            assert share.labels("*", "*", "in_force")._value.get() == 1.0
+            assert lag_count(plane) == len(expected_celery)
+
+
+def lag_count(plane: WorkerPlane) -> float:
+    """Observations of the results-lag histogram."""
+    (family,) = plane.metrics.celery_results_lag.collect()
+    return next(s.value for s in family.samples if s.name.endswith("_count"))
 
 
 async def test_a_worker_killed_mid_task_and_restarted_commits_the_result_once(

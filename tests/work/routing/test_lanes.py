@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
@@ -13,10 +14,10 @@ from redis.asyncio import Redis
 from gateway.audit.service import AuditLog
 from gateway.core.resources import Resources
 from gateway.core.settings import Settings
-from gateway.work.deadletters import DeadLetters
+from gateway.work.deadletters import DeadLetters, Requeued
 from gateway.work.holder import LeaseHolder
 from gateway.work.models import TaskIn
-from gateway.work.queue import CELERY_READY, FailureIn, WorkQueue
+from gateway.work.queue import CELERY_READY, Drained, FailureIn, WorkQueue
 from gateway.work.scripts import load_scripts
 from gateway.work.stats import queue_stats
 from tests.support.audit import TEST_ACTOR
@@ -132,3 +133,69 @@ async def test_queue_depth_counts_routed_tasks_waiting_for_the_dispatcher(
         stats = await queue_stats(queue, 60)
         assert stats.depth[("alpha", "celery_ready")] == 1
         assert stats.depth[("alpha", "leased")] == 1
+
+
+async def test_releasing_a_celery_lease_ends_it_and_names_the_celery_task_to_revoke(
+    settings: Settings,
+) -> None:
+    async with _queue(settings, ByKey()) as queue:
+        attached = await queue.attach(
+            "job1",
+            [TaskIn(platform="alpha", key=k) for k in ("c1", "c2", "n1")],
+            kind="parcel_refresh",
+        )
+        c1, c2, n1 = attached.task_ids
+        leased = await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY, lease_s=60)
+        (celery_lease,) = leased.tasks
+        assert celery_lease.task_id == c1
+        (native,) = (await queue.lease(NATIVE_WORKER, ["alpha"], 5)).tasks
+
+        outcome = await queue.release("job1", [c1, c2, n1])
+
+        # The Celery lease ended (nothing would ever heartbeat it), the waiting routed
+        # task was removed, the HTTP lease stays until its worker hears `cancelled`.
+        assert outcome.statuses == ["revoked", "removed", "cancelled_leased"]
+        assert outcome.revoke == [f"{c1}.{celery_lease.lease_id}"]
+        assert await queue.task(c1) is None
+        assert await queue.task(c2) is None
+        assert (await queue.task(n1) or {})["cancelled"] == "1"
+        assert native.task_id == n1
+        stats = await queue_stats(queue, 60)
+        assert stats.depth[("alpha", "leased")] == 1
+        assert stats.depth[("alpha", "celery_ready")] == 0
+
+
+async def test_draining_a_lane_sends_its_tasks_back_to_native(
+    settings: Settings, resources: Resources
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with _queue(settings, ByKey(), max_attempts=1) as queue:
+        await queue.enqueue(
+            [
+                *(TaskIn(platform="alpha", key=f"c{i}") for i in range(5)),
+                TaskIn(platform="alpha", key="n1"),
+                TaskIn(platform="beta", key="c-beta"),
+                TaskIn(platform="alpha", key="c-later", not_before=later),
+            ]
+        )
+        # One Celery lease that stays leased, one that fails into the dead letters.
+        leased, dying = (await queue.lease(CELERY, ["alpha"], 2, ready=CELERY_READY)).tasks
+        (dead,) = await queue.fail([FailureIn(dying.task_id, dying.lease_id, "x", True)], CELERY)
+        assert dead.status == "dead"
+
+        drained = await queue.drain_lane("parcel/alpha", chunk=2)
+
+        # c2, c3, c4 and c-beta were waiting for the dispatcher: native ready now; the
+        # delayed, dead and leased ones lost the lane where they are.
+        assert (drained.to_native, drained.relabelled) == (4, 3)
+        stats = await queue_stats(queue, 60)
+        assert stats.depth[("alpha", "celery_ready")] == 0
+        native = await queue.lease(NATIVE_WORKER, ["alpha", "beta"], 10)
+        assert sorted(t.key for t in native.tasks) == ["c-beta", "c2", "c3", "c4", "n1"]
+        letters = DeadLetters(queue, AuditLog(resources.sessionmaker), "parcel")
+        assert await letters.requeue([dying.task_id], actor=TEST_ACTOR) == Requeued(1, 0)
+        (back,) = (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks
+        assert back.task_id == dying.task_id
+        assert (await queue.task(leased.task_id) or {}).get("lane") is None
+        # Nothing is left to drain.
+        assert await queue.drain_lane("parcel/alpha") == Drained(0, 0)
