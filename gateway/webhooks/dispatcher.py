@@ -8,6 +8,13 @@ or dead endpoint holds only its own slots. Isolation is two bounds: at most
 `per_endpoint` deliveries of one endpoint in flight (counted across replicas), and at
 most `max_in_flight` sends per process.
 
+A step that leaves work behind asks for the next one as soon as there is room for it
+(`on_room`, the delivery loop's wake): after a full batch (every free slot claimed, more
+may be due), once `refill` slots are free again, so claims stay batches rather than one
+query per finished send; after a partial batch (the rest of what is due is held by its
+endpoints' in-flight caps), as soon as one of its sends ends. A step that claimed
+nothing waits for a notification or the poll.
+
 An attempt is signed (Standard Webhooks, every secret of the rotation overlap), sent by
 the `WebhookSender` (SSRF guard on the address connected to, no redirects, one
 deadline), and recorded in `webhook_attempts`:
@@ -48,6 +55,8 @@ RETRY_DELAYS_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000)
 JITTER = 0.10
 PER_ENDPOINT = 4
 MAX_IN_FLIGHT = 64
+# After a full batch the next step waits for 1/REFILL_FRACTION of the slots to be free.
+REFILL_FRACTION = 4
 # A lease outlives any attempt (the sender's deadline) by a margin for recording it.
 LEASE_MARGIN_S = 30.0
 SENDING = "sending"
@@ -98,6 +107,7 @@ class Dispatcher:
         lease_s: float | None = None,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         metrics: WebhookMetrics | None = None,
+        on_room: Callable[[], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._sender = sender
@@ -110,6 +120,10 @@ class Dispatcher:
         self._delays = tuple(retry_delays_s)
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics = metrics if metrics is not None else unexported()
+        self._on_room = on_room
+        # Free slots that make the next step worth it (None: the last step left nothing).
+        self._room_wanted: int | None = None
+        self._refill = max(1, max_in_flight // REFILL_FRACTION)
 
     @property
     def in_flight(self) -> int:
@@ -123,8 +137,10 @@ class Dispatcher:
             reaped = await dispatch.reap(session)
         if reaped:
             log.info("webhook_leases_expired", deliveries=len(reaped))
+        self._room_wanted = None
         free = self._max_in_flight - len(self._tasks)
         if free <= 0:
+            self._want_room(self._refill)
             return 0
         async with session_scope(self._sessionmaker, write=True) as session:
             claimed = await dispatch.claim(
@@ -133,8 +149,29 @@ class Dispatcher:
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(delivery), name=f"webhook-{delivery.id}")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._sent)
+        if claimed:
+            # Full: `refill` slots must free up; partial: any send of its ending will do.
+            more = self._refill if len(claimed) == free else 1
+            self._want_room(free - len(claimed) + more)
         return len(claimed)
+
+    def _want_room(self, slots: int) -> None:
+        """Ask for a step once `slots` slots are free (at once if they already are)."""
+        self._room_wanted = min(slots, self._max_in_flight)
+        self._check_room()
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._check_room()
+
+    def _check_room(self) -> None:
+        wanted = self._room_wanted
+        if wanted is None or self._on_room is None:
+            return
+        if self._max_in_flight - len(self._tasks) >= wanted:
+            self._room_wanted = None
+            self._on_room()
 
     async def drain(self) -> None:
         """Wait for every send under way."""

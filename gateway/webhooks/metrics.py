@@ -40,6 +40,7 @@ class WebhookMetrics:
     outbox_pending: Gauge
     outbox_oldest: Gauge
     disabled: Counter
+    listening: Gauge
 
 
 def _build(registry: CollectorRegistry) -> WebhookMetrics:
@@ -79,6 +80,12 @@ def _build(registry: CollectorRegistry) -> WebhookMetrics:
             "Webhook endpoints disabled by delivery, by reason (gone: 410, failing: no "
             "success for WEBHOOK_DISABLE_AFTER_S).",
             ["reason"],
+            registry=registry,
+        ),
+        listening=Gauge(
+            "gateway_webhook_listening",
+            "1 while this replica's LISTEN connection for outbox inserts is up; 0: deliveries "
+            "wait for the poll (WEBHOOK_DISPATCH_INTERVAL_S) until it reconnects.",
             registry=registry,
         ),
     )

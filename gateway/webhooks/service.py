@@ -50,6 +50,7 @@ from gateway.webhooks.models import (
 )
 from gateway.webhooks.repository import deliveries as delivery_repo
 from gateway.webhooks.repository import endpoints as repo
+from gateway.webhooks.repository.notify import wake_dispatchers
 from gateway.webhooks.signing import new_secret
 
 log = structlog.get_logger("gateway.webhooks.service")
@@ -214,6 +215,8 @@ class WebhookService:
         async with session_scope(self.sessionmaker, write=True) as session:
             if values:
                 row = await repo.update_endpoint(session, endpoint_id, owner.id, values)
+                if row is not None and patch.enabled is True:
+                    await wake_dispatchers(session)  # its pending deliveries may go now
             else:
                 row = await repo.get_endpoint(session, endpoint_id, owner.id)
         if row is None:
@@ -317,6 +320,7 @@ class WebhookService:
             row = await delivery_repo.make_due(session, endpoint_id, delivery_id)
             if row is None:
                 raise _no_delivery(delivery_id)
+            await wake_dispatchers(session)
             attempts = await delivery_repo.recent_attempts(session, [row.id], ATTEMPTS_SHOWN)
         log.info("webhook redelivery requested", endpoint=endpoint_id, delivery=delivery_id)
         return delivery_out(row, attempts[row.id])

@@ -1,5 +1,6 @@
 """Revision `webhooks_0001` creates the webhook tables on its own branch, after the job
-tables it depends on, and its downgrade removes only its own tables."""
+tables it depends on (and `webhooks_0003` after the watches' `parcel_changes`, the other
+outbox it fans out of), and its downgrade removes only its own tables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 import pytest
@@ -37,6 +39,12 @@ async def fresh_database(backends: TestBackends) -> AsyncIterator[str]:
         await admin.close()
 
 
+def _branch_length() -> int:
+    """Revisions on the webhooks branch (`webhooks_0001`, `webhooks_0002`, ...)."""
+    versions = Path(__file__).parents[2] / "gateway" / "migrations" / "versions"
+    return len(list(versions.glob("webhooks_*.py")))
+
+
 async def _tables(url: str) -> set[str]:
     conn = await asyncpg.connect(_dsn(url))
     try:
@@ -46,14 +54,14 @@ async def _tables(url: str) -> set[str]:
         await conn.close()
 
 
-async def test_the_webhooks_branch_brings_the_job_tables_it_depends_on(
+async def test_the_webhooks_branch_brings_the_outbox_tables_it_depends_on(
     fresh_database: str,
 ) -> None:
     config = alembic_config(fresh_database)
     await asyncio.to_thread(command.upgrade, config, "webhooks@head")
     tables = await _tables(fresh_database)
-    assert tables >= WEBHOOK_TABLES | {"jobs", "job_events"}
-    assert "parcels" not in tables  # other branches are not needed for it
+    assert tables >= WEBHOOK_TABLES | {"jobs", "job_events", "parcel_changes"}
+    assert "worker_tokens" not in tables  # other branches are not needed for it
 
 
 async def test_upgrade_to_heads_creates_the_tables_and_the_due_index(fresh_database: str) -> None:
@@ -77,7 +85,9 @@ async def test_upgrade_to_heads_creates_the_tables_and_the_due_index(fresh_datab
 
 async def test_downgrading_the_branch_drops_only_its_tables(fresh_database: str) -> None:
     await asyncio.to_thread(upgrade_to_head, fresh_database)
-    await asyncio.to_thread(command.downgrade, alembic_config(fresh_database), "webhooks@-2")
+    await asyncio.to_thread(
+        command.downgrade, alembic_config(fresh_database), f"webhooks@-{_branch_length()}"
+    )
     tables = await _tables(fresh_database)
     assert not tables & WEBHOOK_TABLES
     assert {"jobs", "parcels", "worker_tokens"} <= tables
