@@ -19,9 +19,10 @@ inserting transaction: an upper bound on commit-to-receiver, same machine clock)
 Per run, `--endpoints` endpoints (one API key of a `bench` tier that allows them):
 1. **backlog drain**: `--burst` test deliveries posted (32 concurrent requests,
    round-robin over the endpoints) to a *loader* gateway whose dispatcher does not
-   step again (WEBHOOK_DISPATCH_INTERVAL_S=600), which then stops; the gateway under
-   test starts and drains the backlog: deliveries/s = (n - 1) / (last arrival - first
-   arrival), and its CPU per delivery, with no API load in the same process.
+   step again (WEBHOOK_DISPATCH_INTERVAL_S=600, WEBHOOK_LISTEN=false), which then
+   stops; the gateway under test starts and drains the backlog: deliveries/s =
+   (n - 1) / (last arrival - first arrival), and its CPU per delivery, with no API
+   load in the same process.
 2. **healthy**: `--rate` deliveries/s for `--paced-s` seconds (paced, well inside the
    capacity): latency p50/p99.
 3. **20 % dead**: `--endpoints / 4` more endpoints (so 20 % of all) that never answer
@@ -124,6 +125,7 @@ class WebhookBench(Bench):
         )
         if self.loader:  # steps once at start (nothing queued yet), then not for 10 min
             env["WEBHOOK_DISPATCH_INTERVAL_S"] = "600"
+            env["WEBHOOK_LISTEN"] = "false"  # and no wake on insert either
         elif self.args.dispatch_interval_s is not None:
             env["WEBHOOK_DISPATCH_INTERVAL_S"] = str(self.args.dispatch_interval_s)
         return env
