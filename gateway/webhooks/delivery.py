@@ -104,6 +104,7 @@ class DeliveryLoop:
             return
         self.metrics.outbox_pending.set(found.pending)
         self.metrics.outbox_oldest.set(found.oldest_s)
+        self.metrics.rate_delayed.set(found.rate_delayed)
 
     def start(self) -> None:
         """Start the loop and the listener that wakes it."""

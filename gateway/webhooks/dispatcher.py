@@ -51,7 +51,7 @@ from gateway.kit.outage import session_scope
 from gateway.webhooks import signing
 from gateway.webhooks.metrics import WebhookMetrics, unexported
 from gateway.webhooks.models import DeliveryState, DisabledReason
-from gateway.webhooks.repository import dispatch
+from gateway.webhooks.repository import claim, dispatch
 from gateway.webhooks.repository.dispatch import Claimed, Outcome
 from gateway.webhooks.sender import Attempt, WebhookSender
 from gateway.webhooks.service import secrets_for_signing
@@ -150,7 +150,7 @@ class Dispatcher:
         async with session_scope(self._sessionmaker, write=True) as session:
             reaped = await dispatch.reap(session)
             if free > 0:
-                claimed = await dispatch.claim(
+                claimed = await claim.claim(
                     session, limit=free, per_endpoint=self._per_endpoint, lease_s=self._lease_s
                 )
         if reaped:

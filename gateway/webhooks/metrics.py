@@ -39,6 +39,7 @@ class WebhookMetrics:
     fanout: Counter
     outbox_pending: Gauge
     outbox_oldest: Gauge
+    rate_delayed: Gauge
     disabled: Counter
     listening: Gauge
 
@@ -73,6 +74,13 @@ def _build(registry: CollectorRegistry) -> WebhookMetrics:
             "gateway_webhook_outbox_oldest_seconds",
             "Age of the oldest due pending delivery of an enabled endpoint (0: none due), "
             "read from the database: the same on every replica.",
+            registry=registry,
+        ),
+        rate_delayed=Gauge(
+            "gateway_webhook_rate_delayed",
+            "Due deliveries waiting for their endpoint's rate (webhook_events_per_s of its "
+            "tier: its token bucket is empty), read from the database: the same on every "
+            "replica. They are sent as tokens come back, never dropped.",
             registry=registry,
         ),
         disabled=Counter(

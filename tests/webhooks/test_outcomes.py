@@ -12,6 +12,7 @@ import pytest
 from gateway.core.settings import Settings
 from gateway.webhooks.dispatcher import endpoint_health
 from gateway.webhooks.repository import dispatch
+from gateway.webhooks.repository.claim import claim
 from gateway.webhooks.repository.dispatch import Claimed, Outcome
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.webhook_receiver import WebhookReceiver
@@ -94,7 +95,7 @@ async def test_a_batch_records_each_attempt_once_and_only_under_its_lease(
         response = await h.public.post(f"/v1/webhooks/{wh['id']}/test", headers={"X-API-Key": key})
         assert response.status_code == 202
     async with h.resources.sessionmaker() as session, session.begin():
-        held = await dispatch.claim(session, limit=10, per_endpoint=4, lease_s=3600)
+        held = await claim(session, limit=10, per_endpoint=4, lease_s=3600)
     assert len(held) == 3
     # One of them was taken back and claimed again meanwhile: its old lease is void.
     stale = held[0]

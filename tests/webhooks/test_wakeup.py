@@ -60,8 +60,14 @@ async def test_an_insert_is_delivered_without_waiting_for_the_poll(
         await listening(h)
         key = await h.key()
         wh = await endpoint(h, key, receiver.url("/ok"), ["webhook.test"])
-        # More than one process's sends in flight (64): the loop also steps again after
-        # a full batch, once room frees up, with no poll between.
+        # Not rate limited (the tier's 10/s would leave most of them to the poll).
+        async with h.resources.sessionmaker() as session, session.begin():
+            await session.execute(
+                text("UPDATE webhook_endpoints SET rate_per_s = NULL WHERE id = :id"),
+                {"id": wh["id"]},
+            )
+        # Far more than the endpoint's in-flight cap (4): the loop steps again whenever
+        # one of its sends ends, with no poll between.
         await queue_tests(h, key, wh["id"], 70)
         await wait_until(lambda: len(receiver.received) == 70, what="every test delivered")
         assert len({r.headers["webhook-id"] for r in receiver.received}) == 70

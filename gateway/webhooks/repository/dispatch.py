@@ -1,6 +1,5 @@
-"""SQL of the dispatcher: claim due deliveries under a lease, take back expired leases,
-record attempts' outcomes in batches (fenced by the lease), and mark endpoints failing
-or disabled.
+"""SQL of the dispatcher: take back expired leases, record attempts' outcomes in batches
+(fenced by the lease), and mark endpoints failing or disabled (the claim is `claim.py`).
 
 A claim moves deliveries from `pending` to `sending` with `lease_until` and commits, so
 each attempt is sent by exactly one replica. `lease_until` is also the claim's fencing
@@ -18,40 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-
-# Due deliveries of enabled endpoints, at most `per_endpoint` in flight per endpoint
-# (counting those already `sending` anywhere), oldest due first. The per-endpoint rank is
-# computed without locks; the lock (SKIP LOCKED) re-checks the state, so two replicas
-# never claim one delivery (they may briefly exceed the cap together).
-_CLAIM = sa.text(
-    """
-    WITH busy AS (
-        SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
-        WHERE state = 'sending' GROUP BY endpoint_id
-    ), ranked AS (
-        SELECT d.id, d.endpoint_id,
-               row_number() OVER (PARTITION BY d.endpoint_id
-                                  ORDER BY d.next_attempt_at, d.id) AS rn
-        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND e.enabled
-    ), picked AS (
-        SELECT r.id FROM ranked r LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
-        WHERE r.rn + coalesce(b.n, 0) <= :per_endpoint
-    ), locked AS (
-        SELECT d.id FROM webhook_deliveries d
-        WHERE d.id IN (SELECT id FROM picked) AND d.state = 'pending'
-        ORDER BY d.next_attempt_at LIMIT :n
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE webhook_deliveries d
-    SET state = 'sending', lease_until = now() + make_interval(secs => :lease_s),
-        updated_at = now()
-    FROM locked, webhook_endpoints e
-    WHERE d.id = locked.id AND e.id = d.endpoint_id
-    RETURNING d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, d.lease_until,
-              e.url, e.secret, e.previous_secret, e.previous_secret_until
-    """
-)
 
 _REAP = sa.text(
     "UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL,"
@@ -150,15 +115,6 @@ class Claimed:
     secret: str
     previous_secret: str | None
     previous_secret_until: datetime | None
-
-
-async def claim(
-    session: AsyncSession, *, limit: int, per_endpoint: int, lease_s: float
-) -> list[Claimed]:
-    """Take up to `limit` due deliveries into `sending` (commit to make the claim count)."""
-    params = {"n": limit, "per_endpoint": per_endpoint, "lease_s": lease_s}
-    rows = (await session.execute(_CLAIM, params)).all()
-    return [Claimed(**row._asdict()) for row in rows]
 
 
 async def reap(session: AsyncSession) -> list[str]:
