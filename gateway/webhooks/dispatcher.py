@@ -49,6 +49,7 @@ from gateway.core.settings import Settings
 from gateway.kit.batcher import Batcher
 from gateway.kit.outage import session_scope
 from gateway.webhooks import signing
+from gateway.webhooks.disabled import announce
 from gateway.webhooks.metrics import WebhookMetrics, unexported
 from gateway.webhooks.models import DeliveryState, DisabledReason
 from gateway.webhooks.repository import claim, dispatch
@@ -290,6 +291,13 @@ class Dispatcher:
                 session, runs, disable_after_s=self._disable_after.total_seconds()
             ):
                 disabled[endpoint_id] = DisabledReason.FAILING.value
+            announced = 0
+            if disabled:
+                recorded = sorted((o for o in outcomes if o.claimed.id in ids), key=lambda o: o.at)
+                last = {o.claimed.endpoint_id: o for o in recorded}
+                announced = await announce(session, list(disabled), last)
+        if announced:
+            self._metrics.fanout.inc(announced)
         for outcome in outcomes:
             if outcome.claimed.id not in ids:
                 log.warning("webhook_lease_lost", delivery=outcome.claimed.id)

@@ -61,7 +61,8 @@ def _build(registry: CollectorRegistry) -> WebhookMetrics:
         ),
         fanout=Counter(
             "gateway_webhook_fanout_total",
-            "Webhook deliveries created from job events (a coalesced progress is not a new one).",
+            "Webhook deliveries created from events: job events, parcel changes and "
+            "webhook.disabled (a coalesced progress is not a new one).",
             registry=registry,
         ),
         outbox_pending=Gauge(

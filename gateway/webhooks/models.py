@@ -43,6 +43,7 @@ class WebhookEventType(enum.StrEnum):
     JOB_PROGRESS = "job.progress"
     PARCEL_CHANGED = "parcel.changed"
     WEBHOOK_TEST = "webhook.test"
+    WEBHOOK_DISABLED = "webhook.disabled"  # another endpoint of the owner was disabled
 
 
 class DeliveryState(enum.StrEnum):
