@@ -7,8 +7,10 @@ its level at any time is min(capacity, rate_tokens + rate x elapsed). The dispat
 claim locks the endpoint row, spends one token per delivery it claims and leaves the rest
 pending: over the rate a delivery waits, it is never dropped.
 
-A partial index on due pending deliveries by endpoint serves the claim's per-endpoint
-plan (`gateway/webhooks/repository/dispatch.py`).
+A partial index on pending deliveries by endpoint and due time serves the claim
+(`gateway/webhooks/repository/claim.py`): which endpoints have pending deliveries (a loose
+index scan), each one's oldest due, and its first few due in order, all without reading
+the backlog behind them.
 
 Revision ID: webhooks_0004
 Revises: webhooks_0003
@@ -36,7 +38,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_endpoint_pending",
         "webhook_deliveries",
-        ["endpoint_id", "next_attempt_at"],
+        ["endpoint_id", "next_attempt_at", "id"],
         postgresql_where=sa.text("state = 'pending'"),
     )
 

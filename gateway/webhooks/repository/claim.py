@@ -52,9 +52,25 @@ TOKENS_SQL = """
 
 # Only the constant `TOKENS_SQL` is formatted in, never input.
 _LOCK_SQL = f"""
-    WITH due AS (
-        SELECT endpoint_id, min(next_attempt_at) AS oldest FROM webhook_deliveries
-        WHERE state = 'pending' AND next_attempt_at <= now() GROUP BY endpoint_id
+    WITH RECURSIVE pend AS (
+        -- The endpoints with pending deliveries, one index descent each (a loose index
+        -- scan of ix_webhook_deliveries_endpoint_pending): the cost follows the number
+        -- of such endpoints, not the size of the backlog.
+        (SELECT endpoint_id FROM webhook_deliveries WHERE state = 'pending'
+         ORDER BY endpoint_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
+                WHERE d.state = 'pending' AND d.endpoint_id > pend.endpoint_id
+                ORDER BY d.endpoint_id LIMIT 1)
+        FROM pend WHERE pend.endpoint_id IS NOT NULL
+    ), due AS (
+        SELECT pend.endpoint_id, first.next_attempt_at AS oldest
+        FROM pend CROSS JOIN LATERAL (
+            SELECT d.next_attempt_at FROM webhook_deliveries d
+            WHERE d.endpoint_id = pend.endpoint_id AND d.state = 'pending'
+            ORDER BY d.next_attempt_at LIMIT 1
+        ) AS first
+        WHERE first.next_attempt_at <= now()
     ), busy AS (
         SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
         WHERE state = 'sending' GROUP BY endpoint_id
@@ -74,24 +90,25 @@ _LOCK_SQL = f"""
 """  # noqa: S608
 _LOCK = sa.text(_LOCK_SQL)
 
+# Each locked endpoint's first due deliveries, as many as its cap leaves room for: an
+# ordered index scan per endpoint that stops there, whatever the backlog behind them.
 _PLAN = sa.text(
     """
     WITH busy AS (
         SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
         WHERE state = 'sending' AND endpoint_id = ANY(CAST(:ids AS text[]))
         GROUP BY endpoint_id
-    ), ranked AS (
-        SELECT d.id, d.endpoint_id, d.next_attempt_at,
-               row_number() OVER (PARTITION BY d.endpoint_id
-                                  ORDER BY d.next_attempt_at, d.id) AS rn
-        FROM webhook_deliveries d
-        WHERE d.endpoint_id = ANY(CAST(:ids AS text[])) AND d.state = 'pending'
-          AND d.next_attempt_at <= now()
     )
-    SELECT r.id, r.endpoint_id, r.next_attempt_at FROM ranked r
-    LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
-    WHERE r.rn + coalesce(b.n, 0) <= :per_endpoint
-    ORDER BY r.next_attempt_at, r.id
+    SELECT d.id, d.endpoint_id, d.next_attempt_at
+    FROM unnest(CAST(:ids AS text[])) AS e(id)
+    LEFT JOIN busy b ON b.endpoint_id = e.id
+    CROSS JOIN LATERAL (
+        SELECT x.id, x.endpoint_id, x.next_attempt_at FROM webhook_deliveries x
+        WHERE x.endpoint_id = e.id AND x.state = 'pending' AND x.next_attempt_at <= now()
+        ORDER BY x.next_attempt_at, x.id
+        LIMIT greatest(0, :per_endpoint - coalesce(b.n, 0))
+    ) AS d
+    ORDER BY d.next_attempt_at, d.id
     """
 )
 
