@@ -18,11 +18,10 @@ inserting transaction: an upper bound on commit-to-receiver, same machine clock)
 
 Per run, `--endpoints` endpoints (one API key of a `bench` tier that allows them):
 1. **backlog drain**: `--burst` test deliveries posted (32 concurrent requests,
-   round-robin over the endpoints) to a *loader* gateway whose dispatcher does not
-   step again (WEBHOOK_DISPATCH_INTERVAL_S=600, WEBHOOK_LISTEN=false), which then
-   stops; the gateway under test starts and drains the backlog: deliveries/s =
-   (n - 1) / (last arrival - first arrival), and its CPU per delivery, with no API
-   load in the same process.
+   round-robin over the endpoints) to a *loader* gateway that does not deliver
+   (WEBHOOK_DELIVERY=false), which then stops; the gateway under test starts and
+   drains the backlog: deliveries/s = (n - 1) / (last arrival - first arrival), and
+   its CPU per delivery, with no API load in the same process.
 2. **healthy**: `--rate` deliveries/s for `--paced-s` seconds (paced, well inside the
    capacity): latency p50/p99.
 3. **20 % dead**: `--endpoints / 4` more endpoints (so 20 % of all) that never answer
@@ -123,9 +122,8 @@ class WebhookBench(Bench):
             WEBHOOK_TIMEOUT_S=str(self.args.timeout_s),
             MAX_CONNECTIONS_PER_PORT="10000",
         )
-        if self.loader:  # steps once at start (nothing queued yet), then not for 10 min
-            env["WEBHOOK_DISPATCH_INTERVAL_S"] = "600"
-            env["WEBHOOK_LISTEN"] = "false"  # and no wake on insert either
+        if self.loader:  # queues the backlog, never delivers any of it
+            env["WEBHOOK_DELIVERY"] = "false"
         elif self.args.dispatch_interval_s is not None:
             env["WEBHOOK_DISPATCH_INTERVAL_S"] = str(self.args.dispatch_interval_s)
         return env
@@ -269,7 +267,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
     args = bench.args
     out: dict[str, Any] = {}
 
-    # 1. backlog: queued on a loader gateway whose dispatcher does not step again
+    # 1. backlog: queued on a loader gateway that does not deliver
     bench.loader = True
     loader, public, _ = bench.start_gateway(f"loader{run}")
     bench.loader = False

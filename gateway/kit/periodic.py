@@ -66,6 +66,11 @@ class PeriodicLoop:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def running(self) -> bool:
+        """Whether the loop was started and not stopped by `stop()`."""
+        return self._task is not None
+
+    @property
     def stopped(self) -> bool:
         """Whether the loop was asked to stop (by `stop()` or the process)."""
         return any(event.is_set() for event in self._events)

@@ -55,6 +55,7 @@ class DeliveryLoop:
             allow_private=settings.webhook_allow_private_networks,
             require_https=settings.environment is Environment.PRODUCTION,
         )
+        self._enabled = settings.webhook_delivery
         self.wake = asyncio.Event()
         self.fanout = FanOut(resources.sessionmaker, metrics=self.metrics)
         self.dispatcher = Dispatcher(
@@ -106,8 +107,16 @@ class DeliveryLoop:
         self.metrics.outbox_oldest.set(found.oldest_s)
         self.metrics.rate_delayed.set(found.rate_delayed)
 
+    @property
+    def running(self) -> bool:
+        """Whether this process's delivery loop runs."""
+        return self._loop.running
+
     def start(self) -> None:
-        """Start the loop and the listener that wakes it."""
+        """Start the loop and the listener that wakes it (not when WEBHOOK_DELIVERY is
+        false: then this process delivers nothing, other replicas do)."""
+        if not self._enabled:
+            return
         self._loop.start()
         if self.listener is not None:
             self.listener.start()

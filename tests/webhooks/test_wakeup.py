@@ -201,3 +201,13 @@ async def test_a_redelivery_wakes_the_loop_too(
         assert again.status_code == 202, again.text
         await wait_until(lambda: len(receiver.received) == 2, what="the redelivery")
         assert receiver.received[1].headers["webhook-id"] == delivery_id
+
+
+async def test_a_process_with_delivery_off_neither_polls_nor_listens(settings: Settings) -> None:
+    async with jobs_harness(settings, **HOUR, webhook_delivery=False) as h:
+        delivery = plane_of(h).delivery
+        assert not delivery.running
+        assert delivery.listener is not None
+        assert delivery.listener.server_pid is None  # never started
+    async with jobs_harness(settings, **HOUR) as h:
+        assert plane_of(h).delivery.running

@@ -30,6 +30,9 @@ class WebhookSettings(BaseSettings):
     # How often each replica fans job events out and claims due deliveries at the latest
     # (the poll: a replica also steps at once when an outbox insert is notified).
     webhook_dispatch_interval_s: Annotated[float, Field(gt=0, le=600)] = 0.2
+    # Run the delivery loop (fan-out and dispatch) in this process. false: the process
+    # serves the webhook API only and other replicas deliver (a loader, an API-only pool).
+    webhook_delivery: bool = True
     # LISTEN for outbox inserts (off behind a transaction-mode pooler such as PgBouncer,
     # where LISTEN does not work; deliveries then wait for the poll).
     webhook_listen: bool = True
