@@ -18,10 +18,10 @@ inserting transaction: an upper bound on commit-to-receiver, same machine clock)
 
 Per run, `--endpoints` endpoints (one API key of a `bench` tier that allows them):
 1. **backlog drain**: `--burst` test deliveries posted (32 concurrent requests,
-   round-robin over the endpoints) to a *loader* gateway whose dispatcher does not
-   step again (WEBHOOK_DISPATCH_INTERVAL_S=600), which then stops; the gateway under
-   test starts and drains the backlog: deliveries/s = (n - 1) / (last arrival - first
-   arrival), and its CPU per delivery, with no API load in the same process.
+   round-robin over the endpoints) to a *loader* gateway that does not deliver
+   (WEBHOOK_DELIVERY=false), which then stops; the gateway under test starts and
+   drains the backlog: deliveries/s = (n - 1) / (last arrival - first arrival), and
+   its CPU per delivery, with no API load in the same process.
 2. **healthy**: `--rate` deliveries/s for `--paced-s` seconds (paced, well inside the
    capacity): latency p50/p99.
 3. **20 % dead**: `--endpoints / 4` more endpoints (so 20 % of all) that never answer
@@ -122,8 +122,8 @@ class WebhookBench(Bench):
             WEBHOOK_TIMEOUT_S=str(self.args.timeout_s),
             MAX_CONNECTIONS_PER_PORT="10000",
         )
-        if self.loader:  # steps once at start (nothing queued yet), then not for 10 min
-            env["WEBHOOK_DISPATCH_INTERVAL_S"] = "600"
+        if self.loader:  # queues the backlog, never delivers any of it
+            env["WEBHOOK_DELIVERY"] = "false"
         elif self.args.dispatch_interval_s is not None:
             env["WEBHOOK_DISPATCH_INTERVAL_S"] = str(self.args.dispatch_interval_s)
         return env
@@ -241,6 +241,23 @@ async def created_at(database_url: str, ids: Sequence[str]) -> dict[str, float]:
     return {row["id"]: row["at"] for row in rows}
 
 
+async def failed_attempts(database_url: str, ids: Sequence[str]) -> dict[str, int]:
+    """Failed attempts of these deliveries by reason (status or error): a healthy
+    receiver should have none; a missing delivery with some is waiting for its retry."""
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT coalesce(error, 'status ' || status::text) AS why, count(*) AS n"
+            " FROM webhook_attempts WHERE delivery_id = ANY($1::text[])"
+            " AND (error IS NOT NULL OR status NOT BETWEEN 200 AND 299) GROUP BY 1",
+            list(ids),
+        )
+    finally:
+        await conn.close()
+    return {row["why"]: int(row["n"]) for row in rows}
+
+
 def wait_arrivals(port: int, ids: Sequence[str], timeout_s: float) -> dict[str, float]:
     """Poll the receiver until every delivery in `ids` arrived (first arrival each)."""
     wanted = set(ids)
@@ -267,7 +284,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
     args = bench.args
     out: dict[str, Any] = {}
 
-    # 1. backlog: queued on a loader gateway whose dispatcher does not step again
+    # 1. backlog: queued on a loader gateway that does not deliver
     bench.loader = True
     loader, public, _ = bench.start_gateway(f"loader{run}")
     bench.loader = False
@@ -316,6 +333,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
             "deliveries_per_s": (len(arrived) - 1) / span if span > 0 else float("nan"),
             "posts_per_s": posts_per_s,
             "gateway_cpu_ms_per_delivery": 1000 * cpu / max(1, len(arrived)),
+            "failed_attempts": asyncio.run(failed_attempts(bench.database_url, burst)),
         }
 
         async def paced_phases() -> None:
@@ -330,6 +348,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
                 out["healthy"] = {
                     "deliveries": n,
                     "arrived": len(arrived),
+                    "failed_attempts": await failed_attempts(bench.database_url, paced),
                     "gateway_cpu_share": (server.cpu_seconds() - cpu0) / (time.monotonic() - t0),
                     "latency_ms": latencies(arrived, created),
                 }
@@ -357,6 +376,7 @@ def one_run(bench: WebhookBench, port: int, hang: int, run: int) -> dict[str, An
                 out["dead20"] = {
                     "deliveries": len(alive),
                     "arrived": len(arrived),
+                    "failed_attempts": await failed_attempts(bench.database_url, alive),
                     "gateway_cpu_share": (server.cpu_seconds() - cpu0) / (time.monotonic() - t0),
                     "latency_ms": latencies(arrived, created),
                 }
@@ -383,6 +403,11 @@ def summarize(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, float]]) 
     rate = statistics.median(r["drain"]["deliveries_per_s"] for r in runs)
     base_rate = statistics.median(b["requests_per_s"] for b in base)
     healthy, dead = pooled("healthy"), pooled("dead20")
+    failed: dict[str, int] = {}
+    for r in runs:
+        for phase in ("drain", "healthy", "dead20"):
+            for why, n in r[phase].get("failed_attempts", {}).items():
+                failed[why] = failed.get(why, 0) + n
     return {
         "deliveries_per_s": rate,
         "deliveries_per_s_runs": [r["drain"]["deliveries_per_s"] for r in runs],
@@ -404,6 +429,7 @@ def summarize(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, float]]) 
         ),
         "verified": runs[-1]["verified"],
         "bad_signatures": runs[-1]["bad_signatures"],
+        "failed_attempts": failed,
     }
 
 
@@ -426,6 +452,10 @@ def print_table(s: dict[str, Any], args: argparse.Namespace) -> None:
             f"{s['dead20_p50_ms']:.0f} / {s['dead20_p99_ms']:.0f} ms",
         ),
         ("missing deliveries", str(s["missing"])),
+        (
+            "failed attempts to healthy endpoints",
+            ", ".join(f"{n} {why}" for why, n in sorted(s["failed_attempts"].items())) or "0",
+        ),
         ("signatures verified / bad", f"{s['verified']} / {s['bad_signatures']}"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from gateway.audit.actor import Actor
     from gateway.core.resources import Resources
 
 
@@ -584,7 +585,7 @@ async def _streams_setup(ctx: TrafficContext) -> StreamsState:
     key = (await create_api_keys(ctx, ("enterprise",)))["enterprise"]
     async with gateway_resources(ctx) as resources:
         token = await token_store(resources).create(
-            audience="parcel", name="proof-streams-worker", role=Role.WORKER
+            audience="parcel", name="proof-streams-worker", role=Role.WORKER, actor=proof_actor()
         )
     held_job = await _submit(ctx, key, HOLD_PLATFORM, ["held"])
     opened = asyncio.Event()
@@ -742,7 +743,7 @@ async def _webhooks_setup(ctx: TrafficContext) -> WebhooksState:
     key = (await create_api_keys(ctx, ("enterprise",)))["enterprise"]
     async with gateway_resources(ctx) as resources:
         token = await token_store(resources).create(
-            audience="parcel", name="proof-webhooks-worker", role=Role.WORKER
+            audience="parcel", name="proof-webhooks-worker", role=Role.WORKER, actor=proof_actor()
         )
     receiver = WebhookReceiver()
     await receiver.start()
@@ -787,6 +788,11 @@ async def webhooks_traffic(ctx: TrafficContext) -> None:
                 f"(received: {state.receiver.received})"
             )
         await asyncio.sleep(0.05)
+    # The change is counted (its result committed before the job's webhook was sent);
+    # deleting the watch keeps the key under its tier's max_watches however many rounds.
+    watch_url = ctx.url("public", f"/v1/watches/{watched.json()['id']}")
+    deleted = await ctx.client.delete(watch_url, headers={"X-API-Key": state.key})
+    deleted.raise_for_status()
 
 
 async def _webhook_samples(ctx: TrafficContext) -> dict[tuple[str, str], float]:
@@ -866,10 +872,20 @@ async def create_worker_tokens(ctx: TrafficContext) -> dict[str, str]:
         store = token_store(resources)
         return {
             audience: await store.create(
-                audience=audience, name=f"proof-producer-{audience}", role=Role.PRODUCER
+                audience=audience,
+                name=f"proof-producer-{audience}",
+                role=Role.PRODUCER,
+                actor=proof_actor(),
             )
             for audience in ("parcel", "party")
         }
+
+
+def proof_actor() -> Actor:
+    """Who the proof's seeding acts as in the audit trail."""
+    from gateway.audit.actor import Actor
+
+    return Actor(principal="proof:seed", role="admin", request_id="proof-seed")
 
 
 async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[str, str]:
@@ -883,7 +899,11 @@ async def create_api_keys(ctx: TrafficContext, tiers: tuple[str, ...]) -> dict[s
             resources.sessionmaker, load_tiers(settings.tiers_file, settings.default_tier), 0
         )
         return {
-            tier: (await service.create(name=f"proof {tier}", tier=tier, user_uid=None)).secret
+            tier: (
+                await service.create(
+                    name=f"proof {tier}", tier=tier, user_uid=None, actor=proof_actor()
+                )
+            ).secret
             for tier in tiers
         }
 

@@ -7,6 +7,8 @@ Every plane's background work (the lease reaper, proxy upkeep, dependency probes
 - stopping lets a step in progress finish (cancelling redis-py or asyncpg mid-command
   can leak the connection or hang its teardown) and cancels it only after `stop_grace_s`,
   so the process still stops within its graceful timeout;
+- an optional `wake` event ends the wait early (work arrived); it is cleared when a step
+  starts, so any number of wakes during a step, or between two steps, make one step;
 - waits use `asyncio.wait`, not `wait_for` (on Python 3.11 a cancel racing `wait_for`'s
   timeout is swallowed), so a cancel always lands.
 """
@@ -39,7 +41,8 @@ async def wait_any(events: Iterable[asyncio.Event], timeout_s: float) -> None:
 
 
 class PeriodicLoop:
-    """Run `step` every `interval_s` from `start()` until `stop()` or `stopping` is set."""
+    """Run `step` every `interval_s` from `start()` until `stop()` or `stopping` is set
+    (and at once whenever `wake` is set)."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class PeriodicLoop:
         *,
         stopping: asyncio.Event | None = None,
         stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+        wake: asyncio.Event | None = None,
         **log_fields: object,
     ) -> None:
         self.name = name
@@ -58,7 +62,13 @@ class PeriodicLoop:
         self._log_fields = log_fields
         self._closing = asyncio.Event()
         self._events = [self._closing] if stopping is None else [self._closing, stopping]
+        self._wake = wake
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop was started and not stopped by `stop()`."""
+        return self._task is not None
 
     @property
     def stopped(self) -> bool:
@@ -68,16 +78,21 @@ class PeriodicLoop:
     async def _run(self) -> None:
         while not self.stopped:
             started = time.monotonic()
+            if self._wake is not None:
+                self._wake.clear()
+            waits = self._events if self._wake is None else [*self._events, self._wake]
             try:
                 await self._step()
             except Exception as exc:  # an outage must not kill the loop; it retries
+                # A full interval later, whatever wakes it meanwhile (no busy retry).
+                waits = self._events
                 log.warning(
                     "periodic_step_failed",
                     loop=self.name,
                     error=type(exc).__name__,
                     **self._log_fields,
                 )
-            await wait_any(self._events, self._interval_s - (time.monotonic() - started))
+            await wait_any(waits, self._interval_s - (time.monotonic() - started))
 
     def start(self) -> None:
         """Start the loop in a task of the running event loop."""

@@ -1,13 +1,23 @@
 """The delivery loop of a replica: fan job events out, then dispatch due deliveries.
 
-One `PeriodicLoop` step every WEBHOOK_DISPATCH_INTERVAL_S runs the fan-out (a few
-batches, so a backlog drains without starving the dispatch) and one dispatcher step.
-Every replica runs it; the claims (`FOR UPDATE SKIP LOCKED`) divide the work. At most
-every `OUTBOX_REFRESH_S` a step also reads the outbox's backlog into the metrics.
+One `PeriodicLoop` step runs the fan-out (a few batches, so a backlog drains without
+starving the dispatch) and one dispatcher step. Every replica runs it; the claims
+(`FOR UPDATE SKIP LOCKED`) divide the work. At most every `OUTBOX_REFRESH_S` a step
+also reads the outbox's backlog into the metrics.
+
+A step runs when something may be there to do, and at the latest every
+WEBHOOK_DISPATCH_INTERVAL_S (the poll, the fallback for everything else). The loop's
+`wake` event is set by:
+- the `OutboxListener` (`wakeup.py`): an insert into an outbox table was committed;
+- the dispatcher, when a step left work behind and sends under way have since made room
+  for it (`Dispatcher` `on_room`: a full batch, or endpoints at their in-flight cap);
+- the step itself, when the fan-out took every batch it may take in one step.
+Setting it many times before the next step starts makes one step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import structlog
@@ -22,6 +32,7 @@ from gateway.webhooks.fanout import FanOut
 from gateway.webhooks.metrics import OUTBOX_REFRESH_S, WebhookMetrics, webhook_metrics
 from gateway.webhooks.repository import outbox
 from gateway.webhooks.sender import WebhookSender
+from gateway.webhooks.wakeup import OutboxListener, listen_dsn
 
 # Fan-out batches per step: a backlog drains at up to this many batches an interval.
 FANOUT_BATCHES_PER_STEP = 4
@@ -44,22 +55,39 @@ class DeliveryLoop:
             allow_private=settings.webhook_allow_private_networks,
             require_https=settings.environment is Environment.PRODUCTION,
         )
+        self._enabled = settings.webhook_delivery
+        self.wake = asyncio.Event()
         self.fanout = FanOut(resources.sessionmaker, metrics=self.metrics)
         self.dispatcher = Dispatcher(
-            resources.sessionmaker, self.sender, settings, metrics=self.metrics
+            resources.sessionmaker,
+            self.sender,
+            settings,
+            metrics=self.metrics,
+            on_room=self.wake.set,
         )
+        self.listener: OutboxListener | None = None
+        if settings.webhook_listen:
+            self.listener = OutboxListener(
+                listen_dsn(resources.engine.url), self.wake.set, connected=self._listening
+            )
         self._loop = PeriodicLoop(
             "webhooks-delivery",
             self.step,
             settings.webhook_dispatch_interval_s,
             stopping=resources.stopping,
+            wake=self.wake,
         )
+
+    def _listening(self, up: bool) -> None:
+        self.metrics.listening.set(1 if up else 0)
 
     async def step(self) -> None:
         """Fan out pending job events, then claim and start sending due deliveries."""
         for _ in range(FANOUT_BATCHES_PER_STEP):
             if not await self.fanout.step():
                 break
+        else:  # every batch it may take found events: more may wait, step again at once
+            self.wake.set()
         await self.dispatcher.step()
         now = time.monotonic()
         if self._backlog_read_at is None or now - self._backlog_read_at >= OUTBOX_REFRESH_S:
@@ -77,13 +105,26 @@ class DeliveryLoop:
             return
         self.metrics.outbox_pending.set(found.pending)
         self.metrics.outbox_oldest.set(found.oldest_s)
+        self.metrics.rate_delayed.set(found.rate_delayed)
+
+    @property
+    def running(self) -> bool:
+        """Whether this process's delivery loop runs."""
+        return self._loop.running
 
     def start(self) -> None:
-        """Start the loop."""
+        """Start the loop and the listener that wakes it (not when WEBHOOK_DELIVERY is
+        false: then this process delivers nothing, other replicas do)."""
+        if not self._enabled:
+            return
         self._loop.start()
+        if self.listener is not None:
+            self.listener.start()
 
     async def stop(self) -> None:
         """Stop claiming, let sends under way finish (bounded), close the client."""
+        if self.listener is not None:
+            await self.listener.stop()
         await self._loop.stop()
         await self.dispatcher.close(STOP_GRACE_S)
         await self.sender.aclose()

@@ -39,7 +39,9 @@ class WebhookMetrics:
     fanout: Counter
     outbox_pending: Gauge
     outbox_oldest: Gauge
+    rate_delayed: Gauge
     disabled: Counter
+    listening: Gauge
 
 
 def _build(registry: CollectorRegistry) -> WebhookMetrics:
@@ -59,7 +61,8 @@ def _build(registry: CollectorRegistry) -> WebhookMetrics:
         ),
         fanout=Counter(
             "gateway_webhook_fanout_total",
-            "Webhook deliveries created from job events (a coalesced progress is not a new one).",
+            "Webhook deliveries created from events: job events, parcel changes and "
+            "webhook.disabled (a coalesced progress is not a new one).",
             registry=registry,
         ),
         outbox_pending=Gauge(
@@ -74,11 +77,24 @@ def _build(registry: CollectorRegistry) -> WebhookMetrics:
             "read from the database: the same on every replica.",
             registry=registry,
         ),
+        rate_delayed=Gauge(
+            "gateway_webhook_rate_delayed",
+            "Due deliveries waiting for their endpoint's rate (webhook_events_per_s of its "
+            "tier: its token bucket is empty), read from the database: the same on every "
+            "replica. They are sent as tokens come back, never dropped.",
+            registry=registry,
+        ),
         disabled=Counter(
             "gateway_webhook_endpoints_disabled_total",
             "Webhook endpoints disabled by delivery, by reason (gone: 410, failing: no "
             "success for WEBHOOK_DISABLE_AFTER_S).",
             ["reason"],
+            registry=registry,
+        ),
+        listening=Gauge(
+            "gateway_webhook_listening",
+            "1 while this replica's LISTEN connection for outbox inserts is up; 0: deliveries "
+            "wait for the poll (WEBHOOK_DISPATCH_INTERVAL_S) until it reconnects.",
             registry=registry,
         ),
     )

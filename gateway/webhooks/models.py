@@ -43,6 +43,7 @@ class WebhookEventType(enum.StrEnum):
     JOB_PROGRESS = "job.progress"
     PARCEL_CHANGED = "parcel.changed"
     WEBHOOK_TEST = "webhook.test"
+    WEBHOOK_DISABLED = "webhook.disabled"  # another endpoint of the owner was disabled
 
 
 class DeliveryState(enum.StrEnum):
@@ -127,6 +128,11 @@ class WebhookEndpointOut(BaseModel):
     disabled_at: datetime | None
     failing_since: datetime | None = Field(
         description="Start of the current run of failed attempts (null when healthy)"
+    )
+    events_per_s: float | None = Field(
+        description="Deliveries per second to this endpoint at most (the tier's"
+        " `webhook_events_per_s` when it was registered or last changed; null: no limit)."
+        " Over it deliveries wait their turn; none is dropped."
     )
     previous_secret_expires_at: datetime | None = Field(
         description="Until when the secret replaced by the last rotation still signs"

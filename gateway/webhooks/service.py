@@ -50,6 +50,7 @@ from gateway.webhooks.models import (
 )
 from gateway.webhooks.repository import deliveries as delivery_repo
 from gateway.webhooks.repository import endpoints as repo
+from gateway.webhooks.repository.notify import wake_dispatchers
 from gateway.webhooks.signing import new_secret
 
 log = structlog.get_logger("gateway.webhooks.service")
@@ -97,6 +98,7 @@ def endpoint_out(row: Any) -> WebhookEndpointOut:
         ),
         disabled_at=row.disabled_at,
         failing_since=row.failing_since,
+        events_per_s=row.rate_per_s,
         previous_secret_expires_at=row.previous_secret_until if row.previous_secret else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -164,6 +166,7 @@ class WebhookService:
                     "description": body.description,
                     "enabled": True,
                     "secret": secret,
+                    "rate_per_s": owner.tier.webhook_events_per_s,
                 },
             )
         log.info("webhook endpoint created", endpoint=row.id, owner=owner.id, host=_host(url))
@@ -198,7 +201,9 @@ class WebhookService:
         for name in ("url", "events", "enabled"):
             if name in given and getattr(patch, name) is None:
                 raise invalid_field("body", name, msg="must not be null")
-        values: dict[str, Any] = {}
+        # Any change also takes the caller's tier rate now (a tier changed since the
+        # registration applies from the next PATCH, even an empty one).
+        values: dict[str, Any] = {"rate_per_s": owner.tier.webhook_events_per_s}
         if patch.url is not None:
             values["url"] = await self.checked_url(patch.url)
         if patch.events is not None:
@@ -212,14 +217,12 @@ class WebhookService:
                 enabled=False, disabled_reason=DisabledReason.OWNER.value, disabled_at=_now()
             )
         async with session_scope(self.sessionmaker, write=True) as session:
-            if values:
-                row = await repo.update_endpoint(session, endpoint_id, owner.id, values)
-            else:
-                row = await repo.get_endpoint(session, endpoint_id, owner.id)
+            row = await repo.update_endpoint(session, endpoint_id, owner.id, values)
+            if row is not None and patch.enabled is True:
+                await wake_dispatchers(session)  # its pending deliveries may go now
         if row is None:
             raise _no_endpoint(endpoint_id)
-        if values:
-            log.info("webhook endpoint changed", endpoint=row.id, fields=sorted(values))
+        log.info("webhook endpoint changed", endpoint=row.id, fields=sorted(values))
         return endpoint_out(row)
 
     async def delete(self, owner: Owner, endpoint_id: str) -> None:
@@ -317,6 +320,7 @@ class WebhookService:
             row = await delivery_repo.make_due(session, endpoint_id, delivery_id)
             if row is None:
                 raise _no_delivery(delivery_id)
+            await wake_dispatchers(session)
             attempts = await delivery_repo.recent_attempts(session, [row.id], ATTEMPTS_SHOWN)
         log.info("webhook redelivery requested", endpoint=endpoint_id, delivery=delivery_id)
         return delivery_out(row, attempts[row.id])

@@ -600,9 +600,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
             Panel(
                 "Webhook outbox backlog",
                 "short",
-                [(f"max (gateway_webhook_outbox_pending{{{HTTP}}})", "pending + sending")],
-                "Cluster gauge read from PostgreSQL: deliveries of enabled endpoints "
-                "waiting for a first attempt or a retry, or being sent.",
+                [
+                    (f"max (gateway_webhook_outbox_pending{{{HTTP}}})", "pending + sending"),
+                    (f"max (gateway_webhook_rate_delayed{{{HTTP}}})", "held by endpoint rate"),
+                ],
+                "Cluster gauges read from PostgreSQL: deliveries of enabled endpoints "
+                "waiting for a first attempt or a retry, or being sent; of those due, how "
+                "many wait for their endpoint's rate (webhook_events_per_s of its tier).",
                 width=12,
             ),
             Panel(
@@ -612,6 +616,24 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "Cluster gauge: how long the oldest due pending delivery has waited. "
                 "Growing means the dispatchers do not keep up (WebhookOutboxBacklog).",
                 width=12,
+            ),
+            Panel(
+                "Replicas listening for outbox inserts",
+                "short",
+                [
+                    (
+                        f"sum (gateway_webhook_listening{{{HTTP}}})",
+                        "listening",
+                    ),
+                    (
+                        f"count (gateway_webhook_listening{{{HTTP}}})",
+                        "replicas",
+                    ),
+                ],
+                "Replicas whose LISTEN connection is up (woken at once on an insert) out of "
+                "all. A replica not listening delivers on its poll "
+                "(WEBHOOK_DISPATCH_INTERVAL_S): slower, nothing lost.",
+                width=24,
             ),
             Panel(
                 "Parcel changes recorded",

@@ -317,7 +317,11 @@ async def test_tampered_tokens_are_403_problems(settings: Settings, tiers: Path)
 async def test_expired_and_revoked_links_are_410(settings: Settings, tiers: Path) -> None:
     # No upkeep pass or delivery step: either would hold a pool connection while the
     # test counts them.
-    quiet = {"job_upkeep_interval_s": 3600, "webhook_dispatch_interval_s": 3600}
+    quiet = {
+        "job_upkeep_interval_s": 3600,
+        "webhook_dispatch_interval_s": 3600,
+        "webhook_listen": False,
+    }
     async with public_app(settings, tiers_file=tiers, **quiet) as app:
         key = await app.key(tier="free")
         other = await app.key(tier="free", user="bob")
@@ -448,7 +452,11 @@ async def _served(settings: Settings, **overrides: Any) -> AsyncIterator[Served]
     disconnect nor a slow reader can be shown through it."""
     # No upkeep pass or webhook delivery step during the test: the tests count the pool's
     # checked-out connections, and either holds one for as long as it runs.
-    quiet = {"job_upkeep_interval_s": 3600, "webhook_dispatch_interval_s": 3600}
+    quiet = {
+        "job_upkeep_interval_s": 3600,
+        "webhook_dispatch_interval_s": 3600,
+        "webhook_listen": False,
+    }
     s = settings.model_copy(update={**quiet, **overrides})
     assert s.redis_url is not None
     assert s.database_url is not None

@@ -81,3 +81,35 @@ async def test_the_process_stop_event_ends_the_loop_and_wakes_waits() -> None:
     other = asyncio.Event()
     # wait_any returns as soon as one event is set, however long the timeout.
     await asyncio.wait_for(wait_any([other, stopping], 3600.0), 30)
+
+
+async def test_wakes_during_a_step_make_one_more_step() -> None:
+    wake = asyncio.Event()
+    started: list[asyncio.Event] = [asyncio.Event() for _ in range(3)]
+    release: list[asyncio.Event] = [asyncio.Event() for _ in range(3)]
+    steps = 0
+
+    async def step() -> None:
+        nonlocal steps
+        steps += 1
+        started[steps - 1].set()
+        await release[steps - 1].wait()
+
+    # An hour's interval: every step after the first is one a wake asked for.
+    loop = PeriodicLoop("test", step, 3600.0, wake=wake)
+    loop.start()
+    try:
+        await asyncio.wait_for(started[0].wait(), 30)
+        for _ in range(100):
+            wake.set()
+        release[0].set()
+        await asyncio.wait_for(started[1].wait(), 30)
+        # The hundred wakes were cleared when the second step began: one step for all.
+        assert (steps, wake.is_set()) == (2, False)
+        release[1].set()
+        wake.set()  # a wake while the loop waits steps at once
+        await asyncio.wait_for(started[2].wait(), 30)
+        assert steps == 3
+        release[2].set()
+    finally:
+        await loop.stop()

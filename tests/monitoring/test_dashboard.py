@@ -95,7 +95,7 @@ def test_live_streams_row_shows_every_stream_metric() -> None:
 def test_webhooks_row_shows_every_webhook_metric() -> None:
     """Every webhook series of the contract is on the dashboard."""
     webhooks = {name for name, spec in CONTRACT.items() if spec["plane"] == "webhooks"}
-    assert len(webhooks) == 6
+    assert len(webhooks) == 8
     assert webhooks - dashboard_metrics() == set()
 
 

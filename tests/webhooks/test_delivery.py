@@ -23,6 +23,7 @@ from gateway.core.settings import Settings
 from gateway.webhooks.dispatcher import RETRY_DELAYS_S, Dispatcher, retry_delay
 from gateway.webhooks.plane import WebhooksPlane
 from gateway.webhooks.repository import dispatch
+from gateway.webhooks.repository.claim import claim
 from gateway.webhooks.sender import WebhookSender
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.wait import wait_until
@@ -334,7 +335,7 @@ async def test_a_claim_whose_lease_ran_out_is_sent_again(
     await plane_of(h).delivery.fanout.drain()
     # A replica claims it and dies before sending.
     async with h.resources.sessionmaker() as session, session.begin():
-        [lost] = await dispatch.claim(session, limit=10, per_endpoint=4, lease_s=3600)
+        [lost] = await claim(session, limit=10, per_endpoint=4, lease_s=3600)
     async with dispatcher(h) as d:
         assert await send_once(d) == 0  # leased: nobody else sends it
         await sql(

@@ -27,9 +27,9 @@ from tests.support.jobs import JobsHarness, jobs_harness
 pytestmark = pytest.mark.integration
 
 URL = "https://1.1.1.1/hooks/gw?token=receiver-side-token"
-# The app's delivery loop (branch whsend) would send these tests' deliveries to URL; one
-# step per 10 minutes keeps them pending, as these tests expect.
-IDLE_DELIVERY = {"webhook_dispatch_interval_s": 600.0}
+# The app's delivery loop would send these tests' deliveries to URL; one step per 10
+# minutes and no wake on insert keep them pending, as these tests expect.
+IDLE_DELIVERY = {"webhook_dispatch_interval_s": 600.0, "webhook_listen": False}
 
 
 @pytest.fixture

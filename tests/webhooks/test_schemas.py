@@ -35,6 +35,7 @@ from gateway.webhooks.payload_schemas import (
     schema_bytes,
 )
 from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.webhook_schemas import FORMATS, registry, webhook_validator
 from tests.support.work import lease, parcel_data, post_results, succeeded
@@ -47,9 +48,6 @@ from tests.webhooks.test_delivery import (
     verified,
 )
 
-# `webhook.disabled` is in the envelope ahead of its `WebhookEventType` member (being
-# added with the disabling notice); once it is a member this set adds nothing.
-AHEAD_OF_THE_ENUM = {"webhook.disabled"}
 NOW = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
 JOB_ID = "job_" + "0a" * 12
 ENDPOINT_ID = "wh_" + "1b" * 12
@@ -129,9 +127,16 @@ def disabled_body() -> dict[str, Any]:
         "timestamp": NOW.isoformat(),
         "data": {
             "endpoint_id": ENDPOINT_ID,
-            "url": "https://hooks.example/in",
+            "description": "orders",
             "reason": "gone",
             "disabled_at": NOW.isoformat(),
+            "failing_since": None,
+            "last_attempt": {
+                "delivery_id": "msg_" + "3d" * 12,
+                "at": NOW.isoformat(),
+                "status": 410,
+                "error": None,
+            },
         },
     }
 
@@ -224,7 +229,7 @@ def test_a_body_broken_in_one_place_is_refused(
 
 
 def test_every_event_type_has_its_branch_and_no_other() -> None:
-    types = {t.value for t in WebhookEventType} | AHEAD_OF_THE_ENUM
+    types = {t.value for t in WebhookEventType}
     assert set(branches()) == types
     assert set(schema(ENVELOPE)["properties"]["type"]["enum"]) == types
 
@@ -353,16 +358,31 @@ async def test_every_delivered_event_matches_the_schema(
     key = await h.key()
     events = [t.value for t in WebhookEventType]
     wh = await endpoint(h, key, receiver.url("/ok"), events)
+    # A second endpoint that answers 410: disabled, which `wh` hears as webhook.disabled.
+    gone = await endpoint(h, key, receiver.url("/gone"), ["job.completed"])
     made = await _every_kind_of_event(h, key)
     test = await h.public.post(f"/v1/webhooks/{wh['id']}/test", headers={"X-API-Key": key})
     assert test.status_code == 202, test.text
 
-    assert await plane_of(h).delivery.fanout.drain() > 0
-    async with dispatcher(h) as d:
-        while await send_once(d):
-            pass
+    fanout = plane_of(h).delivery.fanout
+    assert await fanout.drain() > 0
 
-    bodies = [verified(wh["secret"], got) for got in receiver.received]
+    def arrived() -> set[str]:
+        return {
+            verified(wh["secret"], got)["type"] for got in receiver.received if got.path == "/ok"
+        }
+
+    async with dispatcher(h) as d:
+        # The endpoint's tier rate (webhook_events_per_s) spreads the sends over steps;
+        # webhook.disabled is queued when /gone's 410 is recorded.
+        async def every_type_arrived() -> bool:
+            await fanout.drain()
+            await send_once(d)
+            return arrived() >= set(events)
+
+        await wait_until(every_type_arrived, what="a delivery of every event type")
+
+    bodies = [verified(wh["secret"], got) for got in receiver.received if got.path == "/ok"]
     for body in bodies:
         validator.validate(body)
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -371,6 +391,9 @@ async def test_every_delivered_event_matches_the_schema(
     # Every event type the gateway sends today was delivered and validated.
     assert set(by_type) == set(events)
     assert by_type["webhook.test"][0]["data"] == {"endpoint_id": wh["id"]}
+    [disabled] = by_type["webhook.disabled"]
+    assert (disabled["data"]["endpoint_id"], disabled["data"]["reason"]) == (gone["id"], "gone")
+    assert disabled["data"]["last_attempt"]["status"] == 410
 
     # Two changes of the watched parcel: its first data, then what the second result moved.
     first, second = sorted(by_type["parcel.changed"], key=lambda b: int(b["data"]["id"][3:]))

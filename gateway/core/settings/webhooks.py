@@ -27,7 +27,14 @@ class WebhookSettings(BaseSettings):
     webhook_response_excerpt_bytes: Annotated[int, Field(ge=0, le=65_536)] = 1024
     # An endpoint failing without a success for this long is disabled.
     webhook_disable_after_s: Annotated[int, Field(ge=60, le=86_400 * 60)] = 5 * 86_400
-    # How often each replica fans job events out and claims due deliveries.
+    # How often each replica fans job events out and claims due deliveries at the latest
+    # (the poll: a replica also steps at once when an outbox insert is notified).
     webhook_dispatch_interval_s: Annotated[float, Field(gt=0, le=600)] = 0.2
+    # Run the delivery loop (fan-out and dispatch) in this process. false: the process
+    # serves the webhook API only and other replicas deliver (a loader, an API-only pool).
+    webhook_delivery: bool = True
+    # LISTEN for outbox inserts (off behind a transaction-mode pooler such as PgBouncer,
+    # where LISTEN does not work; deliveries then wait for the poll).
+    webhook_listen: bool = True
     # Loopback and private addresses allowed as endpoints (never in production).
     webhook_allow_private_networks: bool = False

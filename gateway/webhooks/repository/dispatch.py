@@ -1,5 +1,5 @@
-"""SQL of the dispatcher: claim due deliveries under a lease, take back expired leases,
-record an attempt's outcome (fenced by the lease), and mark endpoints failing or disabled.
+"""SQL of the dispatcher: take back expired leases, record attempts' outcomes in batches
+(fenced by the lease), and mark endpoints failing or disabled (the claim is `claim.py`).
 
 A claim moves deliveries from `pending` to `sending` with `lease_until` and commits, so
 each attempt is sent by exactly one replica. `lease_until` is also the claim's fencing
@@ -10,6 +10,7 @@ records nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,73 +18,84 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Due deliveries of enabled endpoints, at most `per_endpoint` in flight per endpoint
-# (counting those already `sending` anywhere), oldest due first. The per-endpoint rank is
-# computed without locks; the lock (SKIP LOCKED) re-checks the state, so two replicas
-# never claim one delivery (they may briefly exceed the cap together).
-_CLAIM = sa.text(
-    """
-    WITH busy AS (
-        SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
-        WHERE state = 'sending' GROUP BY endpoint_id
-    ), ranked AS (
-        SELECT d.id, d.endpoint_id,
-               row_number() OVER (PARTITION BY d.endpoint_id
-                                  ORDER BY d.next_attempt_at, d.id) AS rn
-        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.state = 'pending' AND d.next_attempt_at <= now() AND e.enabled
-    ), picked AS (
-        SELECT r.id FROM ranked r LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
-        WHERE r.rn + coalesce(b.n, 0) <= :per_endpoint
-    ), locked AS (
-        SELECT d.id FROM webhook_deliveries d
-        WHERE d.id IN (SELECT id FROM picked) AND d.state = 'pending'
-        ORDER BY d.next_attempt_at LIMIT :n
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE webhook_deliveries d
-    SET state = 'sending', lease_until = now() + make_interval(secs => :lease_s),
-        updated_at = now()
-    FROM locked, webhook_endpoints e
-    WHERE d.id = locked.id AND e.id = d.endpoint_id
-    RETURNING d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, d.lease_until,
-              e.url, e.secret, e.previous_secret, e.previous_secret_until
-    """
-)
-
 _REAP = sa.text(
     "UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL,"
     " next_attempt_at = now(), updated_at = now()"
     " WHERE state = 'sending' AND lease_until < now() RETURNING id"
 )
 
-_FINISH = sa.text(
-    "UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1,"
-    " next_attempt_at = :next_attempt_at, lease_until = NULL, updated_at = now()"
-    " WHERE id = :id AND state = 'sending' AND lease_until = :lease_until"
-    " RETURNING attempts"
+# Several attempts' outcomes in one statement: each delivery moves to its new state only
+# while it is still `sending` under the lease it was claimed with (the fence), and only
+# the deliveries that moved get their attempt row (numbered by the new count).
+_FINISH_MANY = sa.text(
+    """
+    WITH i AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS text[]), CAST(:leases AS timestamptz[]), CAST(:states AS text[]),
+            CAST(:next_at AS timestamptz[]), CAST(:at AS timestamptz[]),
+            CAST(:status AS int[]), CAST(:error AS text[]),
+            CAST(:latency_ms AS double precision[]), CAST(:excerpt AS text[])
+        ) AS i(id, lease_until, state, next_attempt_at, at, status, error, latency_ms,
+               excerpt)
+    ), finished AS (
+        UPDATE webhook_deliveries d
+        SET state = i.state, attempts = d.attempts + 1, next_attempt_at = i.next_attempt_at,
+            lease_until = NULL, updated_at = now()
+        FROM i
+        WHERE d.id = i.id AND d.state = 'sending' AND d.lease_until = i.lease_until
+        RETURNING d.id, d.attempts
+    ), logged AS (
+        INSERT INTO webhook_attempts
+            (delivery_id, attempt, at, status, error, latency_ms, excerpt, next_retry_at)
+        SELECT f.id, f.attempts, i.at, i.status, i.error, i.latency_ms, i.excerpt,
+               i.next_attempt_at
+        FROM finished f JOIN i ON i.id = f.id
+    )
+    SELECT id FROM finished
+    """
 )
 
-_ATTEMPT = sa.text(
-    "INSERT INTO webhook_attempts"
-    " (delivery_id, attempt, at, status, error, latency_ms, excerpt, next_retry_at)"
-    " VALUES (:delivery_id, :attempt, :at, :status, :error, :latency_ms, :excerpt,"
-    " :next_retry_at)"
+# Endpoint rows a batch will change, locked in id order: two replicas' batches touching
+# the same endpoints then wait for each other instead of deadlocking.
+_LOCK_ENDPOINTS = sa.text(
+    "SELECT id FROM webhook_endpoints WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
 )
 
-_HEALTHY = sa.text(
+_HEALTHY_MANY = sa.text(
     "UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()"
-    " WHERE id = :id AND failing_since IS NOT NULL"
+    " WHERE id = ANY(CAST(:ids AS text[])) AND failing_since IS NOT NULL"
 )
 
-_FAILING = sa.text(
-    "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, :at),"
-    " updated_at = now() WHERE id = :id RETURNING failing_since, enabled"
+# A run of failures starts at the first failure (kept if one is under way); an enabled
+# endpoint whose run is longer than the limit by its last failure is disabled
+# ("failing"). `disabled` says which were disabled by this statement.
+_FAILING_MANY = sa.text(
+    """
+    WITH i AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS text[]), CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[])
+        ) AS i(id, first_at, last_at)
+    ), old AS (
+        SELECT e.id, e.enabled, coalesce(e.failing_since, i.first_at) AS since, i.last_at,
+               e.enabled AND i.last_at - coalesce(e.failing_since, i.first_at)
+                   > make_interval(secs => CAST(:after_s AS double precision)) AS too_long
+        FROM webhook_endpoints e JOIN i ON i.id = e.id
+    )
+    UPDATE webhook_endpoints e
+    SET failing_since = old.since,
+        enabled = e.enabled AND NOT old.too_long,
+        disabled_reason = CASE WHEN old.too_long THEN 'failing' ELSE e.disabled_reason END,
+        disabled_at = CASE WHEN old.too_long THEN now() ELSE e.disabled_at END,
+        updated_at = now()
+    FROM old WHERE e.id = old.id
+    RETURNING e.id, old.too_long AS disabled
+    """
 )
 
-_DISABLE = sa.text(
+_DISABLE_MANY = sa.text(
     "UPDATE webhook_endpoints SET enabled = false, disabled_reason = :reason,"
-    " disabled_at = now(), updated_at = now() WHERE id = :id AND enabled RETURNING id"
+    " disabled_at = now(), updated_at = now()"
+    " WHERE id = ANY(CAST(:ids AS text[])) AND enabled RETURNING id"
 )
 
 
@@ -105,18 +117,42 @@ class Claimed:
     previous_secret_until: datetime | None
 
 
-async def claim(
-    session: AsyncSession, *, limit: int, per_endpoint: int, lease_s: float
-) -> list[Claimed]:
-    """Take up to `limit` due deliveries into `sending` (commit to make the claim count)."""
-    params = {"n": limit, "per_endpoint": per_endpoint, "lease_s": lease_s}
-    rows = (await session.execute(_CLAIM, params)).all()
-    return [Claimed(**row._asdict()) for row in rows]
-
-
 async def reap(session: AsyncSession) -> list[str]:
     """Put deliveries whose lease ran out back to pending, due now; their ids."""
     return list((await session.execute(_REAP)).scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt's outcome to record: the delivery's new state and the attempt row."""
+
+    claimed: Claimed
+    state: str
+    next_attempt_at: datetime | None
+    at: datetime
+    status: int | None
+    error: str | None
+    latency_ms: float
+    excerpt: str
+
+
+async def finish_many(session: AsyncSession, outcomes: Sequence[Outcome]) -> set[str]:
+    """Record the attempts and their deliveries' new states where the lease still holds;
+    the ids of the deliveries recorded (the others were taken back: nothing written)."""
+    if not outcomes:
+        return set()
+    params = {
+        "ids": [o.claimed.id for o in outcomes],
+        "leases": [o.claimed.lease_until for o in outcomes],
+        "states": [o.state for o in outcomes],
+        "next_at": [o.next_attempt_at for o in outcomes],
+        "at": [o.at for o in outcomes],
+        "status": [o.status for o in outcomes],
+        "error": [o.error for o in outcomes],
+        "latency_ms": [o.latency_ms for o in outcomes],
+        "excerpt": [o.excerpt for o in outcomes],
+    }
+    return set((await session.execute(_FINISH_MANY, params)).scalars().all())
 
 
 async def finish(
@@ -127,43 +163,59 @@ async def finish(
     next_attempt_at: datetime | None,
     attempt: dict[str, Any],
 ) -> bool:
-    """Record the attempt and the delivery's new state, if the lease still holds;
-    whether it did (False: another replica took the delivery back, nothing written)."""
-    found = (
-        await session.execute(
-            _FINISH,
-            {
-                "id": claimed.id,
-                "state": state,
-                "next_attempt_at": next_attempt_at,
-                "lease_until": claimed.lease_until,
-            },
-        )
-    ).one_or_none()
-    if found is None:
-        return False
-    await session.execute(
-        _ATTEMPT, {**attempt, "delivery_id": claimed.id, "attempt": found.attempts}
+    """Record one attempt (`finish_many` of one); whether the lease still held."""
+    outcome = Outcome(
+        claimed,
+        state,
+        next_attempt_at,
+        attempt["at"],
+        attempt["status"],
+        attempt["error"],
+        attempt["latency_ms"],
+        attempt["excerpt"],
     )
-    return True
+    return bool(await finish_many(session, [outcome]))
 
 
-async def mark_healthy(session: AsyncSession, endpoint_id: str) -> None:
-    """End the endpoint's run of failures."""
-    await session.execute(_HEALTHY, {"id": endpoint_id})
+async def lock_endpoints(session: AsyncSession, endpoint_ids: Sequence[str]) -> None:
+    """Lock these endpoints' rows (in id order) until the transaction ends."""
+    if endpoint_ids:
+        await session.execute(_LOCK_ENDPOINTS, {"ids": sorted(set(endpoint_ids))})
 
 
-async def mark_failing(session: AsyncSession, endpoint_id: str, at: datetime) -> datetime | None:
-    """Start (or continue) the endpoint's run of failures; since when it fails (None if
-    the endpoint is gone or already disabled)."""
-    row = (await session.execute(_FAILING, {"id": endpoint_id, "at": at})).one_or_none()
-    if row is None or not row.enabled:
-        return None
-    failing_since: datetime = row.failing_since
-    return failing_since
+async def mark_healthy_many(session: AsyncSession, endpoint_ids: Sequence[str]) -> None:
+    """End these endpoints' runs of failures."""
+    if endpoint_ids:
+        await session.execute(_HEALTHY_MANY, {"ids": list(endpoint_ids)})
 
 
-async def disable(session: AsyncSession, endpoint_id: str, reason: str) -> bool:
-    """Disable the endpoint for `reason`; whether it was enabled."""
-    found = await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason})
-    return found.first() is not None
+async def mark_failing_many(
+    session: AsyncSession,
+    runs: dict[str, tuple[datetime, datetime]],
+    *,
+    disable_after_s: float,
+) -> list[str]:
+    """Start or continue the runs of failures (endpoint id: first and last failure of
+    this batch), disabling endpoints failing for longer than `disable_after_s`; the ids
+    of the endpoints this disabled."""
+    if not runs:
+        return []
+    ids = sorted(runs)
+    params = {
+        "ids": ids,
+        "firsts": [runs[i][0] for i in ids],
+        "lasts": [runs[i][1] for i in ids],
+        "after_s": disable_after_s,
+    }
+    rows = (await session.execute(_FAILING_MANY, params)).all()
+    return sorted(r.id for r in rows if r.disabled)
+
+
+async def disable_many(
+    session: AsyncSession, endpoint_ids: Sequence[str], reason: str
+) -> list[str]:
+    """Disable these endpoints for `reason`; the ids of those that were enabled."""
+    if not endpoint_ids:
+        return []
+    found = await session.execute(_DISABLE_MANY, {"ids": list(endpoint_ids), "reason": reason})
+    return sorted(found.scalars().all())

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.webhooks.repository.claim import TOKENS_SQL
+
 _CLAIM = sa.text(
     "SELECT e.job_id, e.seq, e.type, e.data, e.created_at, j.owner"
     " FROM job_events e JOIN jobs j ON j.id = e.job_id"
@@ -127,26 +129,34 @@ async def coalesce_progress(
 
 
 # The backlog the metrics report: deliveries of enabled endpoints still to send (a
-# disabled endpoint's pending ones are never sent, so they are not a backlog), and how
-# long the oldest due one has waited. Both states have partial indexes.
-_BACKLOG = sa.text(
-    "SELECT count(*) AS pending,"
-    " coalesce(extract(epoch FROM now() - min(d.next_attempt_at)"
-    "   FILTER (WHERE d.state = 'pending' AND d.next_attempt_at <= now())), 0) AS oldest_s"
-    " FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-    " WHERE d.state IN ('pending', 'sending') AND e.enabled"
-)
+# disabled endpoint's pending ones are never sent, so they are not a backlog), how long
+# the oldest due one has waited, and how many due ones wait for their endpoint's rate
+# (its bucket holds less than a token). Both states have partial indexes. Only the
+# constant `TOKENS_SQL` is formatted in.
+_BACKLOG_SQL = f"""
+    SELECT count(*) AS pending,
+           coalesce(extract(epoch FROM now() - min(d.next_attempt_at)
+               FILTER (WHERE d.state = 'pending' AND d.next_attempt_at <= now())), 0)
+               AS oldest_s,
+           count(*) FILTER (WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+               AND {TOKENS_SQL.format(e="e")} < 1) AS rate_delayed
+    FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    WHERE d.state IN ('pending', 'sending') AND e.enabled
+"""  # noqa: S608
+_BACKLOG = sa.text(_BACKLOG_SQL)
 
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """Deliveries waiting or being sent, and the age of the oldest due one (seconds)."""
+    """Deliveries waiting or being sent, the age of the oldest due one (seconds), and
+    the due ones held by their endpoint's rate."""
 
     pending: int
     oldest_s: float
+    rate_delayed: int
 
 
 async def backlog(session: AsyncSession) -> Backlog:
     """The outbox's backlog (see `_BACKLOG`)."""
     row = (await session.execute(_BACKLOG)).one()
-    return Backlog(int(row.pending), max(0.0, float(row.oldest_s)))
+    return Backlog(int(row.pending), max(0.0, float(row.oldest_s)), int(row.rate_delayed))

@@ -22,6 +22,9 @@ webhook_endpoints = sa.Table(
     sa.Column("previous_secret", sa.Text),
     sa.Column("previous_secret_until", sa.DateTime(timezone=True)),
     sa.Column("failing_since", sa.DateTime(timezone=True)),
+    sa.Column("rate_per_s", sa.Float),  # webhooks_0004: the delivery rate's token bucket
+    sa.Column("rate_tokens", sa.Float),
+    sa.Column("rate_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
