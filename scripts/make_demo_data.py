@@ -23,33 +23,138 @@ PARCELS = 300
 
 # platform: (state, county, city, zip prefix, parcel id format, auction date, streets)
 COUNTIES = {
-    "miami_dade": ("FL", "Miami-Dade", "Miami", "331", "{d2}-{d4}-{d3}-{d4}", "2027-06-01",
-                   ["NW 7th St", "SW 8th St", "Biscayne Blvd", "Coral Way", "NE 2nd Ave"]),
-    "broward": ("FL", "Broward", "Fort Lauderdale", "333", "{d4}{d2}{d2}{d4}", "2027-06-01",
-                ["Las Olas Blvd", "Sunrise Blvd", "NE 15th Ave", "SW 4th St"]),
-    "hillsborough": ("FL", "Hillsborough", "Tampa", "336", "A-{d2}-{d2}-{d2}-{d3}-{d6}", "2027-06-01",
-                     ["Bayshore Blvd", "N Florida Ave", "E Columbus Dr", "W Kennedy Blvd"]),
-    "maricopa": ("AZ", "Maricopa", "Phoenix", "850", "{d3}-{d2}-{d3}A", "2027-02-09",
-                 ["E Camelback Rd", "N 7th St", "W Indian School Rd", "E McDowell Rd"]),
-    "pima": ("AZ", "Pima", "Tucson", "857", "{d3}-{d2}-{d4}", "2027-02-23",
-             ["E Speedway Blvd", "N Oracle Rd", "S 6th Ave", "E Broadway Blvd"]),
-    "cook": ("IL", "Cook", "Chicago", "606", "{d2}-{d2}-{d3}-{d3}-0000", "2027-05-12",
-             ["W Division St", "N Milwaukee Ave", "S Halsted St", "W 63rd St", "N Clark St"]),
-    "essex": ("NJ", "Essex", "Newark", "071", "0714-{d5}-0000-{d5}", "2027-10-20",
-              ["Broad St", "Springfield Ave", "Bergen St", "Ferry St"]),
-    "denver": ("CO", "Denver", "Denver", "802", "{d5}{d2}{d3}000", "2027-11-04",
-               ["E Colfax Ave", "S Broadway", "W 38th Ave", "Federal Blvd"]),
-    "arapahoe": ("CO", "Arapahoe", "Aurora", "800", "2073-{d2}-{d1}-{d2}-{d3}", "2027-11-18",
-                 ["E Iliff Ave", "S Havana St", "E Mississippi Ave"]),
+    "miami_dade": (
+        "FL",
+        "Miami-Dade",
+        "Miami",
+        "331",
+        "{d2}-{d4}-{d3}-{d4}",
+        "2027-06-01",
+        ["NW 7th St", "SW 8th St", "Biscayne Blvd", "Coral Way", "NE 2nd Ave"],
+    ),
+    "broward": (
+        "FL",
+        "Broward",
+        "Fort Lauderdale",
+        "333",
+        "{d4}{d2}{d2}{d4}",
+        "2027-06-01",
+        ["Las Olas Blvd", "Sunrise Blvd", "NE 15th Ave", "SW 4th St"],
+    ),
+    "hillsborough": (
+        "FL",
+        "Hillsborough",
+        "Tampa",
+        "336",
+        "A-{d2}-{d2}-{d2}-{d3}-{d6}",
+        "2027-06-01",
+        ["Bayshore Blvd", "N Florida Ave", "E Columbus Dr", "W Kennedy Blvd"],
+    ),
+    "maricopa": (
+        "AZ",
+        "Maricopa",
+        "Phoenix",
+        "850",
+        "{d3}-{d2}-{d3}A",
+        "2027-02-09",
+        ["E Camelback Rd", "N 7th St", "W Indian School Rd", "E McDowell Rd"],
+    ),
+    "pima": (
+        "AZ",
+        "Pima",
+        "Tucson",
+        "857",
+        "{d3}-{d2}-{d4}",
+        "2027-02-23",
+        ["E Speedway Blvd", "N Oracle Rd", "S 6th Ave", "E Broadway Blvd"],
+    ),
+    "cook": (
+        "IL",
+        "Cook",
+        "Chicago",
+        "606",
+        "{d2}-{d2}-{d3}-{d3}-0000",
+        "2027-05-12",
+        ["W Division St", "N Milwaukee Ave", "S Halsted St", "W 63rd St", "N Clark St"],
+    ),
+    "essex": (
+        "NJ",
+        "Essex",
+        "Newark",
+        "071",
+        "0714-{d5}-0000-{d5}",
+        "2027-10-20",
+        ["Broad St", "Springfield Ave", "Bergen St", "Ferry St"],
+    ),
+    "denver": (
+        "CO",
+        "Denver",
+        "Denver",
+        "802",
+        "{d5}{d2}{d3}000",
+        "2027-11-04",
+        ["E Colfax Ave", "S Broadway", "W 38th Ave", "Federal Blvd"],
+    ),
+    "arapahoe": (
+        "CO",
+        "Arapahoe",
+        "Aurora",
+        "800",
+        "2073-{d2}-{d1}-{d2}-{d3}",
+        "2027-11-18",
+        ["E Iliff Ave", "S Havana St", "E Mississippi Ave"],
+    ),
 }
-FIRST = ["Maria", "James", "Linda", "Robert", "Patricia", "Luis", "Aisha", "Wei", "Daniel",
-         "Rosa", "Michael", "Grace", "Thomas", "Nadia", "Kevin", "Olga", "Samuel", "Priya"]
-LAST = ["Garcia", "Johnson", "Nguyen", "Smith", "Rodriguez", "Okafor", "Kowalski", "Chen",
-        "Brown", "Martinez", "Patel", "Williams", "Hernandez", "Novak", "Davis", "Rossi"]
-COMPANIES = ["Sunbelt Holdings LLC", "Red Oak Properties LLC", "Lakeview Capital LLC",
-             "Harbor Street Partners LP", "Mesa Verde Homes Inc", "Prairie Land Trust",
-             "Northside Rentals LLC", "Granite Peak Investments LLC", "Coastal Realty Group Inc",
-             "First Ward Housing LLC"]
+FIRST = [
+    "Maria",
+    "James",
+    "Linda",
+    "Robert",
+    "Patricia",
+    "Luis",
+    "Aisha",
+    "Wei",
+    "Daniel",
+    "Rosa",
+    "Michael",
+    "Grace",
+    "Thomas",
+    "Nadia",
+    "Kevin",
+    "Olga",
+    "Samuel",
+    "Priya",
+]
+LAST = [
+    "Garcia",
+    "Johnson",
+    "Nguyen",
+    "Smith",
+    "Rodriguez",
+    "Okafor",
+    "Kowalski",
+    "Chen",
+    "Brown",
+    "Martinez",
+    "Patel",
+    "Williams",
+    "Hernandez",
+    "Novak",
+    "Davis",
+    "Rossi",
+]
+COMPANIES = [
+    "Sunbelt Holdings LLC",
+    "Red Oak Properties LLC",
+    "Lakeview Capital LLC",
+    "Harbor Street Partners LP",
+    "Mesa Verde Homes Inc",
+    "Prairie Land Trust",
+    "Northside Rentals LLC",
+    "Granite Peak Investments LLC",
+    "Coastal Realty Group Inc",
+    "First Ward Housing LLC",
+]
 START = datetime(2026, 8, 17, 9, 0, tzinfo=UTC)  # first scrape of the sample
 
 
@@ -66,7 +171,7 @@ def _money(value: Decimal) -> str:
 
 
 def _owners(rng: random.Random) -> list[tuple[str, str]]:
-    people = [(f"{f} {l}".upper(), "person") for f in FIRST for l in LAST]
+    people = [(f"{first} {last}".upper(), "person") for first in FIRST for last in LAST]
     rng.shuffle(people)
     firms = [(c.upper(), "organization") for c in COMPANIES]
     # Firms own several parcels each (as investors do), people one or two.
@@ -99,7 +204,7 @@ def _write(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    rng = random.Random(17)
+    rng = random.Random(17)  # noqa: S311 - reproducible sample data, not secrets
     owners = _owners(rng)
     rng.shuffle(owners)
     parcels = []
@@ -115,7 +220,8 @@ def main() -> None:
         owner, kind = owners[len(parcels) % len(owners)]
         assessed = Decimal(rng.randrange(45_000, 1_250_000, 500))
         due = assessed * Decimal(rng.uniform(0.012, 0.028)) * rng.choice((1, 1, 2, 3))
-        address = f"{rng.randint(10, 9899)} {rng.choice(streets)}, {city}, {state} {zip3}{rng.randrange(100):02d}"
+        street = f"{rng.randint(10, 9899)} {rng.choice(streets)}"
+        address = f"{street}, {city}, {state} {zip3}{rng.randrange(100):02d}"
         snapshots = [
             {
                 "scraped_at": (START + timedelta(days=d, minutes=rng.randrange(600))).isoformat(),
@@ -150,27 +256,40 @@ def main() -> None:
                 "kind": p["owner_kind"],
                 "platform": p["platform"],
                 "addresses": [
-                    {"line1": str(p["address"]).split(",")[0], "city": str(p["address"]).split(", ")[1],
-                     "state": p["state"], "postal_code": str(p["address"])[-5:], "country": "US"}
+                    {
+                        "line1": str(p["address"]).split(",")[0],
+                        "city": str(p["address"]).split(", ")[1],
+                        "state": p["state"],
+                        "postal_code": str(p["address"])[-5:],
+                        "country": "US",
+                    }
                 ],
                 "parcel_ids": [],
                 "documents": [],
-                "source_url": f"https://{str(p['platform']).replace('_', '')}.county.example/parties/P-{len(parties) + 1001}",
+                "source_url": (
+                    f"https://{str(p['platform']).replace('_', '')}.county.example"
+                    f"/parties/P-{len(parties) + 1001}"
+                ),
                 "scraped_at": p["snapshots"][0]["scraped_at"],  # type: ignore[index]
             },
         )
         party["parcel_ids"].append(p["parcel_id"])  # type: ignore[attr-defined]
         recorded = date(2026, 1, 1) + timedelta(days=rng.randrange(200))
         party["documents"].append(  # type: ignore[attr-defined]
-            {"document_id": f"D-{rng.randrange(10**8):08d}", "type": "deed",
-             "recorded_date": recorded.isoformat(), "url": None}
+            {
+                "document_id": f"D-{rng.randrange(10**8):08d}",
+                "type": "deed",
+                "recorded_date": recorded.isoformat(),
+                "url": None,
+            }
         )
     OUT.mkdir(parents=True, exist_ok=True)
     for p in parcels:
         del p["owner_kind"]
     _write(OUT / "parcels.jsonl.gz", parcels)
     _write(OUT / "parties.jsonl.gz", list(parties.values()))
-    print(f"{len(parcels)} parcels, {sum(len(p['snapshots']) for p in parcels)} scrapes, {len(parties)} parties -> {OUT}")
+    scrapes = sum(len(p["snapshots"]) for p in parcels)  # type: ignore[arg-type]
+    print(f"{len(parcels)} parcels, {scrapes} scrapes, {len(parties)} parties -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("DATABASE_URL", REAL["database_url"])
     settings = _settings()
     assert settings.public_port == 9000
+    assert settings.log_format is not None
     assert settings.log_format.value == "console"
     assert not settings.embedded
 

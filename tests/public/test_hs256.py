@@ -161,7 +161,7 @@ def test_unsafe_or_inconsistent_issuer_settings_are_refused(
     for name, value in fields.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_oidc_issuers_parse_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +170,7 @@ def test_oidc_issuers_parse_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
         '[{"issuer": "https://auth.example.com/realms/main", "audience": "gw",'
         ' "role_claim": "realm_access.roles"}]',
     )
-    parsed = Settings(_env_file=None).oidc_issuers  # type: ignore[call-arg]
+    parsed = Settings(_env_file=None).oidc_issuers
     assert parsed == [
         OidcIssuer(
             issuer="https://auth.example.com/realms/main",

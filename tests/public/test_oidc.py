@@ -8,6 +8,7 @@ the provider would never issue (expired, `alg: none`, ...) are minted with its o
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
@@ -127,7 +128,10 @@ def _refused(provider: OidcProvider, case: str) -> str:
         return provider.mint(iss="https://issuer.nobody.configured")
     if case == "alg_none":
         return jwt.api_jws.PyJWS().encode(
-            jwt.api_jwt.json.dumps(claims).encode(), None, algorithm="none", headers=header
+            json.dumps(claims).encode(),
+            None,  # type: ignore[arg-type]  # "none" signs with no key at all
+            algorithm="none",
+            headers=header,
         )
     if case == "hs256_with_public_key":
         # The classic key-confusion attack: the public key used as an HMAC secret.

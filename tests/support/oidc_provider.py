@@ -84,8 +84,11 @@ class Key:
 
     def jwk(self) -> dict[str, Any]:
         """The private JWK handed to the provider."""
-        algorithm = RSAAlgorithm if self.alg == "RS256" else ECAlgorithm
-        body: dict[str, Any] = json.loads(algorithm.to_jwk(self.private))
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            text = RSAAlgorithm.to_jwk(self.private)
+        else:
+            text = ECAlgorithm.to_jwk(self.private)
+        body: dict[str, Any] = json.loads(text)
         return {**body, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def public_pem(self) -> bytes:

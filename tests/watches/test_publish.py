@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -61,7 +62,7 @@ async def test_changes_go_to_the_feed_addressed_to_their_owner(
     await ChangePublisher(redis, keys, feed_max=100, metrics=metrics[0]).publish(
         [change(1), change(2)]
     )
-    entries = await redis.xrange(keys.feed)
+    entries: Any = await redis.xrange(keys.feed)
     assert [fields[b"job"].decode() for _, fields in entries] == [watch_key("key:alice")] * 2
     assert {fields[b"type"] for _, fields in entries} == {b"parcel.changed"}
     assert [json.loads(fields[b"event"])["id"] for _, fields in entries] == ["pc_1", "pc_2"]

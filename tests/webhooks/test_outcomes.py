@@ -166,7 +166,7 @@ async def test_outcomes_of_many_endpoints_finished_together_apply_to_each(
     # Two 410s of one endpoint disable it once.
     [gone_count] = [
         s.value
-        for s in metrics.disabled.collect()[0].samples
+        for s in next(iter(metrics.disabled.collect())).samples
         if s.labels["reason"] == "gone" and s.name.endswith("_total")
     ]
     assert gone_count == 1

@@ -104,7 +104,7 @@ async def test_deliveries_over_the_rate_wait_and_go_as_tokens_come_back(
         assert await send_once(d) == 0  # empty: the rest wait
         assert await states(h, key, wh["id"]) == ["pending", "pending", "succeeded"]
         await delivery.refresh_backlog()
-        [held] = delivery.metrics.rate_delayed.collect()[0].samples
+        [held] = next(iter(delivery.metrics.rate_delayed.collect())).samples
         assert held.value == 2
         # 1,500 s later (moved back, not waited): one token again, capacity 1.
         await sql(
@@ -125,7 +125,7 @@ async def test_deliveries_over_the_rate_wait_and_go_as_tokens_come_back(
     assert await states(h, key, wh["id"]) == ["succeeded"] * 3
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 3
     await delivery.refresh_backlog()
-    [held] = delivery.metrics.rate_delayed.collect()[0].samples
+    [held] = next(iter(delivery.metrics.rate_delayed.collect())).samples
     assert held.value == 0
 
 

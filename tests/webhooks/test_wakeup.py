@@ -15,7 +15,8 @@ from sqlalchemy import text
 
 from gateway.core.settings import Settings
 from gateway.webhooks.plane import WebhooksPlane
-from gateway.webhooks.wakeup import CHANNEL, OutboxListener, listen_dsn
+from gateway.webhooks.repository.notify import CHANNEL
+from gateway.webhooks.wakeup import OutboxListener, listen_dsn
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
@@ -50,6 +51,7 @@ async def queue_tests(h: JobsHarness, key: str, endpoint_id: str, n: int) -> Non
 async def listening(h: JobsHarness) -> None:
     """Wait until the plane's listener has its LISTEN connection (first step done)."""
     listener = plane_of(h).delivery.listener
+    assert listener is not None
     await wait_until(lambda: listener.server_pid is not None, what="the listener connected")
 
 
@@ -79,6 +81,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(
     async with jobs_harness(settings, **HOUR) as h:
         await listening(h)
         listener = plane_of(h).delivery.listener
+        assert listener is not None
         lost = listener.server_pid
         async with h.resources.sessionmaker() as session:
             await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lost})
@@ -89,7 +92,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(
         wh = await endpoint(h, key, receiver.url("/ok"), ["webhook.test"])
         await queue_tests(h, key, wh["id"], 1)
         await wait_until(lambda: len(receiver.received) == 1, what="the test delivered")
-        [sample] = plane_of(h).delivery.metrics.listening.collect()[0].samples
+        [sample] = next(iter(plane_of(h).delivery.metrics.listening.collect())).samples
         assert sample.value == 1
 
 

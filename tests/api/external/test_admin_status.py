@@ -33,7 +33,8 @@ async def _admin(app: PublicApp) -> dict[str, str]:
 
 def _component(body: dict[str, Any], name: str) -> dict[str, Any]:
     (found,) = [c for c in body["components"] if c["name"] == name]
-    return found
+    component: dict[str, Any] = found
+    return component
 
 
 async def test_without_routes_celery_is_disabled_and_backends_are_ok(settings: Settings) -> None:
@@ -101,7 +102,7 @@ async def test_workers_queue_depth_and_results_lag(settings: Settings, tmp_path:
 
             async def healthy() -> bool:
                 found.update(await celery())
-                return found["status"] == "ok"
+                return bool(found["status"] == "ok")
 
             await wait_until(healthy, within_s=30, what="the worker answering a ping")
         details = found["details"]
@@ -126,7 +127,7 @@ async def test_rabbitmq_queue_depth_and_consumers(settings: Settings) -> None:
         async def queued() -> bool:
             body = (await app.client.get("/v1/admin/status", headers=headers)).json()
             found.update({q["name"]: q for q in _component(body, "celery")["details"]["queues"]})
-            return found[route.queue]["messages"] == 2
+            return bool(found[route.queue]["messages"] == 2)
 
         await wait_until(queued, within_s=30, what="two messages in the route's queue")
         assert found[route.queue]["consumers"] == 0  # no Celery worker on it

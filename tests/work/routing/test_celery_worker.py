@@ -86,14 +86,14 @@ async def test_shares_of_0_30_and_100_percent_route_exactly_the_units_below_them
             # The rest waits for HTTP workers, untouched by Celery.
             leased = await plane.lease(HTTP_WORKER, ["alpha"], 200, 0)
             assert sorted(t.task_id for t in leased.tasks) == sorted(native)
-            routed = plane.metrics.routed
-            assert routed.labels("alpha", "celery")._value.get() == len(expected_celery)
-            assert routed.labels("alpha", "native")._value.get() == len(native)
+            counted = plane.metrics.routed
+            assert counted.labels("alpha", "celery")._value.get() == len(expected_celery)
+            assert counted.labels("alpha", "native")._value.get() == len(native)
             # The share gauges (refreshed by the reaper) and one lag per Celery result.
             await plane.reap_once()
-            share = plane.metrics.celery_share
-            assert share.labels("*", "*", "configured")._value.get() == 0.0
-            assert share.labels("*", "*", "in_force")._value.get() == 1.0
+            gauge = plane.metrics.celery_share
+            assert gauge.labels("*", "*", "configured")._value.get() == 0.0
+            assert gauge.labels("*", "*", "in_force")._value.get() == 1.0
             assert lag_count(plane) == len(expected_celery)
 
 

@@ -104,8 +104,8 @@ async def test_a_routed_task_that_comes_back_stays_on_celery(
         (dead,) = await queue.fail([FailureIn(task.task_id, third.lease_id, "x", True)], CELERY)
         assert dead.status == "dead"
         # The requeue is audited: the audit log needs the database.
-        dead = DeadLetters(queue, AuditLog(resources.sessionmaker), "parcel")
-        assert (await dead.requeue([task.task_id], actor=TEST_ACTOR)).requeued == 1
+        letters = DeadLetters(queue, AuditLog(resources.sessionmaker), "parcel")
+        assert (await letters.requeue([task.task_id], actor=TEST_ACTOR)).requeued == 1
         assert (await queue.lease(NATIVE_WORKER, ["alpha"], 10)).tasks == []
         (back,) = (await queue.lease(CELERY, ["alpha"], 1, ready=CELERY_READY)).tasks
         assert back.task_id == task.task_id
