@@ -31,6 +31,10 @@ from tests.support.backends import (
     worker_id,
 )
 
+# The webhook tests' `receiver` and `stepped` fixtures (used by tests/webhooks,
+# tests/watches and tests/e2e alike).
+pytest_plugins = ["tests.support.webhook_fixtures"]
+
 FACTORIES: dict[Audience, Callable[[Resources], FastAPI]] = {
     Audience.PUBLIC: create_public_app,
     Audience.PARCEL: create_parcel_internal_app,

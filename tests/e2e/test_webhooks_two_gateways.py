@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,6 @@ async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
         settings, webhook_allow_private_networks=True, webhook_delivery=False
     ) as harness:
         yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -4,16 +4,13 @@ lease, so a task completed before the upgrade is not written again after it."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 import pytest
 from alembic import command
 
 from gateway.migrations.runner import alembic_config, upgrade_to_head
-from tests.support.backends import TestBackends, database_url_for, worker_id
+from tests.support.migrations import dsn
 
 pytestmark = pytest.mark.integration
 
@@ -29,30 +26,13 @@ _HISTORY = {
 }
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-@pytest.fixture
-async def fresh_database(backends: TestBackends) -> AsyncIterator[str]:
-    """An empty database of its own (named like the session ones, so leftovers are swept)."""
-    name = f"gwtest_{os.getpid()}_{worker_id()}_mig_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(_dsn(database_url_for(backends.database_url, "postgres")))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield database_url_for(backends.database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_backfill_marks_each_task_in_history_done_by_its_first_lease(
     fresh_database: str,
 ) -> None:
     config = alembic_config(fresh_database)
     for before in ("0002_parcels", "wp01_party"):
         await asyncio.to_thread(command.upgrade, config, before)
-    conn = await asyncpg.connect(_dsn(fresh_database))
+    conn = await asyncpg.connect(dsn(fresh_database))
     try:
         for insert in _HISTORY.values():
             # t-1 was done twice before the fix (the old window), t-2 once.

@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs installed (as in gateway/)
 import pytest
 from alembic import command
 
 from gateway.migrations.runner import alembic_config, upgrade_to_head
-from tests.support.backends import TestBackends, database_url_for, worker_id
+from tests.support.migrations import dsn
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,31 +21,14 @@ TRIGGERS = (
 )
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-@pytest.fixture
-async def fresh_database(backends: TestBackends) -> AsyncIterator[str]:
-    """An empty database of its own (named like the session ones, so leftovers are swept)."""
-    name = f"gwtest_{os.getpid()}_{worker_id()}_whntf_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(_dsn(database_url_for(backends.database_url, "postgres")))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield database_url_for(backends.database_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_outbox_inserts_notify_and_the_downgrade_stops_it(fresh_database: str) -> None:
     await asyncio.to_thread(upgrade_to_head, fresh_database)
-    conn = await asyncpg.connect(_dsn(fresh_database))
+    conn = await asyncpg.connect(dsn(fresh_database))
     got: list[str] = []
     try:
         tables = [r["tab"] for r in await conn.fetch(TRIGGERS)]
         assert tables == ["job_events", "parcel_changes", "webhook_deliveries"]
-        listener = await asyncpg.connect(_dsn(fresh_database))
+        listener = await asyncpg.connect(dsn(fresh_database))
         await listener.add_listener("gateway_webhooks", lambda *args: got.append(args[3]))
         await conn.execute(
             "INSERT INTO webhook_endpoints (id, owner, url, events, secret)"
@@ -68,7 +48,7 @@ async def test_outbox_inserts_notify_and_the_downgrade_stops_it(fresh_database: 
         await conn.close()
 
     await asyncio.to_thread(command.downgrade, alembic_config(fresh_database), "webhooks_0002")
-    conn = await asyncpg.connect(_dsn(fresh_database))
+    conn = await asyncpg.connect(dsn(fresh_database))
     try:
         assert await conn.fetch(TRIGGERS) == []
         assert await conn.fetchval("SELECT to_regproc('gateway_webhooks_notify')") is None

@@ -10,7 +10,6 @@ result to the parcel port. The webhook delivery loop is stopped; tests run its s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,20 +18,19 @@ import sqlalchemy as sa
 
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
-from gateway.core.settings import Settings
 from gateway.jobs.events import EventKeys
 from gateway.watches.metrics import unexported
 from gateway.watches.observer import ParcelWatcher
 from gateway.watches.publish import ChangePublisher
 from gateway.work.records import ParcelResult
 from gateway.work.repository.parcel_results import save_parcels
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.streams import served
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import dispatcher, endpoint, plane_of, send_once, verified
 from tests.support.work import enqueue, lease, parcel_data, post_results, succeeded
 from tests.support.ws import open_ws
-from tests.webhooks.test_delivery import dispatcher, endpoint, plane_of, send_once, verified
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +41,8 @@ OVERRIDES: dict[str, Any] = {
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 def auth(key: str) -> dict[str, str]:

@@ -10,127 +10,37 @@ steps itself (and waits for conditions, never for time); the last test runs the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import text
-from standardwebhooks.webhooks import Webhook
 
 from gateway.core.settings import Settings
-from gateway.webhooks.dispatcher import RETRY_DELAYS_S, Dispatcher, retry_delay
-from gateway.webhooks.plane import WebhooksPlane
+from gateway.webhooks.dispatcher import RETRY_DELAYS_S, retry_delay
 from gateway.webhooks.repository import dispatch
 from gateway.webhooks.repository.claim import claim
-from gateway.webhooks.sender import WebhookSender
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.wait import wait_until
-from tests.support.webhook_receiver import Received, WebhookReceiver
+from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import (
+    NO_WAIT,
+    OVERRIDES,
+    completed_job,
+    deliveries,
+    dispatcher,
+    endpoint,
+    endpoint_state,
+    plane_of,
+    send_once,
+    sql,
+    verified,
+)
 
 pytestmark = pytest.mark.integration
 
-OVERRIDES: dict[str, Any] = {
-    "webhook_allow_private_networks": True,
-    "webhook_dispatch_interval_s": 600.0,
-}
-# Retries due at once, so a test sees the second attempt without waiting 5 s.
-NO_WAIT = (0.0,) * len(RETRY_DELAYS_S)
-
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    """One gateway's apps; loopback receivers allowed, its delivery loop stopped (the
-    tests run the steps)."""
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        # Stopped, not just idle: its first step, at startup, could otherwise still be
-        # running when a test's first delivery is due. (Stopping twice is harmless.)
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-def plane_of(h: JobsHarness) -> WebhooksPlane:
-    plane: WebhooksPlane = h.public_app.state.planes["webhooks"]
-    return plane
-
-
-@contextlib.asynccontextmanager
-async def dispatcher(h: JobsHarness, **options: Any) -> AsyncIterator[Dispatcher]:
-    """A dispatcher of its own on the harness's database (settings overridable)."""
-    settings = h.resources.settings.model_copy(update=options.pop("settings", {}))
-    sender = WebhookSender(allow_private=True)
-    d = Dispatcher(h.resources.sessionmaker, sender, settings, **options)
-    try:
-        yield d
-    finally:
-        await d.close(0)
-        await sender.aclose()
-
-
-async def send_once(d: Dispatcher) -> int:
-    """One dispatcher step and every send it started; how many it claimed."""
-    claimed = await d.step()
-    await d.drain()
-    return claimed
-
-
-async def endpoint(h: JobsHarness, key: str, url: str, events: list[str]) -> dict[str, Any]:
-    """Register an endpoint over the API; the answer (with its secret)."""
-    response = await h.public.post(
-        "/v1/webhooks", json={"url": url, "events": events}, headers={"X-API-Key": key}
-    )
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def completed_job(h: JobsHarness, key: str, parcels: list[str] | None = None) -> str:
-    """Submit a job and let a worker complete it; its id."""
-    submitted = await h.submit(key, parcels or ["d-1"])
-    assert submitted.status_code in (200, 201, 202), submitted.text
-    job_id: str = submitted.json()["id"]
-    token = await h.worker_token()
-    await h.wait_state(key, job_id, "queued", "running")
-    assert await h.scrape(token)
-    await h.wait_state(key, job_id, "completed")
-    return job_id
-
-
-async def deliveries(h: JobsHarness, key: str, endpoint_id: str) -> list[dict[str, Any]]:
-    """The endpoint's deliveries log over the API."""
-    response = await h.public.get(
-        f"/v1/webhooks/{endpoint_id}/deliveries", headers={"X-API-Key": key}
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-async def endpoint_state(h: JobsHarness, key: str, endpoint_id: str) -> dict[str, Any]:
-    response = await h.public.get(f"/v1/webhooks/{endpoint_id}", headers={"X-API-Key": key})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def verified(secret: str, got: Received) -> dict[str, Any]:
-    """The payload of a received request, verified like a receiver would."""
-    payload: dict[str, Any] = Webhook(secret).verify(got.body, got.headers)
-    return payload
-
-
-async def sql(h: JobsHarness, statement: str, **params: Any) -> None:
-    async with h.resources.sessionmaker() as session, session.begin():
-        await session.execute(text(statement), params)
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 async def test_a_completed_job_reaches_the_receiver_signed(

@@ -3,22 +3,18 @@ announced to its owner's other endpoints that subscribed to it, and to no one el
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from gateway.core.settings import Settings
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.webhooks.test_delivery import (
-    OVERRIDES,
+from tests.support.webhooks import (
     deliveries,
     dispatcher,
     endpoint,
     endpoint_state,
-    plane_of,
     send_once,
     sql,
     verified,
@@ -28,18 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 async def queue_test(h: JobsHarness, key: str, endpoint_id: str) -> None:

@@ -9,7 +9,7 @@ harness, but the comparison holds whatever else was counted).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.public import metric_value
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.webhooks.test_delivery import (
+from tests.support.webhooks import (
     NO_WAIT,
     OVERRIDES,
     completed_job,
@@ -35,19 +35,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    """One gateway's apps; loopback receivers allowed, its delivery loop stopped."""
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 @contextlib.asynccontextmanager

@@ -4,20 +4,17 @@ outcomes had been recorded one by one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.core.settings import Settings
 from gateway.webhooks.dispatcher import endpoint_health
 from gateway.webhooks.repository import dispatch
 from gateway.webhooks.repository.claim import claim
 from gateway.webhooks.repository.dispatch import Claimed, Outcome
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.webhooks.test_delivery import (
-    OVERRIDES,
+from tests.support.webhooks import (
     deliveries,
     dispatcher,
     endpoint,
@@ -33,18 +30,8 @@ T0 = datetime(2026, 12, 4, tzinfo=UTC)
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 def outcome(endpoint_id: str, state: str, at_s: int, claimed: Claimed | None = None) -> Outcome:

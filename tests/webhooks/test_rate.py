@@ -5,17 +5,14 @@ transaction, one `now()`) are counted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from gateway.core.settings import Settings
 from gateway.webhooks.repository.claim import Candidate, plan
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.webhooks.test_delivery import (
-    OVERRIDES,
+from tests.support.webhooks import (
     deliveries,
     dispatcher,
     endpoint,
@@ -29,18 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 async def queue(h: JobsHarness, key: str, endpoint_id: str, n: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ import jsonschema
 import pytest
 from sqlalchemy import text
 
-from gateway.core.settings import Settings
 from gateway.jobs.models import JobEvent
 from gateway.watches.models import WATCHABLE_FIELDS, FieldChange, ParcelChange
 from gateway.webhooks.models import WebhookEventType
@@ -34,19 +33,18 @@ from gateway.webhooks.payload_schemas import (
     schema,
     schema_bytes,
 )
-from tests.support.jobs import JobsHarness, jobs_harness
+from tests.support.jobs import JobsHarness
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.webhook_schemas import FORMATS, registry, webhook_validator
-from tests.support.work import lease, parcel_data, post_results, succeeded
-from tests.webhooks.test_delivery import (
-    OVERRIDES,
+from tests.support.webhooks import (
     dispatcher,
     endpoint,
     plane_of,
     send_once,
     verified,
 )
+from tests.support.work import lease, parcel_data, post_results, succeeded
 
 NOW = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
 JOB_ID = "job_" + "0a" * 12
@@ -280,19 +278,8 @@ def test_the_parcel_change_schema_follows_the_model() -> None:
 
 
 @pytest.fixture
-async def h(settings: Settings) -> AsyncIterator[JobsHarness]:
-    """One gateway's apps; loopback receivers allowed, its delivery loop stopped."""
-    async with jobs_harness(settings, **OVERRIDES) as harness:
-        await plane_of(harness).stop()
-        yield harness
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
+def h(stepped: JobsHarness) -> JobsHarness:
+    return stepped
 
 
 async def _job(h: JobsHarness, key: str, parcels: list[str], **extra: Any) -> str:

@@ -7,7 +7,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,6 @@ def _signed() -> dict[str, str]:
         "Content-Type": "application/json",
         **sign(new_message_id(), int(time.time()), BODY, [SECRET]),
     }
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

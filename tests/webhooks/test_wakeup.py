@@ -8,7 +8,7 @@ after the loop's first step was woken, not polled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -20,19 +20,11 @@ from gateway.webhooks.wakeup import OutboxListener, listen_dsn
 from tests.support.jobs import JobsHarness, jobs_harness
 from tests.support.wait import wait_until
 from tests.support.webhook_receiver import WebhookReceiver
-from tests.webhooks.test_delivery import dispatcher, endpoint
+from tests.support.webhooks import dispatcher, endpoint
 
 pytestmark = pytest.mark.integration
 
 HOUR = {"webhook_allow_private_networks": True, "webhook_dispatch_interval_s": 3600.0}
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 def plane_of(h: JobsHarness) -> WebhooksPlane:
