@@ -12,7 +12,7 @@ against the matrix in the README (and fails on a route that declares nothing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from fastapi import Depends
@@ -86,3 +86,14 @@ def permission_of(route: BaseRoute) -> Permission:
         what = "no permission" if not found else f"several: {sorted(p.label for p in found)}"
         raise UndeclaredPermission(f"{route.path} declares {what}")
     return found.pop()
+
+
+def routes_of(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route of an app's `routes`, inside the wrappers FastAPI puts around included
+    routers (the gateway includes them without a prefix or dependencies of their own)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from routes_of(inner.routes)
+        else:
+            yield route
