@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from pydantic import SecretStr
-from websockets.exceptions import ConnectionClosed
 from starlette.routing import Route
+from websockets.exceptions import ConnectionClosed
 
 from gateway.api.permissions import UNROUTED, permission_of, routes_of
 from gateway.apps.parcel_internal import create_parcel_internal_app
