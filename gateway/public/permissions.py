@@ -153,18 +153,16 @@ def allows(principal: Principal, scope: Scope) -> bool:
 def check(principal: Principal, scope: Scope) -> None:
     """`MissingScope` (403) unless the caller holds `scope`."""
     if not allows(principal, scope):
-        if principal.kind is PrincipalKind.API_KEY and scope in ROLE_SCOPES[principal.role]:
+        if principal.kind is PrincipalKind.ANONYMOUS:
+            why = "anonymous callers have no account: sign in or use an API key"
+        elif principal.kind is PrincipalKind.API_KEY and scope in ROLE_SCOPES[principal.role]:
             why = "this API key was not given it"
         else:
-            why = f"the {_role_name(principal)} role does not include it"
+            why = f"the {principal.role.value} role does not include it"
         raise MissingScope(
             f"This endpoint needs the {scope.value} scope, and {why}",
             extra={"needed": scope.value},
         )
-
-
-def _role_name(principal: Principal) -> str:
-    return "anonymous" if principal.kind is PrincipalKind.ANONYMOUS else principal.role.value
 
 
 def parse_scopes(values: Iterable[str], *where: str) -> frozenset[Scope]:
@@ -188,8 +186,8 @@ def grantable(
     A key can never exceed its owner's role, nor the credential that creates it (a key
     with `keys:write` but only `jobs:read` cannot mint a key with `jobs:write`).
     `creator` is None when the creator is not limited beyond the owner's role (a user's
-    token, the CLI). Nothing requested: follow the owner's role (stored as NULL), or,
-    for a limited creator, its own scopes.
+    token, the CLI, a key without scopes of its own). Nothing requested: follow the
+    owner's role (stored as NULL), or, for a limited creator, its own scopes.
     """
     ceiling = ROLE_SCOPES[owner_role] if creator is None else ROLE_SCOPES[owner_role] & creator
     if requested is None:

@@ -192,8 +192,9 @@ async def create_key(
         user_uid=owner,
         actor=actor,
         scopes=None if body.scopes is None else parse_scopes(body.scopes, "body", "scopes"),
-        # A key is limited by the key that makes it; a signed-in user by their role.
-        creator=scopes_of(p) if p.kind is PrincipalKind.API_KEY else None,
+        # A key with scopes of its own limits the keys it makes; a signed-in user, or a
+        # key that follows its owner's role, is limited by that role alone.
+        creator=scopes_of(p) if p.kind is PrincipalKind.API_KEY and p.key_scopes else None,
     )
     return _issued(issued)
 
