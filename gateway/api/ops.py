@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from gateway.api.deps import AudienceDep, ResourcesDep
+from gateway.api.permissions import declared
 from gateway.api.problems import PROBLEM_CONTENT_TYPE, problem_document
 from gateway.core.errors import DependencyUnavailable
 from gateway.core.observability.metrics import CONTENT_TYPE
 from gateway.core.readiness import check_readiness
+from gateway.public.permissions import PUBLIC
 
 router = APIRouter(tags=["ops"])
 
@@ -25,7 +27,9 @@ router = APIRouter(tags=["ops"])
     summary="Readiness: Redis and PostgreSQL reachable",
     responses={503: {"description": "A dependency is not reachable"}},
 )
-async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
+async def ready(
+    request: Request, resources: ResourcesDep, _public: Annotated[None, declared(PUBLIC)]
+) -> JSONResponse:
     """Readiness probe with per-dependency status; 503 names what failed."""
     results = await check_readiness(resources)
     checks: dict[str, Any] = {
@@ -54,6 +58,8 @@ async def ready(request: Request, resources: ResourcesDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(resources: ResourcesDep, audience: AudienceDep) -> Response:
+async def metrics(
+    resources: ResourcesDep, audience: AudienceDep, _public: Annotated[None, declared(PUBLIC)]
+) -> Response:
     """Prometheus text exposition for this port's audience."""
     return Response(resources.metrics.render(audience), media_type=CONTENT_TYPE)

@@ -36,9 +36,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api.external.properties import PARCEL_ID_PATTERN, property_request
 from gateway.api.external.public_deps import PRE_ADMITTED_STATE, Caller, admit, client_ip_of
 from gateway.api.external.served import served_response
+from gateway.api.permissions import permission_of
 from gateway.api.problems import send_problem
 from gateway.core.errors import GatewayError
 from gateway.public.authenticate import Credentials
+from gateway.public.permissions import check
 from gateway.public.plane import PublicPlane
 
 _PREFIX = "/v1/properties/"
@@ -66,6 +68,11 @@ class PropertyHitShortcut:
         self.plane = plane
         # Reported as the matched route, so logs and metrics name the template.
         self.route = route
+        # What the route declares (`gateway/api/permissions.py`), checked here the same.
+        need = permission_of(route).scope
+        if need is None:
+            raise ValueError("the property route must declare a scope")
+        self.need = need
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain function returning a coroutine: requests passed on get no extra frame.
@@ -90,6 +97,7 @@ class PropertyHitShortcut:
             ip = client_ip_of(headers, scope.get("client"), plane)
             credentials = Credentials.from_raw(scope["headers"])
             principal = await plane.authenticator.authenticate(credentials, ip)
+            check(principal, self.need)
             origin_request = property_request(parcel_id, principal, request_id)
             decision = await admit(
                 scope, plane, principal, prefetch=plane.cache_redis_key(origin_request)

@@ -31,6 +31,7 @@ from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
+from gateway.public.permissions import Scope, grantable
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo
 from gateway.public.repository import users as users_repo
@@ -62,6 +63,7 @@ def _summary(row: ApiKeyRow) -> dict[str, object]:
         "name": row.name,
         "tier": row.tier,
         "user_uid": row.user_uid,
+        "scopes": row.scopes,
         "revoked": row.revoked_at is not None,
     }
 
@@ -100,15 +102,31 @@ class ApiKeyService:
             raise invalid_field("body", "name", msg="1-64 letters, digits, spaces or . : @ / - _")
 
     async def create(
-        self, *, name: str, tier: str, user_uid: str | None, actor: Actor
+        self,
+        *,
+        name: str,
+        tier: str,
+        user_uid: str | None,
+        actor: Actor,
+        scopes: frozenset[Scope] | None = None,
+        creator: frozenset[Scope] | None = None,
     ) -> IssuedKey:
-        """Store a new key for a user (or a service when `user_uid` is None)."""
+        """Store a new key for a user (or a service when `user_uid` is None).
+
+        `scopes` are the key's (None: follow the owner's role); `creator` the scopes of
+        the credential creating it when that is itself limited (another key). Scopes
+        beyond the owner's stored role or the creator's are refused (403).
+        """
         self._check_name(name)
         self._check_tier(tier)
         key_id, key = new_key()
         async with session_scope(self._sessionmaker, write=True) as session:
+            owner_role = Role.SERVICE
             if user_uid is not None:
                 await users_repo.ensure(session, user_uid)
+                owner = await users_repo.get(session, user_uid)
+                owner_role = parse_role(owner.role if owner else None)
+            stored = grantable(scopes, owner_role=owner_role, creator=creator)
             row = await repo.insert(
                 session,
                 key_id=key_id,
@@ -116,6 +134,7 @@ class ApiKeyService:
                 secret_hash=hash_key(key),
                 tier=tier,
                 user_uid=user_uid,
+                scopes=None if stored is None else sorted(stored),
             )
             await self._audit.record(
                 session, actor, Action.API_KEY_CREATE, _target(key_id), after=_summary(row)
@@ -172,6 +191,12 @@ class ApiKeyService:
         self._changes += 1
         self._cache.pop(key_id)
 
+    def forget_all(self) -> None:
+        """Drop every verified key of this process (an owner's role changed: each key's
+        scopes are cut down to its owner's role when it is next verified)."""
+        self._changes += 1
+        self._cache.clear()
+
     async def authenticate(self, key: str) -> Principal:
         """The principal of a valid key, or `Unauthorized`."""
         match = _KEY_RE.match(key)
@@ -212,6 +237,7 @@ class ApiKeyService:
             tier=self._tiers.get(row.tier),
             role=parse_role(row.owner_role) if row.user_uid else Role.SERVICE,
             user_uid=row.user_uid,
+            key_scopes=None if row.scopes is None else frozenset(row.scopes),
         )
 
     def require_owner(self, principal: Principal) -> str:

@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--name", required=True, help="what the key is for, shown in lists")
     create.add_argument("--tier", required=True, help="a tier of TIERS_FILE (e.g. free)")
     create.add_argument("--user", default=None, help="owner uid (default: a service key)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        metavar="SCOPE",
+        help="what the key may do, repeatable (e.g. jobs:read); default: the owner's role",
+    )
     create.set_defaults(handler=_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--user", default=None, help="only this user's keys")
@@ -48,9 +55,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tier.add_argument("uid", help="the user's Firebase uid")
     tier.add_argument("tier", help="a tier of TIERS_FILE")
     tier.set_defaults(handler=_users_set_tier)
-    role = users.add_parser("set-role", help="set a user's role (user or admin)")
-    role.add_argument("uid", help="the user's Firebase uid")
-    role.add_argument("role", help="user or admin")
+    role = users.add_parser("set-role", help="set a user's role (refused for the last admin)")
+    role.add_argument("uid", help="the user's id (Firebase uid, or issuer:sub)")
+    role.add_argument("role", help="admin, operator, user or service")
     role.set_defaults(handler=_users_set_role)
 
     cache = sub.add_parser("cache", help="manage the response cache").add_subparsers(
@@ -76,15 +83,20 @@ def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
 
 def _keys_create(args: argparse.Namespace) -> int:
     async def work(resources: Resources) -> int:
+        from gateway.public.permissions import parse_scopes
+
         keys, _ = _services(resources)
+        scopes = None if args.scopes is None else parse_scopes(args.scopes, "--scope")
         issued = await keys.create(
-            name=args.name, tier=args.tier, user_uid=args.user, actor=cli_actor()
+            name=args.name, tier=args.tier, user_uid=args.user, actor=cli_actor(), scopes=scopes
         )
+        shown = issued.row.scopes
         for line in (
             f"id:    {issued.row.id}",
             f"name:  {issued.row.name}",
             f"tier:  {issued.row.tier}",
             f"owner: {issued.row.user_uid or '(service)'}",
+            f"scopes: {' '.join(shown) if shown is not None else '(the owner role allows)'}",
             "The key is shown once; store it now:",
         ):
             print(line, file=sys.stderr)

@@ -62,7 +62,12 @@ class PublicPlane:
         firebase = FirebaseVerifier(settings) if settings.firebase_project_id else None
         tokens = build_token_chain(settings, resources.http, firebase)
         api_keys = ApiKeyService(resources.sessionmaker, tiers, settings.api_key_cache_s)
-        users = UserService(resources.sessionmaker, tiers, settings.user_cache_s)
+        users = UserService(
+            resources.sessionmaker,
+            tiers,
+            settings.user_cache_s,
+            on_role_change=api_keys.forget_all,
+        )
         origin: Origin
         if settings.parser_service_url is not None:
             origin = ParserServiceOrigin(

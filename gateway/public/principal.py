@@ -21,6 +21,7 @@ class Role(enum.StrEnum):
     """What a caller may administer."""
 
     USER = "user"
+    OPERATOR = "operator"
     ADMIN = "admin"
     SERVICE = "service"
 
@@ -40,6 +41,9 @@ class Principal:
     role: Role = Role.USER
     user_uid: str | None = None
     email: str | None = None
+    # An API key's own scopes (names, as stored); None: whatever the role allows.
+    # What the caller holds is `gateway.public.permissions.scopes_of`.
+    key_scopes: frozenset[str] | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -16,6 +16,7 @@ ignored (the table decides).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.audit.actions import Action
 from gateway.audit.actor import Actor
 from gateway.audit.service import AuditLog
+from gateway.core.errors import Conflict
 from gateway.core.settings.tiers import Tiers
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
@@ -34,13 +36,28 @@ from gateway.public.repository.users import UserRow
 from gateway.public.tokens.identity import Identity, firebase_identity
 
 
+class LastAdmin(Conflict):
+    """The change would leave no user with the admin role."""
+
+    slug = "last-admin"
+    title = "The last admin cannot be demoted"
+
+
 class UserService:
     """First-sight recording and ops changes of users."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], tiers: Tiers, cache_s: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tiers: Tiers,
+        cache_s: float,
+        *,
+        on_role_change: Callable[[], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # Told after a role change, so this process's verified API keys are re-read
+        # with their owner's new role at once (`ApiKeyService.forget_all`).
+        self._on_role_change = on_role_change
         self._audit = AuditLog(sessionmaker)
         self._tiers = tiers
         self._cache_s = cache_s
@@ -110,14 +127,28 @@ class UserService:
         return await self._set(uid, "tier", tier, actor, Action.USER_SET_TIER)
 
     async def set_role(self, uid: str, role: str, *, actor: Actor) -> UserRow:
-        """Set a user's role (creating the user if needed)."""
-        if role not in {r.value for r in Role if r is not Role.SERVICE}:
-            raise invalid_field("role", msg="role must be user or admin")
-        return await self._set(uid, "role", role, actor, Action.USER_SET_ROLE)
+        """Set a user's role (creating the user if needed); never demotes the last admin."""
+        if role not in {r.value for r in Role}:
+            raise invalid_field("role", msg=f"role must be one of {', '.join(r for r in Role)}")
+        row = await self._set(uid, "role", role, actor, Action.USER_SET_ROLE)
+        if self._on_role_change is not None:
+            self._on_role_change()
+        return row
 
     async def _set(self, uid: str, field: str, value: str, actor: Actor, action: Action) -> UserRow:
         async with session_scope(self._sessionmaker, write=True) as session:
+            if field == "role" and value != Role.ADMIN:
+                # Two admins demoting each other at once must not both succeed.
+                await repo.lock_admins(session)
             old = await repo.get(session, uid)
+            if (
+                field == "role"
+                and value != Role.ADMIN
+                and old is not None
+                and old.role == Role.ADMIN
+                and await repo.count_admins(session) <= 1
+            ):
+                raise LastAdmin(f"{uid} is the last admin: make another user admin first")
             row = await repo.set_field(session, uid, field, value)
             await self._audit.record(
                 session,

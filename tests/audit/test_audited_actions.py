@@ -73,7 +73,13 @@ async def test_api_key_lifecycle_over_http_is_recorded_without_secrets(
         "request_id": "req-create",
     }
     assert create["before"] is None
-    assert create["after"] == {"name": "ci", "tier": "free", "user_uid": "alice", "revoked": False}
+    assert create["after"] == {
+        "name": "ci",
+        "tier": "free",
+        "user_uid": "alice",
+        "scopes": None,  # follows the owner's role
+        "revoked": False,
+    }
     assert rotate["request_id"] == rotated.headers["x-request-id"]
     assert (revoke["before"]["revoked"], revoke["after"]["revoked"]) == (False, True)
     assert verdict.ok

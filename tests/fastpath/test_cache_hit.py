@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.core.settings import Settings
 from gateway.fastpath.cache_hit import PropertyHitShortcut
 from gateway.public.authenticate import Credentials
+from gateway.public.permissions import Scope as PermissionScope
+from tests.support.audit import TEST_ACTOR
 from tests.support.public import PublicApp, insert_parcel, metric_value, public_app, write_tiers
 
 pytestmark = pytest.mark.integration
@@ -185,3 +187,28 @@ async def test_other_requests_under_the_prefix_are_left_to_fastapi(
     assert head.status_code == 405
     assert history.status_code == 200
     assert handed.count == 5
+
+
+async def test_a_key_without_properties_read_is_refused_even_on_a_hit(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with public_app(settings, tiers_file=_tiers(tmp_path)) as app:
+        await insert_parcel(app.resources, "12-346")
+        full = {"X-API-Key": await app.key(tier="quota")}
+        narrow_key = await app.plane.api_keys.create(
+            name="jobs only",
+            tier="quota",
+            user_uid="alice",
+            actor=TEST_ACTOR,
+            scopes=frozenset({PermissionScope.JOBS_READ}),
+        )
+        await app.client.get("/v1/properties/12-346", headers=full)  # now cached
+        handed = _HandOffs(app)
+        hit = await app.client.get("/v1/properties/12-346", headers=full)
+        refused = await app.client.get(
+            "/v1/properties/12-346", headers={"X-API-Key": narrow_key.secret}
+        )
+    assert hit.headers["x-cache"] == "HIT"
+    assert refused.status_code == 403
+    assert refused.json()["needed"] == "properties:read"
+    assert handed.count == 0  # the shortcut refused it, as the route would have

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, owner_of
-from gateway.api.external.public_deps import ActorDep, CallerDep, PlaneDep
+from gateway.api.external.public_deps import ActorDep, Caller, PlaneDep
+from gateway.api.external.requires import requires
 from gateway.core.errors import Forbidden
 from gateway.jobs.budget import CreditUsage, PeriodUsage
 from gateway.public.api_keys import IssuedKey
+from gateway.public.permissions import CALLER, Scope, parse_scopes, scopes_of
 from gateway.public.principal import PrincipalKind
 from gateway.public.repository.api_keys import ApiKeyRow
 
@@ -96,6 +98,9 @@ class KeyOut(BaseModel):
     name: str
     tier: str
     user_uid: str | None
+    scopes: list[str] | None = Field(
+        description="The key's scopes; null: whatever its owner's role allows"
+    )
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
@@ -118,6 +123,12 @@ class CreateKeyIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     tier: str | None = Field(default=None, max_length=32)
+    scopes: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="What the key may do (e.g. properties:read, jobs:write), within what "
+        "its owner may; omitted: follow the owner's role (a key making a key: its own)",
+    )
 
 
 def _key_out(row: ApiKeyRow) -> KeyOut:
@@ -126,6 +137,7 @@ def _key_out(row: ApiKeyRow) -> KeyOut:
         name=row.name,
         tier=row.tier,
         user_uid=row.user_uid,
+        scopes=row.scopes,
         created_at=row.created_at,
         rotated_at=row.rotated_at,
         revoked_at=row.revoked_at,
@@ -137,7 +149,7 @@ def _issued(issued: IssuedKey) -> IssuedKeyOut:
 
 
 @router.get("/me", summary="The caller, their tier, limits, today's usage and job credits")
-async def me(caller: CallerDep, jobs: JobsPlaneDep) -> MeOut:
+async def me(caller: Annotated[Caller, requires(CALLER)], jobs: JobsPlaneDep) -> MeOut:
     """Describe the caller."""
     p = caller.principal
     credits = None
@@ -161,7 +173,11 @@ async def me(caller: CallerDep, jobs: JobsPlaneDep) -> MeOut:
 
 @router.post("/api-keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(
-    body: CreateKeyIn, caller: CallerDep, actor: ActorDep, plane: PlaneDep, response: Response
+    body: CreateKeyIn,
+    caller: Annotated[Caller, requires(Scope.KEYS_WRITE)],
+    actor: ActorDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> IssuedKeyOut:
     """Create a key owned by the caller's user."""
     owner = plane.api_keys.require_owner(caller.principal)
@@ -169,12 +185,24 @@ async def create_key(
     if tier != caller.principal.tier.name and not caller.principal.is_admin:
         raise Forbidden("Only admins may create keys of another tier than their own")
     response.headers.update(_NO_STORE)
-    issued = await plane.api_keys.create(name=body.name, tier=tier, user_uid=owner, actor=actor)
+    p = caller.principal
+    issued = await plane.api_keys.create(
+        name=body.name,
+        tier=tier,
+        user_uid=owner,
+        actor=actor,
+        scopes=None if body.scopes is None else parse_scopes(body.scopes, "body", "scopes"),
+        # A key with scopes of its own limits the keys it makes; a signed-in user, or a
+        # key that follows its owner's role, is limited by that role alone.
+        creator=scopes_of(p) if p.kind is PrincipalKind.API_KEY and p.key_scopes else None,
+    )
     return _issued(issued)
 
 
 @router.get("/api-keys", summary="List the caller's API keys")
-async def list_keys(caller: CallerDep, plane: PlaneDep, response: Response) -> KeyList:
+async def list_keys(
+    caller: Annotated[Caller, requires(Scope.KEYS_READ)], plane: PlaneDep, response: Response
+) -> KeyList:
     """Keys of the caller's user, without secrets."""
     owner = plane.api_keys.require_owner(caller.principal)
     response.headers.update(_NO_STORE)
@@ -185,7 +213,11 @@ async def list_keys(caller: CallerDep, plane: PlaneDep, response: Response) -> K
     "/api-keys/{key_id}/rotate", summary="Replace a key's secret (the old one stops working)"
 )
 async def rotate_key(
-    key_id: KeyId, caller: CallerDep, actor: ActorDep, plane: PlaneDep, response: Response
+    key_id: KeyId,
+    caller: Annotated[Caller, requires(Scope.KEYS_WRITE)],
+    actor: ActorDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> IssuedKeyOut:
     """Rotate one of the caller's keys."""
     owner = plane.api_keys.require_owner(caller.principal)
@@ -195,7 +227,10 @@ async def rotate_key(
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke a key")
 async def revoke_key(
-    key_id: KeyId, caller: CallerDep, actor: ActorDep, plane: PlaneDep
+    key_id: KeyId,
+    caller: Annotated[Caller, requires(Scope.KEYS_WRITE)],
+    actor: ActorDep,
+    plane: PlaneDep,
 ) -> Response:
     """Revoke one of the caller's keys."""
     owner = plane.api_keys.require_owner(caller.principal)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.api.external.public_deps import ActorDep, AdminDep, PlaneDep
+from gateway.api.external.public_deps import ActorDep, Caller, PlaneDep
+from gateway.api.external.requires import requires
+from gateway.public.permissions import Scope
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -23,6 +27,11 @@ class PurgeOut(BaseModel):
 
 
 @router.post("/cache/purge", summary="Purge cached responses (admin role)")
-async def purge_cache(body: PurgeIn, admin: AdminDep, actor: ActorDep, plane: PlaneDep) -> PurgeOut:
+async def purge_cache(
+    body: PurgeIn,
+    admin: Annotated[Caller, requires(Scope.ADMIN_WRITE)],
+    actor: ActorDep,
+    plane: PlaneDep,
+) -> PurgeOut:
     """Delete cached responses matching the pattern, in every gateway process."""
     return PurgeOut(purged=await plane.cache.purge(body.pattern, actor=actor))

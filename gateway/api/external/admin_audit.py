@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from gateway.api.external.public_deps import AdminDep, PlaneDep
+from gateway.api.external.public_deps import Caller, PlaneDep
+from gateway.api.external.requires import requires
 from gateway.audit.service import AuditLog
 from gateway.kit.cursor import decode_cursor, encode_cursor
 from gateway.kit.field_errors import invalid_field
+from gateway.public.permissions import Scope
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -52,7 +54,7 @@ def _before_seq(cursor: str | None) -> int | None:
 
 @router.get("/audit", summary="The audit trail, newest first (admin role)")
 async def audit_trail(
-    admin: AdminDep,
+    admin: Annotated[Caller, requires(Scope.AUDIT_READ)],
     plane: PlaneDep,
     actor: Annotated[
         str | None,

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 from gateway.api.external.jobs import JobIdPath, parse_states
 from gateway.api.external.jobs_deps import JobsPlaneDep
-from gateway.api.external.public_deps import ActorDep, AdminDep, Caller
+from gateway.api.external.public_deps import ActorDep, Caller
+from gateway.api.external.requires import requires
 from gateway.jobs.models import JobKind, JobList, JobOut, JobState
+from gateway.public.permissions import Scope
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -45,7 +47,7 @@ def _reason(admin: Caller, reason: str | None) -> str:
 
 @router.get("/jobs", summary="Every owner's jobs, newest first (admin role)")
 async def list_all_jobs(
-    admin: AdminDep,
+    admin: Annotated[Caller, requires(Scope.ADMIN_READ)],
     plane: JobsPlaneDep,
     status: Annotated[str | None, Query(max_length=200)] = None,
     kind: JobKind | None = None,
@@ -65,14 +67,20 @@ async def list_all_jobs(
 
 
 @router.get("/jobs/{job_id}", summary="Any job (admin role)")
-async def get_any_job(job_id: JobIdPath, admin: AdminDep, plane: JobsPlaneDep) -> JobOut:
+async def get_any_job(
+    job_id: JobIdPath, admin: Annotated[Caller, requires(Scope.ADMIN_READ)], plane: JobsPlaneDep
+) -> JobOut:
     """One job of any owner."""
     return await plane.service.get(None, job_id)
 
 
 @router.patch("/jobs/{job_id}", summary="Force an open job's state, with a reason (admin role)")
 async def force_job_state(
-    job_id: JobIdPath, body: ForceStateIn, admin: AdminDep, actor: ActorDep, plane: JobsPlaneDep
+    job_id: JobIdPath,
+    body: ForceStateIn,
+    admin: Annotated[Caller, requires(Scope.ADMIN_WRITE)],
+    actor: ActorDep,
+    plane: JobsPlaneDep,
 ) -> JobOut:
     """End the job as cancelled, failed or expired; its pending items take that outcome."""
     reason = _reason(admin, body.reason)
@@ -82,7 +90,7 @@ async def force_job_state(
 @router.post("/jobs/{job_id}/cancel", summary="Cancel any open job (admin role)")
 async def admin_cancel_job(
     job_id: JobIdPath,
-    admin: AdminDep,
+    admin: Annotated[Caller, requires(Scope.ADMIN_WRITE)],
     actor: ActorDep,
     plane: JobsPlaneDep,
     body: AdminCancelIn | None = None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ResourcesDep
-from gateway.api.external.public_deps import ActorDep, AdminDep
+from gateway.api.external.public_deps import ActorDep, Caller
+from gateway.api.external.requires import requires
+from gateway.public.permissions import Scope
 from gateway.work.plane import routing_service
 from gateway.work.routing.router import RouteView
 from gateway.work.routing.service import RoutingService
@@ -82,14 +86,19 @@ async def _view(service: RoutingService) -> RoutingOut:
 
 
 @router.get("/routing", summary="Celery routes and their shares (admin role)")
-async def get_routing(admin: AdminDep, resources: ResourcesDep) -> RoutingOut:
+async def get_routing(
+    admin: Annotated[Caller, requires(Scope.ADMIN_READ)], resources: ResourcesDep
+) -> RoutingOut:
     """Every route with the share in force, and the latest changes."""
     return await _view(routing_service(resources))
 
 
 @router.put("/routing", summary="Change Celery routing shares (admin role)")
 async def put_routing(
-    body: RoutingIn, admin: AdminDep, actor: ActorDep, resources: ResourcesDep
+    body: RoutingIn,
+    admin: Annotated[Caller, requires(Scope.ADMIN_WRITE)],
+    actor: ActorDep,
+    resources: ResourcesDep,
 ) -> RoutingOut:
     """Set shares; every replica applies them within a second, to tasks enqueued after."""
     service = routing_service(resources)
@@ -114,7 +123,10 @@ class DrainOut(BaseModel):
 
 @router.post("/routing/drain", summary="Send a route's tasks back to native (admin role)")
 async def drain_routing(
-    body: DrainIn, admin: AdminDep, actor: ActorDep, resources: ResourcesDep
+    body: DrainIn,
+    admin: Annotated[Caller, requires(Scope.ADMIN_WRITE)],
+    actor: ActorDep,
+    resources: ResourcesDep,
 ) -> DrainOut:
     """Take a Celery route's lane off its live tasks (e.g. after removing the route)."""
     drained = await routing_service(resources).drain(body.route, actor=actor, loc=["body", "route"])

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.api.deps import ResourcesDep
-from gateway.api.external.public_deps import AdminDep
+from gateway.api.external.public_deps import Caller
+from gateway.api.external.requires import requires
 from gateway.core.readiness import check_readiness
 from gateway.core.resources import Resources
 from gateway.kit.status import ComponentStatus, State, overall
+from gateway.public.permissions import Scope
 from gateway.work.routing.health import celery_status
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -65,7 +67,9 @@ class StatusOut(BaseModel):
 
 
 @router.get("/status", summary="Health of the deployment's components (admin role)")
-async def get_status(admin: AdminDep, resources: ResourcesDep) -> StatusOut:
+async def get_status(
+    admin: Annotated[Caller, requires(Scope.ADMIN_READ)], resources: ResourcesDep
+) -> StatusOut:
     """Redis, PostgreSQL and the Celery side (workers, queue depths, results lag)."""
     found = await asyncio.gather(*(check(resources) for check in COMPONENTS))
     components = [c for group in found for c in group]

@@ -24,7 +24,12 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, OwnerDep
+from gateway.api.external.public_deps import Caller
+from gateway.api.external.requires import requires
+from gateway.api.permissions import declared
 from gateway.jobs.downloads import Download
+from gateway.public.permissions import LINK
+from gateway.public.permissions import Scope as Needs
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 log = structlog.get_logger("gateway.api.downloads")
@@ -80,6 +85,7 @@ class DownloadResponse(StreamingResponse):
     summary="A signed, expiring link to the job's results (CSV or NDJSON)",
 )
 async def issue_download(
+    _allowed: Annotated[Caller, requires(Needs.JOBS_READ)],
     job_id: str,
     owner: OwnerDep,
     plane: JobsPlaneDep,
@@ -103,7 +109,12 @@ async def issue_download(
     status_code=204,
     summary="Revoke every download link issued so far for the job",
 )
-async def revoke_downloads(job_id: str, owner: OwnerDep, plane: JobsPlaneDep) -> Response:
+async def revoke_downloads(
+    _allowed: Annotated[Caller, requires(Needs.JOBS_WRITE)],
+    job_id: str,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+) -> Response:
     """Make every earlier link of the caller's job answer 410."""
     await plane.downloads.revoke(owner, job_id)
     return Response(status_code=204)
@@ -115,6 +126,8 @@ async def revoke_downloads(job_id: str, owner: OwnerDep, plane: JobsPlaneDep) ->
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
-async def download(token: str, plane: JobsPlaneDep) -> DownloadResponse:
+async def download(
+    _link: Annotated[None, declared(LINK)], token: str, plane: JobsPlaneDep
+) -> DownloadResponse:
     """Stream the rows a signed link grants (403 tampered, 410 expired or revoked)."""
     return DownloadResponse(await plane.downloads.open(token))

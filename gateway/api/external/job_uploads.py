@@ -9,16 +9,19 @@ as large as JOB_UPLOAD_MAX_BYTES (`body_limits` in the public app factory).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, OwnerDep
+from gateway.api.external.public_deps import Caller
+from gateway.api.external.requires import requires
 from gateway.api.problems import problem_document
 from gateway.core.errors import GatewayError
 from gateway.jobs.batch import BatchEntry, BatchIn, BatchOut, BatchResult, submit_batch
 from gateway.jobs.models import JobCreated, JobOut
 from gateway.jobs.upload import read_upload, submit_upload
+from gateway.public.permissions import Scope
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -70,7 +73,12 @@ _UPLOAD_FORM: dict[str, Any] = {
         422: {"description": "Missing columns, bad rows (by line number), empty, over the cap"},
     },
 )
-async def upload_job(request: Request, owner: OwnerDep, plane: JobsPlaneDep) -> Response:
+async def upload_job(
+    _allowed: Annotated[Caller, requires(Scope.JOBS_WRITE)],
+    request: Request,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+) -> Response:
     """Read the file, validate every row, submit it as one job (201), or answer the open
     job this same content already made (200)."""
     upload = await read_upload(
@@ -118,7 +126,12 @@ def _retry_after(errors: list[GatewayError]) -> str | None:
 
 @router.post("/jobs/batch", summary="Submit several jobs, one outcome per job")
 async def submit_job_batch(
-    body: BatchIn, owner: OwnerDep, plane: JobsPlaneDep, request: Request, response: Response
+    _allowed: Annotated[Caller, requires(Scope.JOBS_WRITE)],
+    body: BatchIn,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+    request: Request,
+    response: Response,
 ) -> BatchOut:
     """Each spec is validated and submitted on its own: 200 with a 201 or a problem per
     spec, in order (a 503 before any job was created fails the whole request)."""

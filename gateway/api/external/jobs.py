@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from gateway.api.external.jobs_deps import JobsPlaneDep, OwnerDep
+from gateway.api.external.public_deps import Caller
+from gateway.api.external.requires import requires
 from gateway.jobs.models import (
     ItemList,
     ItemState,
@@ -23,6 +25,7 @@ from gateway.jobs.owner import Owner
 from gateway.jobs.plane import JobsPlane
 from gateway.jobs.spec import JobSpec, spec_from_body
 from gateway.kit.field_errors import invalid_field
+from gateway.public.permissions import Scope
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -44,7 +47,11 @@ def page_size(owner: Owner, limit: int | None) -> int:
 
 @router.post("/jobs", status_code=201, summary="Submit a job: refresh these parcels or parties")
 async def submit_job(
-    body: JobIn, owner: OwnerDep, plane: JobsPlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.JOBS_WRITE)],
+    body: JobIn,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+    response: Response,
 ) -> JobCreated:
     """Queue (or attach to already queued) tasks for every item; 201 with the estimate."""
     spec = await spec_of(plane, owner, body)
@@ -56,6 +63,7 @@ async def submit_job(
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
+    _allowed: Annotated[Caller, requires(Scope.JOBS_READ)],
     owner: OwnerDep,
     plane: JobsPlaneDep,
     response: Response,
@@ -101,7 +109,11 @@ def parse_states(status: str | None) -> list[JobState] | None:
 
 @router.get("/jobs/{job_id}", summary="A job's state, progress, timings and credits")
 async def get_job(
-    job_id: JobIdPath, owner: OwnerDep, plane: JobsPlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.JOBS_READ)],
+    job_id: JobIdPath,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+    response: Response,
 ) -> JobOut:
     """One of the caller's jobs (404 for anyone else's)."""
     response.headers.update(_NO_STORE)
@@ -110,6 +122,7 @@ async def get_job(
 
 @router.get("/jobs/{job_id}/items", summary="A job's items: state, attempts, last error")
 async def job_items(
+    _allowed: Annotated[Caller, requires(Scope.JOBS_READ)],
     job_id: JobIdPath,
     owner: OwnerDep,
     plane: JobsPlaneDep,
@@ -126,6 +139,11 @@ async def job_items(
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel an unfinished job")
-async def cancel_job(job_id: JobIdPath, owner: OwnerDep, plane: JobsPlaneDep) -> JobOut:
+async def cancel_job(
+    _allowed: Annotated[Caller, requires(Scope.JOBS_WRITE)],
+    job_id: JobIdPath,
+    owner: OwnerDep,
+    plane: JobsPlaneDep,
+) -> JobOut:
     """Pending items are cancelled and their tasks let go (409 if the job finished)."""
     return await plane.service.cancel(owner, job_id)

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from gateway.api.external.public_deps import PrincipalDep, admit, pre_admitted, public_plane
+from gateway.api.external.public_deps import admit, pre_admitted, public_plane
+from gateway.api.external.requires import authorized
 from gateway.api.external.served import served_response
 from gateway.kit.field_errors import invalid_field
 from gateway.public.origin import OriginRequest
+from gateway.public.permissions import Scope
 from gateway.public.principal import Principal
 from gateway.public.repository.parcels_read import SearchFilters
 
@@ -70,7 +72,7 @@ def _page_size(limit: int | None, cap: int) -> int:
 @router.get("/search", summary="Search parcels")
 async def search(
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, authorized(Scope.PROPERTIES_READ)],
     state: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$")] = None,
     county: Annotated[
         str | None, Query(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")
@@ -124,7 +126,11 @@ async def search(
 
 
 @router.get("/{parcel_id}", summary="One parcel's current record")
-async def get_property(request: Request, principal: PrincipalDep, parcel_id: ParcelId) -> Response:
+async def get_property(
+    request: Request,
+    principal: Annotated[Principal, authorized(Scope.PROPERTIES_READ)],
+    parcel_id: ParcelId,
+) -> Response:
     """The current record of a parcel."""
     return await _serve(request, property_request(parcel_id, principal, _request_id(request)))
 
@@ -132,7 +138,7 @@ async def get_property(request: Request, principal: PrincipalDep, parcel_id: Par
 @router.get("/{parcel_id}/history", summary="One parcel's accepted results, oldest first")
 async def get_history(
     request: Request,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, authorized(Scope.PROPERTIES_READ)],
     parcel_id: ParcelId,
     limit: Limit = None,
     cursor: Cursor = None,

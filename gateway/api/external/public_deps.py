@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from gateway.api.deps import plane_of
 from gateway.api.middleware.security_headers import RESPONSE_HEADERS_STATE
 from gateway.audit.actor import Actor
-from gateway.core.errors import Forbidden, GatewayError
+from gateway.core.errors import GatewayError
 from gateway.core.settings.tiers import Tier
 from gateway.public.authenticate import Credentials
 from gateway.public.plane import PublicPlane
@@ -70,10 +70,15 @@ PRE_ADMITTED_STATE = "public_pre_admitted"
 
 
 def pre_admitted(scope: Mapping[str, Any]) -> Caller | None:
-    """The caller the shortcut already admitted for this request, if any."""
+    """The caller the shortcut (or a dependency) already admitted for this request."""
     state = scope.get("state")
     caller = state.get(PRE_ADMITTED_STATE) if state else None
     return caller if isinstance(caller, Caller) else None
+
+
+def remember_admitted(scope: MutableMapping[str, Any], caller: Caller) -> None:
+    """Keep the admitted caller, so no other dependency of the request admits it again."""
+    scope.setdefault("state", {})[PRE_ADMITTED_STATE] = caller
 
 
 # Where the idempotency layer (`api/middleware/idempotency.py`) leaves the outcome of
@@ -141,20 +146,12 @@ async def get_caller(request: Request, plane: PlaneDep, principal: PrincipalDep)
     caller = pre_admitted(request.scope)
     if caller is not None:
         return caller
-    return Caller(principal, await admit(request.scope, plane, principal))
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-async def get_admin(caller: CallerDep) -> Caller:
-    """A caller with the admin role."""
-    if not caller.principal.is_admin:
-        raise Forbidden("This endpoint needs the admin role")
+    caller = Caller(principal, await admit(request.scope, plane, principal))
+    remember_admitted(request.scope, caller)  # for a `requires(...)` resolved after
     return caller
 
 
-AdminDep = Annotated[Caller, Depends(get_admin)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def get_actor(request: Request, plane: PlaneDep, caller: CallerDep) -> Actor:

@@ -24,7 +24,9 @@ from gateway.api.external.public_deps import Caller, admit, admit_key, client_ip
 from gateway.core.errors import BadRequest, Unauthorized
 from gateway.jobs.owner import Owner
 from gateway.public.authenticate import Credentials
+from gateway.public.permissions import Permission, Scope, allows, check
 from gateway.public.plane import PublicPlane
+from gateway.public.principal import PrincipalKind
 from gateway.public.ratelimit import Decision
 from gateway.streams.plane import StreamsPlane
 from gateway.streams.tickets import Ticket
@@ -49,6 +51,8 @@ class StreamGrant:
     owner: Owner
     ticket: Ticket | None
     decision: Decision
+    # Whether the caller holds watches:read (a socket may subscribe to parcel changes).
+    watches: bool = True
 
     def allows(self, job_id: str) -> bool:
         """Whether the grant covers `job_id` (ownership is checked when it is read)."""
@@ -57,7 +61,7 @@ class StreamGrant:
     def allows_watches(self) -> bool:
         """Whether the grant covers the owner's parcel changes (a ticket limited to
         some jobs does not)."""
-        return self.ticket is None or self.ticket.job_ids is None
+        return self.watches and (self.ticket is None or self.ticket.job_ids is None)
 
 
 async def stream_grant(
@@ -66,18 +70,27 @@ async def stream_grant(
     streams: StreamsPlane,
     ticket: str | None,
     *,
+    need: Permission,
     kind: str = "sse",
 ) -> StreamGrant:
     """Authenticate and admit a stream's caller from headers or `ticket` (401/403/429);
-    `kind` (sse, ws) labels the refusal metric."""
+    `need` is the route's declared permission (a ticket was checked for it when it was
+    issued); `kind` (sse, ws) labels the refusal metric."""
     refuse_query_credentials(scope.get("query_string", b""))
     credentials = Credentials.from_raw(scope["headers"])
     if ticket is None:
         principal = await public.authenticator.authenticate(
             credentials, client_ip_of(_headers(scope), scope.get("client"), public)
         )
+        if need.scope is not None and principal.kind is not PrincipalKind.ANONYMOUS:
+            check(principal, need.scope)  # anonymous callers: "jobs need an account"
         decision = await admit(scope, public, principal)
-        return StreamGrant(owner_of(Caller(principal, decision)), None, decision)
+        return StreamGrant(
+            owner_of(Caller(principal, decision)),
+            None,
+            decision,
+            watches=allows(principal, Scope.WATCHES_READ),
+        )
     if credentials.api_keys or credentials.authorizations:
         raise Unauthorized(
             "Send either a stream ticket or a credential header, not both",

@@ -16,16 +16,23 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import plane_of
 from gateway.api.external.jobs import JobIdPath
 from gateway.api.external.jobs_deps import OwnerDep
-from gateway.api.external.public_deps import public_plane
+from gateway.api.external.public_deps import Caller, public_plane
+from gateway.api.external.requires import requires
 from gateway.api.external.stream_auth import stream_grant
+from gateway.api.permissions import declared
 from gateway.api.sse import EventStreamResponse
 from gateway.core.errors import Forbidden
 from gateway.kit.field_errors import invalid_field
+from gateway.public.permissions import Scope, needs
 from gateway.public.plane import PublicPlane
 from gateway.streams.plane import StreamsPlane
 from gateway.streams.tickets import IssuedTicket
 
 router = APIRouter(prefix="/v1", tags=["streams"])
+
+# What following a job needs; `stream_grant` checks it (the route authenticates itself:
+# headers or a ticket, in front of FastAPI too).
+JOB_EVENTS = needs(Scope.JOBS_READ)
 
 # Our event ids are job sequence numbers; anything else is not ours to resume from.
 _MAX_EVENT_ID_DIGITS = 18
@@ -75,6 +82,7 @@ def parse_event_id(value: str | None, where: list[str]) -> int | None:
     },
 )
 async def job_events(
+    _need: Annotated[None, declared(JOB_EVENTS)],
     request: Request,
     job_id: JobIdPath,
     ticket: TicketQuery = None,
@@ -123,7 +131,7 @@ async def open_job_stream(
     query_id: str | None,
 ) -> Response:
     """Authenticate, take the places, start following: the response that streams."""
-    grant = await stream_grant(scope, public, streams, ticket)
+    grant = await stream_grant(scope, public, streams, ticket, need=JOB_EVENTS)
     if header_id is not None:
         resume = parse_event_id(header_id, ["header", "Last-Event-ID"])
     else:
@@ -173,7 +181,10 @@ class TicketIn(BaseModel):
     summary="A single-use ticket to open a stream without headers (browsers)",
 )
 async def create_stream_ticket(
-    request: Request, owner: OwnerDep, body: Annotated[TicketIn | None, Body()] = None
+    _allowed: Annotated[Caller, requires(Scope.JOBS_READ)],
+    request: Request,
+    owner: OwnerDep,
+    body: Annotated[TicketIn | None, Body()] = None,
 ) -> IssuedTicket:
     """Valid for STREAM_TICKET_TTL_S (60 s), once, for the caller's jobs (all, or those
     listed), on `GET /v1/jobs/{id}/events?ticket=` and `/v1/ws?ticket=` only."""

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from gateway.api.deps import plane_of
 from gateway.api.external.jobs import page_size
 from gateway.api.external.jobs_deps import owner_of
-from gateway.api.external.public_deps import CallerDep
+from gateway.api.external.public_deps import Caller, CallerDep
+from gateway.api.external.requires import requires
 from gateway.core.errors import Forbidden
 from gateway.jobs.owner import Owner
+from gateway.public.permissions import Scope
 from gateway.public.principal import PrincipalKind
 from gateway.watches.models import (
     WATCH_ID_PATTERN,
@@ -51,7 +53,11 @@ OwnerDep = Annotated[Owner, Depends(get_watch_owner)]
 
 @router.post("/watches", status_code=201, summary="Watch parcels for changes")
 async def create_watch(
-    body: WatchIn, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WATCHES_WRITE)],
+    body: WatchIn,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> WatchOut:
     """From now on, a committed result that changes a watched field of one of these
     parcels sends `parcel.changed` to your webhooks and subscribed sockets."""
@@ -63,7 +69,12 @@ async def create_watch(
 
 @router.get("/watches", summary="The caller's watches, newest first")
 async def list_watches(
-    owner: OwnerDep, plane: PlaneDep, response: Response, limit: Limit = None, cursor: Cursor = None
+    _allowed: Annotated[Caller, requires(Scope.WATCHES_READ)],
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
+    limit: Limit = None,
+    cursor: Cursor = None,
 ) -> WatchList:
     """A page of watches; follow `next_cursor` for the next one."""
     response.headers.update(_NO_STORE)
@@ -72,7 +83,11 @@ async def list_watches(
 
 @router.get("/watches/{watch_id}", summary="One watch")
 async def get_watch(
-    watch_id: WatchIdPath, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WATCHES_READ)],
+    watch_id: WatchIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> WatchOut:
     """One of the caller's watches."""
     response.headers.update(_NO_STORE)
@@ -80,13 +95,19 @@ async def get_watch(
 
 
 @router.delete("/watches/{watch_id}", status_code=204, summary="Stop watching")
-async def delete_watch(watch_id: WatchIdPath, owner: OwnerDep, plane: PlaneDep) -> None:
+async def delete_watch(
+    _allowed: Annotated[Caller, requires(Scope.WATCHES_WRITE)],
+    watch_id: WatchIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+) -> None:
     """The watch and its changes log are gone; no more `parcel.changed` for it."""
     await plane.service.delete(owner, watch_id)
 
 
 @router.get("/watches/{watch_id}/changes", summary="A watch's changes, newest first")
 async def list_changes(
+    _allowed: Annotated[Caller, requires(Scope.WATCHES_READ)],
     watch_id: WatchIdPath,
     owner: OwnerDep,
     plane: PlaneDep,

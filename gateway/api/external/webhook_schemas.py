@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
-from gateway.api.external.public_deps import get_caller
+from gateway.api.external.requires import requires
 from gateway.core.errors import NotFound
+from gateway.public.permissions import Scope
 from gateway.webhooks.payload_schemas import SCHEMA_NAMES, schema_bytes
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -28,7 +29,7 @@ _CACHE = {"Cache-Control": "public, max-age=3600"}
     response_class=Response,
     responses={200: {"content": {"application/schema+json": {}}}},
     # Authenticated (or anonymous) and admitted by the limiter like every public route.
-    dependencies=[Depends(get_caller)],
+    dependencies=[requires(Scope.WEBHOOKS_READ)],
 )
 async def webhook_schema(name: SchemaName) -> Response:
     """The envelope schema or one it refers to (`$ref`s are relative to its `$id`)."""

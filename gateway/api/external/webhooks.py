@@ -11,10 +11,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from gateway.api.deps import plane_of
 from gateway.api.external.jobs import page_size
 from gateway.api.external.jobs_deps import owner_of
-from gateway.api.external.public_deps import CallerDep
+from gateway.api.external.public_deps import Caller, CallerDep
+from gateway.api.external.requires import requires
 from gateway.core.errors import Forbidden
 from gateway.jobs.owner import Owner
 from gateway.kit.field_errors import invalid_field
+from gateway.public.permissions import Scope
 from gateway.public.principal import PrincipalKind
 from gateway.webhooks.models import (
     DELIVERY_ID_PATTERN,
@@ -78,7 +80,11 @@ def parse_delivery_states(status: str | None) -> list[DeliveryState] | None:
     "/webhooks", status_code=201, summary="Register a webhook endpoint (its secret shown once)"
 )
 async def create_webhook(
-    body: WebhookEndpointIn, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
+    body: WebhookEndpointIn,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> WebhookEndpointCreated:
     """The URL must be one the gateway may call (https in production, a public host);
     the answer carries the signing secret, which no later read shows."""
@@ -90,7 +96,12 @@ async def create_webhook(
 
 @router.get("/webhooks", summary="The caller's webhook endpoints, newest first")
 async def list_webhooks(
-    owner: OwnerDep, plane: PlaneDep, response: Response, limit: Limit = None, cursor: Cursor = None
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_READ)],
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
+    limit: Limit = None,
+    cursor: Cursor = None,
 ) -> WebhookEndpointList:
     """A page of endpoints (no secrets); follow `next_cursor` for the next one."""
     response.headers.update(_NO_STORE)
@@ -99,7 +110,11 @@ async def list_webhooks(
 
 @router.get("/webhooks/{endpoint_id}", summary="One webhook endpoint")
 async def get_webhook(
-    endpoint_id: EndpointIdPath, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_READ)],
+    endpoint_id: EndpointIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> WebhookEndpointOut:
     """One of the caller's endpoints (no secret)."""
     response.headers.update(_NO_STORE)
@@ -108,14 +123,23 @@ async def get_webhook(
 
 @router.patch("/webhooks/{endpoint_id}", summary="Change an endpoint's URL, events or state")
 async def update_webhook(
-    endpoint_id: EndpointIdPath, body: WebhookEndpointPatch, owner: OwnerDep, plane: PlaneDep
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
+    endpoint_id: EndpointIdPath,
+    body: WebhookEndpointPatch,
+    owner: OwnerDep,
+    plane: PlaneDep,
 ) -> WebhookEndpointOut:
     """Only the given fields change; `enabled: true` re-enables a disabled endpoint."""
     return await plane.service.update(owner, endpoint_id, body)
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204, summary="Delete an endpoint")
-async def delete_webhook(endpoint_id: EndpointIdPath, owner: OwnerDep, plane: PlaneDep) -> None:
+async def delete_webhook(
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
+    endpoint_id: EndpointIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+) -> None:
     """The endpoint and its deliveries log are gone; nothing more is sent to it."""
     await plane.service.delete(owner, endpoint_id)
 
@@ -125,7 +149,11 @@ async def delete_webhook(endpoint_id: EndpointIdPath, owner: OwnerDep, plane: Pl
     summary="Replace the signing secret (the old one signs alongside for an overlap)",
 )
 async def rotate_webhook_secret(
-    endpoint_id: EndpointIdPath, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
+    endpoint_id: EndpointIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> WebhookSecretRotated:
     """The new secret, shown only here; deliveries carry a signature by each secret until
     `previous_secret_expires_at`."""
@@ -135,6 +163,7 @@ async def rotate_webhook_secret(
 
 @router.get("/webhooks/{endpoint_id}/deliveries", summary="An endpoint's deliveries log")
 async def list_deliveries(
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_READ)],
     endpoint_id: EndpointIdPath,
     owner: OwnerDep,
     plane: PlaneDep,
@@ -159,6 +188,7 @@ async def list_deliveries(
 
 @router.get("/webhooks/{endpoint_id}/deliveries/{delivery_id}", summary="One delivery")
 async def get_delivery(
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_READ)],
     endpoint_id: EndpointIdPath,
     delivery_id: DeliveryIdPath,
     owner: OwnerDep,
@@ -176,6 +206,7 @@ async def get_delivery(
     summary="Send a delivery again (same webhook-id)",
 )
 async def redeliver(
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
     endpoint_id: EndpointIdPath,
     delivery_id: DeliveryIdPath,
     owner: OwnerDep,
@@ -194,7 +225,11 @@ async def redeliver(
     summary="Send a webhook.test event through the delivery path",
 )
 async def send_test_event(
-    endpoint_id: EndpointIdPath, owner: OwnerDep, plane: PlaneDep, response: Response
+    _allowed: Annotated[Caller, requires(Scope.WEBHOOKS_WRITE)],
+    endpoint_id: EndpointIdPath,
+    owner: OwnerDep,
+    plane: PlaneDep,
+    response: Response,
 ) -> DeliveryOut:
     """A `webhook.test` delivery, pending: follow it at `Location`."""
     delivery = await plane.service.send_test(owner, endpoint_id)

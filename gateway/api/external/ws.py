@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import time
 from enum import IntEnum
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from gateway.api.external.stream_auth import StreamGrant, stream_grant
+from gateway.api.permissions import declared
 from gateway.api.ws_messages import (
     HEARTBEAT,
     ClientMessage,
@@ -55,6 +57,7 @@ from gateway.core.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from gateway.public.permissions import MissingScope, Scope, needs
 from gateway.public.plane import PublicPlane
 from gateway.streams.connection import StreamConnection
 from gateway.streams.follow import Frame
@@ -64,6 +67,10 @@ from gateway.streams.plane import StreamsPlane
 log = structlog.get_logger("gateway.streams.ws")
 
 router = APIRouter(prefix="/v1", tags=["streams"])
+
+# What opening a socket needs; `stream_grant` checks it (after the socket is accepted,
+# so a refusal is a close code). Subscribing to parcel watches needs watches:read too.
+SOCKET = needs(Scope.JOBS_READ)
 
 # A close frame's reason is at most 123 bytes (RFC 6455 5.5: 125 with the code).
 _MAX_REASON_BYTES = 123
@@ -116,7 +123,7 @@ def close_code(exc: GatewayError) -> CloseCode:
 
 
 @router.websocket("/ws")
-async def job_socket(websocket: WebSocket) -> None:
+async def job_socket(websocket: WebSocket, _need: Annotated[None, declared(SOCKET)]) -> None:
     """Follow any number of the caller's jobs (up to WS_MAX_SUBSCRIPTIONS) at once.
 
     Credentials as headers, or `?ticket=` from POST /v1/stream-tickets (browsers).
@@ -128,10 +135,12 @@ async def job_socket(websocket: WebSocket) -> None:
     ticket = websocket.query_params.get("ticket")
     try:
         # A refused ticket is counted there (an oversized one is malformed).
-        grant = await stream_grant(websocket.scope, public, streams, ticket, kind="ws")
+        grant = await stream_grant(websocket.scope, public, streams, ticket, kind="ws", need=SOCKET)
     except GatewayError as exc:
-        # Forbidden here is an anonymous caller (jobs need an account): authenticate.
-        code = CloseCode.UNAUTHORIZED if isinstance(exc, Forbidden) else close_code(exc)
+        # Forbidden here is an anonymous caller (jobs need an account): authenticate;
+        # a missing scope is a refusal like any other.
+        anonymous = isinstance(exc, Forbidden) and not isinstance(exc, MissingScope)
+        code = CloseCode.UNAUTHORIZED if anonymous else close_code(exc)
         await _close(websocket, code, exc.detail)
         return
     except Exception:
@@ -217,7 +226,10 @@ class SocketSession:
         elif isinstance(message, SubscribeWatches):
             if not self.grant.allows_watches():
                 self.connection.metrics.refused.labels("ws", "ticket").inc()
-                raise Forbidden("This stream ticket covers some jobs only, not your watches")
+                raise Forbidden(
+                    "This credential may not follow watches (a ticket for some jobs only,"
+                    " or no watches:read scope)"
+                )
             await self.connection.follow_watches()
             await self._send([watches_subscribed()])
         elif isinstance(message, UnsubscribeWatches):

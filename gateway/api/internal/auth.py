@@ -12,10 +12,13 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from gateway.api.internal.plane import WorkerPlaneDep
+from gateway.api.permissions import declares
 from gateway.core.errors import Forbidden
+from gateway.public.permissions import PRODUCER, WORKER
 from gateway.work.tokens import WorkerPrincipal
 
 
+@declares(WORKER)
 async def authenticate_worker(
     plane: WorkerPlaneDep,
     x_worker_token: Annotated[str | None, Header(include_in_schema=True)] = None,
@@ -27,6 +30,7 @@ async def authenticate_worker(
 WorkerDep = Annotated[WorkerPrincipal, Depends(authenticate_worker)]
 
 
+@declares(PRODUCER)
 async def require_producer(principal: WorkerDep) -> WorkerPrincipal:
     """The principal, if its token may enqueue."""
     if not principal.is_producer:

@@ -22,11 +22,13 @@ class ApiKeyRow:
     rotated_at: datetime | None
     revoked_at: datetime | None
     owner_role: str | None
+    # Scope names chosen at creation; None: the key follows its owner's role.
+    scopes: list[str] | None = None
 
 
 _SELECT = (
     "SELECT k.id, k.name, k.secret_hash, k.tier, k.user_uid, k.created_at, k.rotated_at, "
-    "k.revoked_at, u.role FROM api_keys k LEFT JOIN users u ON u.uid = k.user_uid"
+    "k.revoked_at, u.role, k.scopes FROM api_keys k LEFT JOIN users u ON u.uid = k.user_uid"
 )
 
 
@@ -38,14 +40,22 @@ async def insert(
     secret_hash: bytes,
     tier: str,
     user_uid: str | None,
+    scopes: list[str] | None = None,
 ) -> ApiKeyRow:
     """Store a new key."""
     await session.execute(
         text(
-            "INSERT INTO api_keys (id, name, secret_hash, tier, user_uid) "
-            "VALUES (:id, :name, :hash, :tier, :uid)"
+            "INSERT INTO api_keys (id, name, secret_hash, tier, user_uid, scopes) "
+            "VALUES (:id, :name, :hash, :tier, :uid, :scopes)"
         ),
-        {"id": key_id, "name": name, "hash": secret_hash, "tier": tier, "uid": user_uid},
+        {
+            "id": key_id,
+            "name": name,
+            "hash": secret_hash,
+            "tier": tier,
+            "uid": user_uid,
+            "scopes": scopes,
+        },
     )
     row = await get(session, key_id)
     assert row is not None

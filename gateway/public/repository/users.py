@@ -66,3 +66,14 @@ async def set_field(session: AsyncSession, uid: str, field: str, value: str) -> 
         {"uid": uid, "value": value},
     )
     return UserRow(*result.one())
+
+
+async def lock_admins(session: AsyncSession) -> None:
+    """Serialise changes that could leave no admin (held until the transaction ends)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('gateway.users.admins'))"))
+
+
+async def count_admins(session: AsyncSession) -> int:
+    """How many users have the stored role `admin`."""
+    result = await session.execute(text("SELECT count(*) FROM users WHERE role = 'admin'"))
+    return int(result.scalar_one())

@@ -20,7 +20,7 @@ from gateway.public.principal import Role, parse_role
 
 # When a role claim is a list (Keycloak's `realm_access.roles`), the most capable
 # gateway role in it applies; other entries (the IdP's own roles) are ignored.
-_ROLE_ORDER = (Role.ADMIN, Role.SERVICE, Role.USER)
+_ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.SERVICE, Role.USER)
 
 
 @dataclass(frozen=True, slots=True)
