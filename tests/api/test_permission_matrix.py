@@ -233,7 +233,7 @@ def _expect_allowed(need: str, credential: Credential) -> bool:
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]) -> int:
-    body = {} if method in {"POST", "PUT", "PATCH"} else None
+    body: dict[str, object] | None = {} if method in {"POST", "PUT", "PATCH"} else None
     response = await client.request(method, _path(path), headers=headers, json=body)
     return response.status_code
 
