@@ -56,7 +56,7 @@ def test_embedded_backends_that_cannot_start_are_one_line(
     from gateway.embedded.errors import EmbeddedBackendError
 
     @contextlib.contextmanager
-    def failing(settings: object) -> Iterator[None]:
+    def failing(settings: object, **_: object) -> Iterator[None]:
         raise EmbeddedBackendError("embedded mode needs the embedded extra")
         yield
 
