@@ -3,6 +3,7 @@ jobs, API keys, watches, and problem documents as `GatewayError`s."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -41,7 +42,7 @@ async def test_a_property_reads_back_typed_after_a_worker_scraped_it(
     assert found.parcel_id == "sdk-1"
     assert found.tax_amount_due == Decimal("1234.50")  # exact, from the API's string
     assert found.assessed_value == Decimal("125000.00")
-    assert found.auction_date is not None and found.auction_date.isoformat() == "2027-03-01"
+    assert found.auction_date == date(2027, 3, 1)
     assert found.extra == {"zoning": "R1"}
     history = [entry async for entry in gw.properties.history("sdk-1")]
     assert [entry.parcel_id for entry in history] == ["sdk-1"]
