@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from taxlien_gateway import Client, Retry
+from taxlien_gateway._call import call
 from taxlien_gateway._sse import FollowState, SseMessage, SseParser
 from taxlien_gateway.ratelimit import parse_rate_limit, parse_retry_after
 from taxlien_gateway.retry import RetryPolicy
@@ -65,3 +67,25 @@ def test_shutdown_keeps_the_last_id_and_the_retry_hint_paces_reconnects() -> Non
     assert state.headers()["Last-Event-ID"] == "7"
     state.failures = 3
     assert state.reconnect_delay_s() == 2.0  # 0.5 s doubled per fruitless reconnect
+
+
+def test_a_503_is_retried_after_its_retry_after_and_a_delete_is_not_resent() -> None:
+    answers = [httpx.Response(503, headers={"retry-after": "0"}), httpx.Response(204)]
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return answers.pop(0)
+
+    seen: list[Retry] = []
+    http = httpx.Client(base_url="http://gateway.test", transport=httpx.MockTransport(handler))
+    with http, Client(http_client=http, api_key="tlk_x", on_retry=seen.append) as gw:
+        assert gw.send(call("POST", "/v1/things", None)) is None
+    assert [(r.status, r.delay_s) for r in seen] == [(503, 0.0)]
+    assert sent[0].headers["idempotency-key"] == sent[1].headers["idempotency-key"]
+
+    read_error = httpx.ReadError("lost")
+    policy = RetryPolicy()
+    assert policy.delay_after_error(1, "DELETE", read_error) is None  # it may have acted
+    assert policy.delay_after_error(1, "DELETE", httpx.ConnectError("refused")) is not None
+    assert policy.delay_after_error(1, "POST", read_error) is not None  # same key: replayed
