@@ -413,10 +413,16 @@ class AsyncApiKeys:
         self._c = client
 
     async def create(
-        self, name: str, *, tier: str | None = None, idempotency_key: str | None = None
+        self,
+        name: str,
+        *,
+        tier: str | None = None,
+        scopes: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> IssuedApiKey:
-        """A new key of the caller's user; its secret (`key`) is shown only here."""
-        return await self._c.send(ops.create_api_key(name, tier, idempotency_key))
+        """A new key of the caller's user (`scopes`: what it may do, within what its
+        owner may); its secret (`key`) is shown only here."""
+        return await self._c.send(ops.create_api_key(name, tier, scopes, idempotency_key))
 
     async def list(self) -> list[ApiKey]:
         """The caller's keys, newest first, without secrets."""

@@ -61,11 +61,12 @@ def me() -> Call[Me]:
     return call("GET", "/v1/me", Me)
 
 
-def create_api_key(name: str, tier: str | None, key: str | None) -> Call[IssuedApiKey]:
+def create_api_key(
+    name: str, tier: str | None, scopes: Sequence[str] | None, key: str | None
+) -> Call[IssuedApiKey]:
     """`POST /v1/api-keys`."""
-    return call(
-        "POST", "/v1/api-keys", IssuedApiKey, json=_body(name=name, tier=tier), idempotency_key=key
-    )
+    body = _body(name=name, tier=tier, scopes=None if scopes is None else list(scopes))
+    return call("POST", "/v1/api-keys", IssuedApiKey, json=body, idempotency_key=key)
 
 
 def list_api_keys() -> Call[ApiKeyList]:

@@ -62,6 +62,7 @@ class ApiKey(Model):
     name: str
     tier: str
     user_uid: str | None = None
+    scopes: list[str] | None = None  # null: whatever its owner's role allows
     created_at: datetime
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None
