@@ -2,9 +2,11 @@
 # Create .venv with Python 3.11+ and install the project (plus extras given as $1,
 # e.g. "dev,embedded") at the exact, hash-checked versions of requirements/*.lock, then
 # the project itself without re-resolving. With dev, bench or embedded it also installs the
-# worker client (clients/worker, its own distribution: the server does not depend on it;
-# the tests, the benchmarks and `gateway demo`'s example worker do; its dependencies,
-# httpx and sniffio, are in every lock). Re-installs only when a pyproject.toml or the lock changed
+# two client packages, each its own distribution the server does not depend on: the
+# worker client (clients/worker; the tests, the benchmarks and `gateway demo`'s example
+# worker use it) and the API client, the Python SDK (clients/python; its tests run
+# against a real gateway). Their dependencies, httpx, pydantic and sniffio, are in every
+# lock. Re-installs only when a pyproject.toml or the lock changed
 # since the last install. Packages no longer in the lock are not removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,9 +39,9 @@ case ",$extras," in
 esac
 specs=(-e "$spec")
 case ",$extras," in
-  *,dev,* | *,bench,* | *,embedded,*) specs+=(-e clients/worker) ;;
+  *,dev,* | *,bench,* | *,embedded,*) specs+=(-e clients/worker -e clients/python) ;;
 esac
-stamp=".venv/.installed-$(cat pyproject.toml clients/worker/pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
+stamp=".venv/.installed-$(cat pyproject.toml clients/worker/pyproject.toml clients/python/pyproject.toml "$lock" | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet --require-hashes -r "$lock"
