@@ -19,6 +19,7 @@ would be wrong about every error. `build_document` therefore, once per app:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -51,6 +52,22 @@ SECURITY_SCHEMES: dict[Audience, dict[str, dict[str, Any]]] = {
     },
     Audience.PARCEL: {"workerToken": {"type": "apiKey", "in": "header", "name": "X-Worker-Token"}},
     Audience.PARTY: {"workerToken": {"type": "apiKey", "in": "header", "name": "X-Worker-Token"}},
+}
+
+# Before OpenAPI 3.2 (`itemSchema`), an event stream's `schema` describes one event.
+_EVENT_STREAM = "text/event-stream"
+SERVER_SENT_EVENT = "ServerSentEvent"
+_SERVER_SENT_EVENT_SCHEMA: dict[str, Any] = {
+    "title": SERVER_SENT_EVENT,
+    "description": "One Server-Sent Event; `data` is a JSON document (see the job events "
+    "schema), `id` what to resume after (`Last-Event-ID`).",
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "examples": ["snapshot", "job.progress"]},
+        "data": {"type": "string"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
 }
 
 _TAGS: dict[str, str] = {
@@ -124,6 +141,10 @@ def _complete(
         for code, response in responses.items():
             if code.startswith("2"):
                 response.setdefault("headers", {})["Idempotent-Replayed"] = _REPLAYED_HEADER
+    for response in responses.values():
+        stream = response.get("content", {}).get(_EVENT_STREAM)
+        if stream is not None:
+            stream["schema"] = {"$ref": "#/components/schemas/" + SERVER_SENT_EVENT}
     # The worker token is a credential (a security scheme below), not a parameter.
     parameters = [p for p in parameters if p.get("name", "").lower() != _CREDENTIAL_PARAMETER]
     if parameters:
@@ -187,7 +208,10 @@ def build_document(app: FastAPI, audience: Audience, *, anonymous: bool) -> dict
                 # Ids are function names: two operations with one would collide in SDKs.
                 raise ValueError(f"operation id {operation['operationId']} used twice")
     components = document.setdefault("components", {})
-    components.setdefault("schemas", {}).update(SCHEMAS)
+    schemas = components.setdefault("schemas", {})
+    schemas.update(SCHEMAS)
+    if _EVENT_STREAM in json.dumps(document["paths"]):
+        schemas[SERVER_SENT_EVENT] = _SERVER_SENT_EVENT_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES[audience]
     _drop_unused_schemas(document)
     used = {

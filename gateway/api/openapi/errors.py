@@ -64,7 +64,13 @@ _SERVICE_ERRORS: dict[str, dict[int, str]] = {
         410: "The job no longer exists, or the link was revoked",
     },
     "create_stream_ticket": {404: "A job the ticket should cover does not exist"},
-    "job_events": {403: "The stream ticket does not cover this job"},
+    # Authenticated inside the route (a stream ticket, or credentials as elsewhere).
+    "job_events": {
+        400: "A long-lived credential was put in the query string",
+        401: "Missing, invalid or expired ticket or credentials, or both sent",
+        403: "The stream ticket does not cover this job",
+        429: "Rate limit or daily quota exceeded; retry after `Retry-After`",
+    },
     "create_webhook": {403: "Webhooks are not part of the caller's tier"},
     "create_watch": {403: "Parcel watches are not part of the caller's tier"},
     "redeliver": {409: "The delivery cannot be redelivered in its current state"},
@@ -92,6 +98,8 @@ def errors_for(route: APIRoute) -> dict[int, str]:
     body = any(node.body_params for node in tree)
     path = any(node.path_params for node in tree)
     if body:
+        # FastAPI's own answer to a body it cannot decode at all (not UTF-8).
+        errors[400] = "The body cannot be parsed"
         errors[413] = "The request body exceeds the configured limit (MAX_BODY_BYTES)"
     if body or path or any(node.query_params or node.header_params for node in tree):
         errors[422] = "A parameter or the body failed validation (`errors` lists the fields)"

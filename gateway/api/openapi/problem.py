@@ -72,7 +72,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "loc": {
                 "type": "array",
-                "items": {"type": "string"},
+                # A field name, or the index of a list item (`["body", "items", 0]`).
+                "items": {"type": ["string", "integer"]},
                 "description": "Where: `body`, `query`, `path` or `header`, then the field",
                 "examples": [["query", "limit"]],
             },
