@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.core.audience import Audience
-from tests.conftest import ClientFactory
+from gateway.core.resources import Resources
+from tests.conftest import FACTORIES, ClientFactory, app_client
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +76,13 @@ async def test_worker_operations_take_the_token_as_a_credential(
     assert "x-worker-token" not in names
     ids = [operation["operationId"] for _, _, operation in _operations(document)]
     assert len(ids) == len(set(ids))
+
+
+async def test_the_yaml_document_follows_the_docs_setting(resources: Resources) -> None:
+    resources.settings = resources.settings.model_copy(update={"public_docs_enabled": False})
+    async with app_client(FACTORIES[Audience.PUBLIC](resources)) as public:
+        assert (await public.get("/openapi.yaml")).status_code == 404
+    async with app_client(FACTORIES[Audience.PARCEL](resources)) as parcel:
+        response = await parcel.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert yaml.safe_load(response.text)["info"]["title"] == "Tax-lien gateway: parcel workers"
