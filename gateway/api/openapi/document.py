@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.responses import Response
 
 from gateway.api.openapi.errors import errors_for
-from gateway.api.openapi.problem import SCHEMAS, problem_response
+from gateway.api.openapi.problem import LIMIT_HEADERS, SCHEMAS, problem_response
 from gateway.core.audience import Audience
 from gateway.public.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.public.idempotency import MAX_KEY_LENGTH
@@ -97,6 +97,12 @@ _IDEMPOTENCY_ERRORS = {
     409: "Another request with this `Idempotency-Key` is still being processed",
     422: "The `Idempotency-Key` was used for a different request (or a field is invalid)",
 }
+# Set on every answer of every port by the request context (gateway/api/middleware/).
+_REQUEST_ID_HEADER = {
+    "description": "The request's id, as logged (the client's own, if it sent a valid one)",
+    "required": True,
+    "schema": {"type": "string"},
+}
 _REPLAYED_HEADER = {
     "description": "`true` when this is the stored answer of an earlier request with the key",
     "schema": {"type": "string", "enum": ["true"]},
@@ -159,6 +165,13 @@ def _complete(
     }
     for status, description in sorted({**errors, **declared}.items()):
         responses[str(status)] = problem_response(status, description)
+    admitted = 429 in errors and audience is Audience.PUBLIC
+    for code, response in responses.items():
+        headers = response.setdefault("headers", {})
+        headers["X-Request-ID"] = _REQUEST_ID_HEADER
+        if admitted and code.startswith("2"):
+            # Every answer the limiter admitted carries the allowance.
+            headers.update(LIMIT_HEADERS)
     # Every operation says what it needs, none included (`[]`: no credentials).
     operation["security"] = (
         _security(audience, anonymous and audience is Audience.PUBLIC)

@@ -97,17 +97,15 @@ _RATELIMIT_POLICY = {
     "schema": {"type": "string"},
 }
 
+LIMIT_HEADERS = {"RateLimit": _RATELIMIT, "RateLimit-Policy": _RATELIMIT_POLICY}
+
 
 def response_headers(status: int) -> dict[str, Any]:
     """The headers an error answer of `status` carries, as OpenAPI header objects."""
     if status == 429:
         # Every 429 says when to retry; the limiter's also carry the RateLimit fields
         # (a blocked address's 429 does not: no limiter ran).
-        return {
-            "Retry-After": {**_RETRY_AFTER, "required": True},
-            "RateLimit": _RATELIMIT,
-            "RateLimit-Policy": _RATELIMIT_POLICY,
-        }
+        return {"Retry-After": {**_RETRY_AFTER, "required": True}, **LIMIT_HEADERS}
     if status == 503:
         return {"Retry-After": _RETRY_AFTER}
     return {}
