@@ -44,7 +44,15 @@ from tests.support.jobs import PLATFORMS
 from tests.support.streams import served
 from tests.support.work import make_token
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Schemathesis' negative strategies call `random` themselves (its issue, not ours);
+    # Hypothesis warns about that now and then, and warnings are errors here.
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 CHECKS = [
     not_a_server_error,
