@@ -244,6 +244,15 @@ def _tag_order(tag: str) -> tuple[int, str]:
     return (order.index(tag) if tag in order else len(order), tag)
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a shared object out in full each time: the document reuses one header or
+    parameter object across operations, and YAML anchors (`&id001`) would puzzle readers
+    and some generators."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def install_openapi(app: FastAPI, audience: Audience, *, anonymous: bool) -> None:
     """Make `build_document` the app's document (`/openapi.json`, `/docs`) and serve it
     as YAML too (`/openapi.yaml`), when the app serves its document at all."""
@@ -260,7 +269,7 @@ def install_openapi(app: FastAPI, audience: Audience, *, anonymous: bool) -> Non
 
     async def openapi_yaml(request: Request) -> Response:
         if not rendered:
-            text = yaml.safe_dump(openapi(), sort_keys=False, allow_unicode=True)
+            text = yaml.dump(openapi(), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
             rendered.append(text.encode())
         return Response(rendered[0], media_type=YAML_MEDIA_TYPE)
 

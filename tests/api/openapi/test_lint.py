@@ -24,8 +24,9 @@ async def test_the_ports_documents_lint_clean(
     assert as_json.status_code == 200
     assert as_yaml.status_code == 200
     assert as_yaml.headers["content-type"] == "application/yaml"
-    # The two are the same document.
+    # The two are the same document, written out in full (no YAML anchors).
     assert yaml.safe_load(as_yaml.text) == as_json.json()
+    assert "&id" not in as_yaml.text
     for name, body in (("openapi.json", as_json.text), ("openapi.yaml", as_yaml.text)):
         path = tmp_path / f"{audience.value}-{name}"
         path.write_text(body)
