@@ -32,6 +32,7 @@ from gateway.api import ops
 from gateway.api.middleware.query_text import QueryTextGuard
 from gateway.api.middleware.request_context import RequestContextMiddleware
 from gateway.api.middleware.security_headers import SecurityHeaders
+from gateway.api.openapi import install_openapi, operation_id
 from gateway.api.problems import install_problem_handlers
 from gateway.core.audience import Audience
 from gateway.core.observability.http_metrics import HttpMetrics
@@ -97,6 +98,7 @@ def build_app(
         docs_url="/docs" if docs_enabled else None,
         redoc_url=None,
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
         # FastAPI's OpenTelemetry bridge checks the environment and the global providers
         # on every request (about a quarter of the /health cost); tracing is not wired.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -105,6 +107,8 @@ def build_app(
     app.state.audience = audience
     app.state.planes = {plane.name: plane for plane in planes}
     install_problem_handlers(app)
+    # The documents describe the problem answers, credentials and idempotency keys too.
+    install_openapi(app, audience, anonymous=resources.settings.anonymous_tier is not None)
     http_metrics = HttpMetrics(resources.metrics.registry(audience))
     for router in (ops.router, *routers):
         app.include_router(router)

@@ -108,8 +108,10 @@ Outcome = Literal["accepted", "duplicate", "rejected"]
 class ResultOutcome(BaseModel):
     """What became of one submitted result."""
 
-    task_id: str | None
-    lease_id: str | None
+    # Absent from the answer (which omits nulls) for an item that named none, such as
+    # one that is not an object at all.
+    task_id: str | None = None
+    lease_id: str | None = None
     outcome: Outcome
     reason: Literal["stale_lease", "not_lease_holder", "invalid"] | None = None
     errors: list[dict[str, Any]] | None = None
