@@ -30,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 UNROUTED: dict[str, Permission] = {
     "/health": PUBLIC,
     "/openapi.json": PUBLIC,
+    "/openapi.yaml": PUBLIC,
     "/docs": PUBLIC,
     "/docs/oauth2-redirect": PUBLIC,
 }

@@ -12,7 +12,7 @@ request; the other finds the admitted caller in the request state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Depends, Request
 
@@ -31,6 +31,9 @@ from gateway.public.principal import Principal
 class _Checked:
     """Authenticate and check; the permission `gateway.api.permissions` reads."""
 
+    # Whether the dependency also admits the request (asks the limiter: a 429 then).
+    admits: ClassVar[bool] = False
+
     def __init__(self, permission: Permission) -> None:
         if permission.access not in {Access.SCOPE, Access.CALLER}:
             raise ValueError(f"not a caller permission: {permission.label}")
@@ -48,6 +51,8 @@ class _Authorized(_Checked):
 
 
 class _Required(_Checked):
+    admits = True
+
     async def __call__(self, request: Request, principal: PrincipalDep) -> Caller:
         self._check(principal)
         caller = pre_admitted(request.scope)

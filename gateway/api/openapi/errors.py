@@ -23,10 +23,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from gateway.api.external.jobs_deps import get_owner
-from gateway.api.external.public_deps import get_admin, get_caller, get_principal
+from gateway.api.external.public_deps import get_caller, get_principal
 from gateway.api.external.watches import get_watch_owner
 from gateway.api.external.webhooks import get_webhook_owner
 from gateway.api.internal.auth import authenticate_worker, require_producer
+from gateway.public.permissions import Permission
 
 _ANONYMOUS = "Anonymous callers (ANONYMOUS_TIER) have no account to own this"
 
@@ -41,7 +42,6 @@ _DEPENDENCY_ERRORS: dict[Callable[..., Any], dict[int, str]] = {
         429: "Too many failed authentications from this address; retry after `Retry-After`",
     },
     get_caller: {429: "Rate limit or daily quota exceeded; retry after `Retry-After`"},
-    get_admin: {403: "The caller lacks the admin role"},
     get_owner: {403: _ANONYMOUS},
     get_webhook_owner: {403: _ANONYMOUS},
     get_watch_owner: {403: _ANONYMOUS},
@@ -87,6 +87,21 @@ def _tree(dependant: Dependant) -> Iterator[Dependant]:
         yield from _tree(sub)
 
 
+def _permission_errors(call: object) -> dict[int, str]:
+    """What a route's permission declaration (`gateway/api/external/requires.py`) adds:
+    403 when it names a scope the credential may lack, and 429 when it also admits the
+    request (the limiter); its authentication (401) comes from `get_principal` below it."""
+    permission = getattr(call, "permission", None)
+    if not isinstance(permission, Permission):
+        return {}
+    out: dict[int, str] = {}
+    if permission.scope is not None:
+        out[403] = f"The credential lacks the `{permission.scope.value}` scope (`missing-scope`)"
+    if getattr(call, "admits", False):
+        out[429] = "Rate limit or daily quota exceeded; retry after `Retry-After`"
+    return out
+
+
 def errors_for(route: APIRoute) -> dict[int, str]:
     """Every error status `route` can answer, each with a description."""
     tree = list(_tree(route.dependant))
@@ -94,6 +109,8 @@ def errors_for(route: APIRoute) -> dict[int, str]:
     for node in tree:
         declared = _DEPENDENCY_ERRORS.get(node.call, {}) if node.call is not None else {}
         for status, description in declared.items():
+            errors.setdefault(status, description)
+        for status, description in _permission_errors(node.call).items():
             errors.setdefault(status, description)
     body = any(node.body_params for node in tree)
     path = any(node.path_params for node in tree)
