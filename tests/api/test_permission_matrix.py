@@ -61,6 +61,7 @@ PLACEHOLDERS = {
     "endpoint_id": "we_" + "0" * 24,
     "delivery_id": "msg_" + "0" * 24,
     "watch_id": "wt_" + "0" * 24,
+    "uid": "matrix-nobody",
 }
 
 
