@@ -23,6 +23,9 @@ from gateway.public.repository.users import UserRow
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 # A user id as the gateway makes them: a Firebase uid or `<issuer>:<sub>`, printable.
+# The issuer part holds `/` (`auth.example.com/realms/main:5b1c...`), so the routes take
+# the rest of the path (`{uid:path}`); the routes with a suffix come before `show_user`,
+# whose path would otherwise swallow theirs.
 _UID = r"^[\x21-\x7e]{1,256}$"
 UidPath = Annotated[str, Path(pattern=_UID, description="Firebase uid or `<issuer>:<sub>`")]
 
@@ -89,18 +92,7 @@ async def list_users(
     )
 
 
-@router.get("/users/{uid}", summary="One user (admin role)")
-async def show_user(
-    uid: UidPath, admin: Annotated[Caller, requires(Scope.USERS_ADMIN)], plane: PlaneDep
-) -> UserOut:
-    """The stored user, or 404."""
-    row = await plane.users.get(uid)
-    if row is None:
-        raise NotFound(f"No user {uid}")
-    return UserOut.of(row)
-
-
-@router.put("/users/{uid}/tier", summary="Set a user's tier (admin role)")
+@router.put("/users/{uid:path}/tier", summary="Set a user's tier (admin role)")
 async def set_tier(
     uid: UidPath,
     body: TierIn,
@@ -112,7 +104,7 @@ async def set_tier(
     return UserOut.of(await plane.users.set_tier(uid, body.tier, actor=actor))
 
 
-@router.put("/users/{uid}/role", summary="Set a user's role (admin role)")
+@router.put("/users/{uid:path}/role", summary="Set a user's role (admin role)")
 async def set_role(
     uid: UidPath,
     body: RoleIn,
@@ -124,7 +116,9 @@ async def set_role(
     return UserOut.of(await plane.users.set_role(uid, body.role.value, actor=actor))
 
 
-@router.post("/users/{uid}/disable", summary="Disable a user, revoking their keys (admin role)")
+@router.post(
+    "/users/{uid:path}/disable", summary="Disable a user, revoking their keys (admin role)"
+)
 async def disable_user(
     uid: UidPath,
     admin: Annotated[Caller, requires(Scope.USERS_ADMIN)],
@@ -135,7 +129,7 @@ async def disable_user(
     return UserOut.of(await plane.users.disable(uid, actor=actor))
 
 
-@router.post("/users/{uid}/enable", summary="Enable a disabled user (admin role)")
+@router.post("/users/{uid:path}/enable", summary="Enable a disabled user (admin role)")
 async def enable_user(
     uid: UidPath,
     admin: Annotated[Caller, requires(Scope.USERS_ADMIN)],
@@ -144,3 +138,14 @@ async def enable_user(
 ) -> UserOut:
     """Accept the user's tokens again (revoked keys stay revoked)."""
     return UserOut.of(await plane.users.enable(uid, actor=actor))
+
+
+@router.get("/users/{uid:path}", summary="One user (admin role)")
+async def show_user(
+    uid: UidPath, admin: Annotated[Caller, requires(Scope.USERS_ADMIN)], plane: PlaneDep
+) -> UserOut:
+    """The stored user, or 404."""
+    row = await plane.users.get(uid)
+    if row is None:
+        raise NotFound(f"No user {uid}")
+    return UserOut.of(row)
