@@ -13,6 +13,8 @@ class Action(enum.StrEnum):
     API_KEY_REVOKE = "api_key.revoke"
     USER_SET_TIER = "user.set_tier"
     USER_SET_ROLE = "user.set_role"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
     WORKER_TOKEN_CREATE = "worker_token.create"  # noqa: S105 - an action name, not a secret
     WORKER_TOKEN_REVOKE = "worker_token.revoke"  # noqa: S105 - an action name, not a secret
     DEAD_LETTERS_REQUEUE = "dead_letters.requeue"

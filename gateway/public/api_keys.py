@@ -9,7 +9,9 @@ Verification looks the row up by id and compares hashes with `hmac.compare_diges
 Verified keys are cached in the process for `API_KEY_CACHE_S` (default 5 s) so a hot
 key costs no database round trip; rotation and revocation clear this process's cache at
 once, and other gateway processes honour them within that time. When an entry expires,
-the requests in flight for that key share one lookup.
+the requests in flight for that key share one lookup. Disabling a user is announced to
+every process (`gateway/public/revocations.py`), which drop their verified keys at once;
+a key of a disabled owner is refused even if it was somehow not revoked.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.audit.actions import Action
 from gateway.audit.actor import Actor
 from gateway.audit.service import AuditLog
-from gateway.core.errors import Forbidden, NotFound, Unauthorized
+from gateway.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from gateway.core.settings.tiers import Tiers
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
@@ -36,6 +39,7 @@ from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo
 from gateway.public.repository import users as users_repo
 from gateway.public.repository.api_keys import ApiKeyRow
+from gateway.public.revocations import RevocationFeed
 
 PREFIX = "tlk_"
 _KEY_RE = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -80,9 +84,16 @@ class ApiKeyService:
     """Create, list, rotate, revoke and verify API keys."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], tiers: Tiers, cache_s: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tiers: Tiers,
+        cache_s: float,
+        *,
+        feed: RevocationFeed | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # While this process may miss announcements, it caches no verified key.
+        self._feed = feed
         self._audit = AuditLog(sessionmaker)
         self._tiers = tiers
         self._cache_s = cache_s
@@ -125,6 +136,8 @@ class ApiKeyService:
             if user_uid is not None:
                 await users_repo.ensure(session, user_uid)
                 owner = await users_repo.get(session, user_uid)
+                if owner is not None and owner.disabled_at is not None:
+                    raise Conflict(f"{user_uid} is disabled: enable the user first")
                 owner_role = parse_role(owner.role if owner else None)
             stored = grantable(scopes, owner_role=owner_role, creator=creator)
             row = await repo.insert(
@@ -168,11 +181,30 @@ class ApiKeyService:
         self._forget(key_id)
         return IssuedKey(row, key)
 
-    async def revoke(self, key_id: str, *, owner: str | None, actor: Actor) -> ApiKeyRow:
-        """Revoke a key for good."""
+    async def page(
+        self,
+        *,
+        user_uid: str | None,
+        revoked: bool | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[ApiKeyRow]:
+        """Keys of every owner (or one), newest first, keyset-paged (the admin API)."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repo.page(
+                session, user_uid=user_uid, revoked=revoked, after=after, limit=limit
+            )
+
+    async def revoke(
+        self, key_id: str, *, owner: str | None, actor: Actor, idempotent: bool = False
+    ) -> ApiKeyRow:
+        """Revoke a key for good; `idempotent`: a revoked key is answered as it is
+        (nothing recorded), instead of a 404."""
         async with session_scope(self._sessionmaker, write=True) as session:
             before = await self._owned(session, key_id, owner)
             if not await repo.revoke(session, key_id):
+                if idempotent:
+                    return before
                 raise NotFound(f"API key {key_id} is already revoked")
             row = await repo.get(session, key_id)
             assert row is not None
@@ -190,6 +222,12 @@ class ApiKeyService:
     def _forget(self, key_id: str) -> None:
         self._changes += 1
         self._cache.pop(key_id)
+
+    def forget(self, subject: str) -> None:
+        """An announcement (`gateway/public/revocations.py`): a user's keys, or all, may
+        have changed; keys are not indexed by owner, so drop every verified key."""
+        del subject
+        self.forget_all()
 
     def forget_all(self) -> None:
         """Drop every verified key of this process (an owner's role changed: each key's
@@ -214,6 +252,8 @@ class ApiKeyService:
             raise Unauthorized("The API key is not valid", reason="invalid_api_key")
         if row.revoked_at is not None:
             raise Unauthorized("The API key has been revoked", reason="api_key_revoked")
+        if row.owner_disabled_at is not None:
+            raise Unauthorized("This user is disabled", reason="user_disabled")
         return self._principal(row)
 
     async def _load(self, key_id: str) -> ApiKeyRow | None:
@@ -224,8 +264,10 @@ class ApiKeyService:
         if (
             row is not None
             and row.revoked_at is None
+            and row.owner_disabled_at is None
             and self._cache_s > 0
             and changes == self._changes
+            and (self._feed is None or self._feed.live)
         ):
             self._cache.put(key_id, (row.secret_hash, self._principal(row)), self._cache_s)
         return row

@@ -59,6 +59,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     role.add_argument("uid", help="the user's id (Firebase uid, or issuer:sub)")
     role.add_argument("role", help="admin, operator, user or service")
     role.set_defaults(handler=_users_set_role)
+    find = users.add_parser("list", help="list users by uid (search by uid or email prefix)")
+    find.add_argument("--query", default=None, help="a uid or email prefix")
+    find.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_json_option(find, "user")
+    find.set_defaults(handler=_users_list)
+    disable = users.add_parser(
+        "disable", help="disable a user: revoke their keys, refuse their tokens everywhere"
+    )
+    disable.add_argument("uid", help="the user's id (Firebase uid, or issuer:sub)")
+    disable.set_defaults(handler=_users_disable)
+    enable = users.add_parser("enable", help="enable a disabled user (revoked keys stay so)")
+    enable.add_argument("uid", help="the user's id (Firebase uid, or issuer:sub)")
+    enable.set_defaults(handler=_users_enable)
 
     cache = sub.add_parser("cache", help="manage the response cache").add_subparsers(
         dest="cache_command", required=True, metavar="ACTION"
@@ -71,13 +84,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
     from gateway.core.settings.tiers import load_tiers
     from gateway.public.api_keys import ApiKeyService
+    from gateway.public.plane import revocation_feed
     from gateway.public.users import UserService
 
     settings = resources.settings
     tiers = load_tiers(settings.tiers_file, settings.default_tier)
+    # Not subscribed: the CLI caches nothing, it only announces (to the gateways).
     return (
         ApiKeyService(resources.sessionmaker, tiers, 0),
-        UserService(resources.sessionmaker, tiers, 0),
+        UserService(resources.sessionmaker, tiers, 0, feed=revocation_feed(resources)),
     )
 
 
@@ -160,6 +175,53 @@ def _users_set_role(args: argparse.Namespace) -> int:
         _, users = _services(resources)
         row = await users.set_role(args.uid, args.role, actor=cli_actor())
         print(f"{row.uid}: tier={row.tier} role={row.role}")
+        return 0
+
+    return run_with_resources(work)
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        _, users = _services(resources)
+        rows = await users.search(query=args.query, limit=max(1, args.limit))
+        if args.json:
+            print_json_lines(
+                {
+                    "uid": r.uid,
+                    "email": r.email,
+                    "tier": r.tier,
+                    "role": r.role,
+                    "created_at": r.created_at,
+                    "last_seen_at": r.last_seen_at,
+                    "disabled_at": r.disabled_at,
+                }
+                for r in rows
+            )
+            return 0
+        print(f"{'UID':<36}  {'ROLE':<8}  {'TIER':<12}  {'STATUS':<8}  EMAIL")
+        for r in rows:
+            status = "disabled" if r.disabled_at else "active"
+            print(f"{r.uid:<36}  {r.role:<8}  {r.tier or '-':<12}  {status:<8}  {r.email or '-'}")
+        return 0
+
+    return run_with_resources(work)
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        _, users = _services(resources)
+        row = await users.disable(args.uid, actor=cli_actor())
+        print(f"{row.uid}: disabled since {row.disabled_at}; keys revoked")
+        return 0
+
+    return run_with_resources(work)
+
+
+def _users_enable(args: argparse.Namespace) -> int:
+    async def work(resources: Resources) -> int:
+        _, users = _services(resources)
+        row = await users.enable(args.uid, actor=cli_actor())
+        print(f"{row.uid}: enabled (revoked keys stay revoked)")
         return 0
 
     return run_with_resources(work)

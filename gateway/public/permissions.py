@@ -17,8 +17,9 @@ scopes existed. Anonymous callers hold `ANONYMOUS_SCOPES`.
 
 Roles: `admin` everything; `operator` the operations (admin:read, admin:write: cache,
 client jobs of every owner, routing, status) but not the security records and
-credentials of others (the audit trail; user roles, tiers and worker tokens stay
-CLI or admin-only); `user` their own data and keys; `service` (keys without an owner)
+credentials of others (the audit trail, `users:admin`: users' tiers, roles and
+disabling, `credentials:admin`: every user's keys and the worker tokens stay CLI or
+admin-only); `user` their own data and keys; `service` (keys without an owner)
 their own data but no key management.
 """
 
@@ -48,6 +49,8 @@ class Scope(enum.StrEnum):
     ADMIN_READ = "admin:read"
     ADMIN_WRITE = "admin:write"
     AUDIT_READ = "audit:read"
+    USERS_ADMIN = "users:admin"
+    CREDENTIALS_ADMIN = "credentials:admin"
 
 
 class Access(enum.StrEnum):

@@ -26,6 +26,7 @@ from gateway.public.origin import (
     ParserServiceOrigin,
 )
 from gateway.public.ratelimit import RateLimiter
+from gateway.public.revocations import RevocationFeed
 from gateway.public.tokens.build import build_token_chain
 from gateway.public.tokens.chain import TokenChain
 from gateway.public.upstream import Upstream
@@ -48,6 +49,7 @@ class PublicPlane:
     cache: ResponseCache
     upstream: Upstream
     idempotency: IdempotencyService
+    revocations: RevocationFeed
 
     name: ClassVar[str] = "public"
 
@@ -61,13 +63,19 @@ class PublicPlane:
         metrics = public_metrics(resources.metrics.registry(Audience.PUBLIC))
         firebase = FirebaseVerifier(settings) if settings.firebase_project_id else None
         tokens = build_token_chain(settings, resources.http, firebase)
-        api_keys = ApiKeyService(resources.sessionmaker, tiers, settings.api_key_cache_s)
+        revocations = revocation_feed(resources)
+        api_keys = ApiKeyService(
+            resources.sessionmaker, tiers, settings.api_key_cache_s, feed=revocations
+        )
         users = UserService(
             resources.sessionmaker,
             tiers,
             settings.user_cache_s,
             on_role_change=api_keys.forget_all,
+            feed=revocations,
         )
+        revocations.on_forget(users.forget)
+        revocations.on_forget(api_keys.forget)
         origin: Origin
         if settings.parser_service_url is not None:
             origin = ParserServiceOrigin(
@@ -99,13 +107,16 @@ class PublicPlane:
             cache=ResponseCache(resources, metrics),
             upstream=Upstream(origin, settings, metrics),
             idempotency=IdempotencyService(resources, metrics),
+            revocations=revocations,
         )
 
     async def start(self) -> None:
-        """Nothing runs in the background: every service works per request."""
+        """Subscribe to revocations (every other service works per request)."""
+        self.revocations.start()
 
     async def stop(self) -> None:
         """Release what the plane holds beyond the shared resources."""
+        await self.revocations.stop()
         if self.firebase is not None:
             self.firebase.close()
 
@@ -125,3 +136,12 @@ class PublicPlane:
             return await self.upstream.fetch(request)
 
         return await self.cache.get_or_fetch(key, fetch, ttl, prefetched=prefetched)
+
+
+def revocation_feed(resources: Resources) -> RevocationFeed:
+    """The deployment's revocation channel (the CLI announces on it too)."""
+    return RevocationFeed(
+        resources.redis,
+        resources.key("public", "revocations"),
+        resources.key("public", "revocation-ack", ""),
+    )

@@ -12,6 +12,12 @@ and `role`, set only through the Admin SDK by trusted backends; for other issuer
 claim paths the operator configured): they win over the table. Otherwise the table's
 values, else `DEFAULT_TIER` and role `user`. A claimed tier that is not configured is
 ignored (the table decides).
+
+A disabled user (`disable`, from the admin API or `gateway users disable`) has every key
+revoked in the same transaction, and their bearer tokens are refused (401
+`user_disabled`) from the moment `disable` returns, on every gateway process: the change
+is announced through `gateway/public/revocations.py`, which waits for every process to
+drop what it cached. Enabling them again lets their tokens in; revoked keys stay revoked.
 """
 
 from __future__ import annotations
@@ -24,15 +30,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.audit.actions import Action
 from gateway.audit.actor import Actor
 from gateway.audit.service import AuditLog
-from gateway.core.errors import Conflict
+from gateway.core.errors import Conflict, NotFound, Unauthorized
 from gateway.core.settings.tiers import Tiers
 from gateway.kit.field_errors import invalid_field
 from gateway.kit.outage import session_scope
 from gateway.kit.single_flight import SingleFlight
 from gateway.kit.ttl_cache import TtlCache
 from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
+from gateway.public.repository import api_keys as keys_repo
 from gateway.public.repository import users as repo
 from gateway.public.repository.users import UserRow
+from gateway.public.revocations import EVERYTHING, RevocationFeed, user_subject
 from gateway.public.tokens.identity import Identity, firebase_identity
 
 
@@ -41,6 +49,13 @@ class LastAdmin(Conflict):
 
     slug = "last-admin"
     title = "The last admin cannot be demoted"
+
+
+class UserDisabled(Unauthorized):
+    """The credential belongs to a disabled user."""
+
+    def __init__(self) -> None:
+        super().__init__("This user is disabled", reason="user_disabled")
 
 
 class UserService:
@@ -53,8 +68,11 @@ class UserService:
         cache_s: float,
         *,
         on_role_change: Callable[[], None] | None = None,
+        feed: RevocationFeed | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # Disabling and enabling are announced to every process (None: this one only).
+        self._feed = feed
         # Told after a role change, so this process's verified API keys are re-read
         # with their owner's new role at once (`ApiKeyService.forget_all`).
         self._on_role_change = on_role_change
@@ -81,7 +99,11 @@ class UserService:
         changes = self._changes
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await repo.record_seen(session, uid, email)
-        if self._cache_s > 0 and changes == self._changes:
+        if (
+            self._cache_s > 0
+            and changes == self._changes
+            and (self._feed is None or self._feed.live)
+        ):
             self._seen.put(uid, row, self._cache_s)
         return row
 
@@ -93,6 +115,8 @@ class UserService:
         """The principal of a verified token's holder (its row recorded on first sight)."""
         uid = identity.uid
         row = await self.record_seen(uid, identity.email)
+        if row.disabled_at is not None:
+            raise UserDisabled
         built = self._built.get(uid)
         if built is not None and built[0] is identity.claims and built[1] is row:
             return built[2]
@@ -146,6 +170,7 @@ class UserService:
                 and value != Role.ADMIN
                 and old is not None
                 and old.role == Role.ADMIN
+                and old.disabled_at is None
                 and await repo.count_admins(session) <= 1
             ):
                 raise LastAdmin(f"{uid} is the last admin: make another user admin first")
@@ -161,3 +186,94 @@ class UserService:
         self._changes += 1
         self._seen.pop(uid)
         return row
+
+    async def search(
+        self,
+        *,
+        query: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+        after_uid: str | None = None,
+        limit: int = 100,
+    ) -> list[UserRow]:
+        """Users by uid (ascending) matching a uid or email prefix and the filters."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repo.search(
+                session,
+                query=query,
+                role=role,
+                disabled=disabled,
+                after_uid=after_uid,
+                limit=limit,
+            )
+
+    async def disable(self, uid: str, *, actor: Actor) -> UserRow:
+        """Disable a user and revoke their keys, on every process at once; idempotent.
+
+        Refused for the last enabled admin (409 `last-admin`), 404 for an unknown user.
+        Disabling a disabled user changes nothing and records nothing, but still
+        announces (a retry after a replica missed the first announcement heals it).
+        """
+        async with session_scope(self._sessionmaker, write=True) as session:
+            await repo.lock_admins(session)
+            old = await repo.get(session, uid)
+            if old is None:
+                raise NotFound(f"No user {uid}")
+            if (
+                old.disabled_at is None
+                and old.role == Role.ADMIN
+                and await repo.count_admins(session) <= 1
+            ):
+                raise LastAdmin(f"{uid} is the last admin: make another user admin first")
+            row = await repo.set_disabled(session, uid, True)
+            assert row is not None
+            if old.disabled_at is None:
+                revoked = await keys_repo.revoke_all_for(session, uid)
+                await self._audit.record(
+                    session,
+                    actor,
+                    Action.USER_DISABLE,
+                    f"user:{uid}",
+                    before={"disabled": False},
+                    after={"disabled": True, "revoked_keys": revoked},
+                )
+        await self._changed(uid)
+        return row
+
+    async def enable(self, uid: str, *, actor: Actor) -> UserRow:
+        """Let a disabled user in again (their revoked keys stay revoked); idempotent."""
+        async with session_scope(self._sessionmaker, write=True) as session:
+            old = await repo.get(session, uid)
+            if old is None:
+                raise NotFound(f"No user {uid}")
+            row = await repo.set_disabled(session, uid, False)
+            assert row is not None
+            if old.disabled_at is not None:
+                await self._audit.record(
+                    session,
+                    actor,
+                    Action.USER_ENABLE,
+                    f"user:{uid}",
+                    before={"disabled": True},
+                    after={"disabled": False},
+                )
+        await self._changed(uid)
+        return row
+
+    async def _changed(self, uid: str) -> None:
+        self.forget(user_subject(uid))
+        if self._on_role_change is not None:
+            self._on_role_change()  # this process's verified keys (the feed: the others')
+        if self._feed is not None:
+            await self._feed.announce(user_subject(uid))
+
+    def forget(self, subject: str) -> None:
+        """Drop what this process cached about a user (`user:<uid>`) or everyone (`*`)."""
+        self._changes += 1
+        if subject == EVERYTHING:
+            self._seen.clear()
+            self._built.clear()
+        elif subject.startswith("user:"):
+            uid = subject.removeprefix("user:")
+            self._seen.pop(uid)
+            self._built.pop(uid, None)

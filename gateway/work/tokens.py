@@ -115,8 +115,12 @@ class TokenStore:
             async with self.sessionmaker() as session:
                 return await repo.list_tokens(session, include_revoked=include_revoked)
 
-    async def revoke(self, name: str, *, actor: Actor) -> None:
-        """Revoke the live token `name` and invalidate every replica's cache."""
+    async def revoke(self, name: str, *, actor: Actor, idempotent: bool = False) -> None:
+        """Revoke the live token `name` and invalidate every replica's cache.
+
+        `idempotent`: a name whose tokens are all revoked already is no error (nothing
+        recorded); a name never used is a 404 either way.
+        """
         with database_guard():
             async with self.sessionmaker() as session, session.begin():
                 changed = await repo.revoke_by_name(session, name)
@@ -124,8 +128,11 @@ class TokenStore:
                     await self.audit.record(
                         session, actor, Action.WORKER_TOKEN_REVOKE, f"worker_token:{name}"
                     )
-        if not changed:
+                known = bool(changed) or (idempotent and await repo.name_exists(session, name))
+        if not known:
             raise NotFound(f"no live token named {name!r}")
+        if not changed:
+            return
         with redis_guard():
             await self.redis.incr(self.epoch_key)
 

@@ -61,6 +61,7 @@ PLACEHOLDERS = {
     "endpoint_id": "we_" + "0" * 24,
     "delivery_id": "msg_" + "0" * 24,
     "watch_id": "wt_" + "0" * 24,
+    "uid": "matrix-nobody",
 }
 
 
@@ -107,7 +108,8 @@ def declared_routes(apps: dict[str, FastAPI]) -> dict[tuple[str, str, str], str]
     for port, app in apps.items():
         for route in routes_of(app.routes):
             label = permission_of(route).label  # raises UndeclaredPermission
-            path = getattr(route, "path", "")
+            # `{uid:path}` (a converter) is `{uid}` in the README.
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", getattr(route, "path", ""))
             if isinstance(route, Route) and not isinstance(route, APIRoute):
                 continue  # documentation routes: UNROUTED, public (checked below)
             methods = (

@@ -28,7 +28,7 @@ async def test_the_scopes_column_migration_keeps_old_keys_following_their_role(
         )
         await asyncio.to_thread(upgrade_to_head, fresh_database)
         assert await conn.fetchval("SELECT scopes FROM api_keys WHERE id = 'k1'") is None
-        await asyncio.to_thread(command.downgrade, config, "public@-1")
+        await asyncio.to_thread(command.downgrade, config, "0101_public_users_keys")
         columns = await conn.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'"
         )

@@ -24,11 +24,14 @@ class ApiKeyRow:
     owner_role: str | None
     # Scope names chosen at creation; None: the key follows its owner's role.
     scopes: list[str] | None = None
+    # When the owner was disabled (their keys are then refused even if not revoked).
+    owner_disabled_at: datetime | None = None
 
 
 _SELECT = (
     "SELECT k.id, k.name, k.secret_hash, k.tier, k.user_uid, k.created_at, k.rotated_at, "
-    "k.revoked_at, u.role, k.scopes FROM api_keys k LEFT JOIN users u ON u.uid = k.user_uid"
+    "k.revoked_at, u.role, k.scopes, u.disabled_at "
+    "FROM api_keys k LEFT JOIN users u ON u.uid = k.user_uid"
 )
 
 
@@ -102,3 +105,44 @@ async def revoke(session: AsyncSession, key_id: str) -> bool:
         {"id": key_id},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_all_for(session: AsyncSession, user_uid: str) -> list[str]:
+    """Revoke every live key of a user; the ids revoked now."""
+    result = await session.execute(
+        text(
+            "UPDATE api_keys SET revoked_at = now() "
+            "WHERE user_uid = :uid AND revoked_at IS NULL RETURNING id"
+        ),
+        {"uid": user_uid},
+    )
+    return sorted(str(row[0]) for row in result.all())
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    user_uid: str | None,
+    revoked: bool | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[ApiKeyRow]:
+    """Keys of every owner (or one), newest first, after the `(created_at, id)` given."""
+    where = ["TRUE"]
+    params: dict[str, object] = {"limit": limit}
+    if user_uid is not None:
+        where.append("k.user_uid = :uid")
+        params["uid"] = user_uid
+    if revoked is not None:
+        where.append("k.revoked_at IS NOT NULL" if revoked else "k.revoked_at IS NULL")
+    if after is not None:
+        where.append("(k.created_at, k.id) < (:at, :id)")
+        params["at"], params["id"] = after
+    result = await session.execute(
+        text(
+            f"{_SELECT} WHERE {' AND '.join(where)} "
+            "ORDER BY k.created_at DESC, k.id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [ApiKeyRow(*row) for row in result.all()]

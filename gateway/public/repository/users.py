@@ -19,9 +19,10 @@ class UserRow:
     role: str
     created_at: datetime
     last_seen_at: datetime
+    disabled_at: datetime | None = None
 
 
-_COLUMNS = "uid, email, tier, role, created_at, last_seen_at"
+_COLUMNS = "uid, email, tier, role, created_at, last_seen_at, disabled_at"
 
 
 async def record_seen(session: AsyncSession, uid: str, email: str | None) -> UserRow:
@@ -74,6 +75,61 @@ async def lock_admins(session: AsyncSession) -> None:
 
 
 async def count_admins(session: AsyncSession) -> int:
-    """How many users have the stored role `admin`."""
-    result = await session.execute(text("SELECT count(*) FROM users WHERE role = 'admin'"))
+    """How many enabled users have the stored role `admin`."""
+    result = await session.execute(
+        text("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL")
+    )
     return int(result.scalar_one())
+
+
+async def set_disabled(session: AsyncSession, uid: str, disabled: bool) -> UserRow | None:
+    """Disable (keeping the first `disabled_at`) or enable a user; None when unknown."""
+    value = "COALESCE(disabled_at, now())" if disabled else "NULL"
+    result = await session.execute(
+        text(
+            f"UPDATE users SET disabled_at = {value} WHERE uid = :uid "  # noqa: S608 - constant
+            f"RETURNING {_COLUMNS}"
+        ),
+        {"uid": uid},
+    )
+    row = result.one_or_none()
+    return None if row is None else UserRow(*row)
+
+
+def _like_prefix(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    query: str | None,
+    role: str | None,
+    disabled: bool | None,
+    after_uid: str | None,
+    limit: int,
+) -> list[UserRow]:
+    """Users by uid, ascending, after `after_uid`: `query` is a uid or email prefix
+    (the email case-insensitively), `role` and `disabled` narrow further."""
+    where = ["TRUE"]
+    params: dict[str, object] = {"limit": limit}
+    if query:
+        where.append("(uid LIKE :prefix OR lower(email) LIKE lower(:prefix))")
+        params["prefix"] = _like_prefix(query)
+    if role is not None:
+        where.append("role = :role")
+        params["role"] = role
+    if disabled is not None:
+        where.append("disabled_at IS NOT NULL" if disabled else "disabled_at IS NULL")
+    if after_uid is not None:
+        where.append("uid > :after")
+        params["after"] = after_uid
+    result = await session.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM users WHERE {' AND '.join(where)} "  # noqa: S608 - fixed clauses
+            "ORDER BY uid LIMIT :limit"
+        ),
+        params,
+    )
+    return [UserRow(*row) for row in result.all()]

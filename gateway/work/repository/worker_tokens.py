@@ -94,6 +94,12 @@ async def revoke_by_name(session: AsyncSession, name: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def name_exists(session: AsyncSession, name: str) -> bool:
+    """Whether any token (live or revoked) ever had this name."""
+    stmt = sa.select(sa.literal(1)).where(worker_tokens.c.name == name).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
 async def touch(session: AsyncSession, token_id: int) -> None:
     """Record that a token was used now."""
     stmt = (
