@@ -53,6 +53,7 @@ class JobsHarness:
     public_plane: PublicPlane
     jobs: JobsPlane
     public_app: FastAPI
+    parcel_app: FastAPI  # its lifespan runs; serve it with `served` for out-of-process workers
 
     async def key(self, *, tier: str = "pro", user: str | None = "alice") -> str:
         """A fresh API key of `user`."""
@@ -151,9 +152,10 @@ async def jobs_harness(settings: Settings, **overrides: Any) -> AsyncIterator[Jo
     assert tuned.database_url is not None
     async with open_resources(tuned, BackendUrls(tuned.redis_url, tuned.database_url)) as res:
         public = create_public_app(res)
+        parcel = create_parcel_internal_app(res)
         async with (
             app_client(public) as public_client,
-            app_client(create_parcel_internal_app(res)) as parcel_client,
+            app_client(parcel) as parcel_client,
             app_client(create_party_internal_app(res)) as party_client,
         ):
             yield JobsHarness(
@@ -164,4 +166,5 @@ async def jobs_harness(settings: Settings, **overrides: Any) -> AsyncIterator[Jo
                 public.state.planes["public"],
                 public.state.planes["jobs"],
                 public,
+                parcel,
             )
