@@ -32,6 +32,7 @@ export function createGatewayClient(options) {
     if (token) return { Authorization: `Bearer ${typeof token === "function" ? await token() : token}` };
     return /** @type {Record<string, string>} */ ({});
   };
+  /** @type {import("openapi-fetch").Client<import("./schema.js").paths>} */
   const raw = createClient({
     baseUrl: baseUrl.replace(/\/+$/, ""),
     headers,
@@ -47,10 +48,13 @@ export function createGatewayClient(options) {
     return data;
   }
 
+  // The typed signatures are index.d.ts's; at run time any path goes through.
+  const untyped = /** @type {any} */ (raw);
+
   /** @param {"GET"|"POST"|"PUT"|"PATCH"|"DELETE"} method */
   const unwrapped = (method) =>
     /** @param {any} path @param {any} [init] */
-    async (path, init) => unwrap(await raw[method](path, init));
+    async (path, init) => unwrap(await untyped[method](path, init));
 
   /**
    * Every page of a cursor-paginated GET (the same query with `cursor=<next_cursor>`).
@@ -62,7 +66,7 @@ export function createGatewayClient(options) {
     for (;;) {
       const query = { ...init.params?.query, ...(cursor ? { cursor } : {}) };
       const page = /** @type {{items: unknown[], next_cursor?: string | null}} */ (
-        unwrap(await raw.GET(path, { ...init, params: { ...init.params, query } }))
+        unwrap(await untyped.GET(path, { ...init, params: { ...init.params, query } }))
       );
       yield page;
       if (!page.next_cursor) return;

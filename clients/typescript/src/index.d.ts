@@ -78,7 +78,7 @@ type Unwrapped<M extends HttpMethod> = <
 >(
   url: Path,
   ...init: InitParam<Init>
-) => Promise<NonNullable<FetchResponse<paths[Path][M], Init, `${string}/${string}`>["data"]>>;
+) => Promise<NonNullable<FetchResponse<Extract<paths[Path][M], Record<string | number, any>>, Init, `${string}/${string}`>["data"]>>;
 
 type Paginated = {
   [P in PathsWithMethod<paths, "get">]: paths[P]["get"] extends {

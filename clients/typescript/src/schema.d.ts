@@ -1339,7 +1339,7 @@ export interface components {
              * @default csv
              * @enum {string}
              */
-            format: "csv" | "ndjson";
+            format?: "csv" | "ndjson";
         };
         /**
          * DownloadLinkOut
@@ -1391,7 +1391,7 @@ export interface components {
              * Duplicate Items
              * @default 0
              */
-            duplicate_items: number;
+            duplicate_items?: number;
             /** Credits */
             credits: number;
             /** Cost Per Item */
@@ -1576,7 +1576,7 @@ export interface components {
              * Priority
              * @default 0
              */
-            priority: number;
+            priority?: number;
             /** Deadline */
             deadline?: string | null;
             /** Label */
@@ -1805,7 +1805,7 @@ export interface components {
              * Pattern
              * @default *
              */
-            pattern: string;
+            pattern?: string;
         };
         /**
          * PurgeOut
@@ -2205,7 +2205,7 @@ export interface components {
             /** Name */
             name: string;
             /** @default worker */
-            role: components["schemas"]["gateway__work__tokens__Role"];
+            role?: components["schemas"]["gateway__work__tokens__Role"];
         };
         /**
          * WorkerTokenList

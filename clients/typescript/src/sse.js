@@ -19,7 +19,12 @@ export class SseParser {
   constructor() {
     /** The server's `retry:` hint, milliseconds. @type {number | null} */
     this.retryMs = null;
-    this.reset();
+    this.event = "";
+    /** @type {string[]} */
+    this.data = [];
+    this.size = 0;
+    /** @type {string | null} */
+    this.id = null;
   }
 
   /** Drop a half-received event (a new connection starts clean; `retryMs` stays). */
@@ -70,7 +75,10 @@ export class SseParser {
  * @returns {AsyncGenerator<string>}
  */
 export async function* lines(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const decoder = /** @type {ReadableWritablePair<string, Uint8Array>} */ (
+    /** @type {unknown} */ (new TextDecoderStream())
+  );
+  const reader = body.pipeThrough(decoder).getReader();
   let buffer = "";
   let pendingCr = false;
   try {
