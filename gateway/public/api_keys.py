@@ -39,7 +39,7 @@ from gateway.public.principal import Principal, PrincipalKind, Role, parse_role
 from gateway.public.repository import api_keys as repo
 from gateway.public.repository import users as users_repo
 from gateway.public.repository.api_keys import ApiKeyRow
-from gateway.public.revocations import RevocationFeed
+from gateway.public.revocations import RevocationFeed, key_subject
 
 PREFIX = "tlk_"
 _KEY_RE = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -217,6 +217,10 @@ class ApiKeyService:
                 after=_summary(row),
             )
         self._forget(key_id)
+        if self._feed is not None:
+            # Every other process drops it too before this returns (not within
+            # API_KEY_CACHE_S): a leaked key stops working everywhere at once.
+            await self._feed.announce(key_subject(key_id))
         return row
 
     def _forget(self, key_id: str) -> None:
@@ -224,10 +228,13 @@ class ApiKeyService:
         self._cache.pop(key_id)
 
     def forget(self, subject: str) -> None:
-        """An announcement (`gateway/public/revocations.py`): a user's keys, or all, may
-        have changed; keys are not indexed by owner, so drop every verified key."""
-        del subject
-        self.forget_all()
+        """An announcement (`gateway/public/revocations.py`): one key revoked, or a
+        user's keys (or all) changed; keys are not indexed by owner, so a user's change
+        drops every verified key."""
+        if subject.startswith("key:"):
+            self._forget(subject.removeprefix("key:"))
+        else:
+            self.forget_all()
 
     def forget_all(self) -> None:
         """Drop every verified key of this process (an owner's role changed: each key's

@@ -90,9 +90,10 @@ def _services(resources: Resources) -> tuple[ApiKeyService, UserService]:
     settings = resources.settings
     tiers = load_tiers(settings.tiers_file, settings.default_tier)
     # Not subscribed: the CLI caches nothing, it only announces (to the gateways).
+    feed = revocation_feed(resources)
     return (
-        ApiKeyService(resources.sessionmaker, tiers, 0),
-        UserService(resources.sessionmaker, tiers, 0, feed=revocation_feed(resources)),
+        ApiKeyService(resources.sessionmaker, tiers, 0, feed=feed),
+        UserService(resources.sessionmaker, tiers, 0, feed=feed),
     )
 
 

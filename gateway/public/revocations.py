@@ -19,7 +19,8 @@ subscription is down could miss an announcement: while it is down (and until it 
 back) that process caches nothing (`live` is false, so the services skip their cache
 writes), and it drops everything it cached when the subscription is lost.
 
-Subjects: `user:<uid>` (the user's row and their keys) and `*` (everything).
+Subjects: `user:<uid>` (the user's row and their keys: disabled, enabled, a new role or
+tier), `key:<id>` (one revoked API key) and `*` (everything).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ Forget = Callable[[str], None]
 def user_subject(uid: str) -> str:
     """The subject naming everything cached about a user."""
     return f"user:{uid}"
+
+
+def key_subject(key_id: str) -> str:
+    """The subject naming one API key."""
+    return f"key:{key_id}"
 
 
 class RevocationFeed:

@@ -148,15 +148,18 @@ class UserService:
         """Set a user's tier (creating the user if needed)."""
         if tier not in self._tiers:
             raise invalid_field("tier", msg=f"unknown tier; one of {self._tiers.names()}")
-        return await self._set(uid, "tier", tier, actor, Action.USER_SET_TIER)
+        row = await self._set(uid, "tier", tier, actor, Action.USER_SET_TIER)
+        await self._changed(uid)
+        return row
 
     async def set_role(self, uid: str, role: str, *, actor: Actor) -> UserRow:
         """Set a user's role (creating the user if needed); never demotes the last admin."""
         if role not in {r.value for r in Role}:
             raise invalid_field("role", msg=f"role must be one of {', '.join(r for r in Role)}")
         row = await self._set(uid, "role", role, actor, Action.USER_SET_ROLE)
-        if self._on_role_change is not None:
-            self._on_role_change()
+        # Every process sees the new role at once (a demoted admin's keys lose admin
+        # rights everywhere before this returns, not within API_KEY_CACHE_S).
+        await self._changed(uid)
         return row
 
     async def _set(self, uid: str, field: str, value: str, actor: Actor, action: Action) -> UserRow:

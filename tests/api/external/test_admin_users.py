@@ -124,6 +124,34 @@ async def test_disabling_refuses_the_users_key_and_token_on_another_instance_at_
         assert actions.count("user.enable") == 1
 
 
+async def test_a_revoked_key_and_a_demotion_reach_another_instance_at_once(
+    admin_settings: Settings,
+) -> None:
+    async with _two(admin_settings) as (a, b):
+        admin = await _admin_key(a)
+        await a.plane.users.set_role("deputy", "admin", actor=TEST_ACTOR)
+        deputy = {"X-API-Key": await a.key(tier="free", user="deputy")}
+        leaked = {"X-API-Key": await a.key(tier="free", user=ALICE)}
+        # Both verified and cached on instance b (caches of 300 s).
+        for _ in range(2):
+            assert (await b.client.get("/v1/me", headers=leaked)).status_code == 200
+            assert (await b.client.get("/v1/admin/users", headers=deputy)).status_code == 200
+
+        (key,) = (await a.client.get(f"/v1/admin/api-keys?user={ALICE}", headers=admin)).json()[
+            "items"
+        ]
+        revoked = await a.client.post(f"/v1/admin/api-keys/{key['id']}/revoke", headers=admin)
+        assert revoked.status_code == 200, revoked.text
+        refused = await b.client.get("/v1/me", headers=leaked)
+        assert (refused.status_code, refused.json()["reason"]) == (401, "api_key_revoked")
+
+        demoted = await a.client.put(
+            "/v1/admin/users/deputy/role", json={"role": "user"}, headers=admin
+        )
+        assert demoted.status_code == 200, demoted.text
+        assert (await b.client.get("/v1/admin/users", headers=deputy)).status_code == 403
+
+
 async def test_the_last_admin_cannot_be_disabled(admin_settings: Settings) -> None:
     async with public_app(admin_settings) as app:
         await _subscribed(app)
