@@ -52,10 +52,12 @@ _USED_GRACE_S = 30
 
 @dataclass(frozen=True)
 class Ticket:
-    """What a redeemed ticket grants: its owner's jobs (all, or only `job_ids`)."""
+    """What a redeemed ticket grants: its owner's jobs (all, or only `job_ids`), and
+    whether its issuer could read the owner's parcel watches (`watches:read`)."""
 
     owner: Owner
     job_ids: frozenset[str] | None
+    watches: bool = False
 
     def allows(self, job_id: str) -> bool:
         """Whether the ticket may watch `job_id` (ownership is checked separately)."""
@@ -111,9 +113,17 @@ class StreamTickets:
             )
 
     async def issue(
-        self, owner: Owner, job_ids: Sequence[str] | None, *, now: float | None = None
+        self,
+        owner: Owner,
+        job_ids: Sequence[str] | None,
+        *,
+        watches: bool = False,
+        now: float | None = None,
     ) -> IssuedTicket:
-        """A ticket for `owner`'s jobs (404 naming any listed job that is not theirs)."""
+        """A ticket for `owner`'s jobs (404 naming any listed job that is not theirs);
+        `watches`: the issuing credential holds `watches:read`, so a socket opened with
+        the ticket may follow the owner's parcel changes (a key without it may not get
+        that right through a ticket)."""
         if not self.signer.can_sign:
             raise ServiceUnavailable(
                 "Stream tickets are not configured: set STREAM_TICKET_KEYS",
@@ -133,6 +143,7 @@ class StreamTickets:
             "tier": owner.tier.name,
             "adm": owner.is_admin,
             "jobs": wanted,
+            "wat": watches and wanted is None,
             "exp": exp,
             "jti": secrets.token_hex(12),
             "kid": self.signer.signing_kid,
@@ -173,7 +184,9 @@ class StreamTickets:
                 reason="ticket_used",
             )
         owner = Owner(id=sub, tier=self.tiers.get(tier), is_admin=admin)
-        return Ticket(owner, None if jobs is None else frozenset(jobs))
+        # A ticket without the claim (issued before it existed) does not cover watches.
+        watches = raw.get("wat") is True
+        return Ticket(owner, None if jobs is None else frozenset(jobs), watches)
 
 
 def _invalid() -> Unauthorized:

@@ -19,11 +19,13 @@ import sqlalchemy as sa
 from gateway.core.audience import Audience
 from gateway.core.resources import Resources
 from gateway.jobs.events import EventKeys
+from gateway.public.permissions import Scope
 from gateway.watches.metrics import unexported
 from gateway.watches.observer import ParcelWatcher
 from gateway.watches.publish import ChangePublisher
 from gateway.work.records import ParcelResult
 from gateway.work.repository.parcel_results import save_parcels
+from tests.support.audit import TEST_ACTOR
 from tests.support.jobs import JobsHarness
 from tests.support.streams import served
 from tests.support.wait import wait_until
@@ -257,6 +259,34 @@ async def test_a_ticket_for_some_jobs_does_not_cover_watches(h: JobsHarness) -> 
         closed = await ws.closed()
     assert closed.code == 4403
     assert "watches" in closed.reason
+
+
+async def test_a_ticket_covers_watches_only_if_its_issuer_could_read_them(
+    h: JobsHarness,
+) -> None:
+    full = await h.key()
+    jobs_only = (
+        await h.public_plane.api_keys.create(
+            name="jobs only",
+            tier="pro",
+            user_uid="alice",
+            actor=TEST_ACTOR,
+            scopes=frozenset({Scope.JOBS_READ}),
+        )
+    ).secret
+
+    async with served(h.public_app) as base:
+        ticket = await h.public.post("/v1/stream-tickets", headers=auth(full))
+        async with open_ws(base, query=f"ticket={ticket.json()['ticket']}") as ws:
+            await ws.send({"type": "subscribe", "watches": True})
+            assert await ws.recv() == {"type": "subscribed", "watches": True}
+        # A key without watches:read gets no watches through a ticket either.
+        ticket = await h.public.post("/v1/stream-tickets", headers=auth(jobs_only))
+        assert ticket.status_code == 201, ticket.text
+        async with open_ws(base, query=f"ticket={ticket.json()['ticket']}") as ws:
+            await ws.send({"type": "subscribe", "watches": True})
+            closed = await ws.closed()
+    assert closed.code == 4403
 
 
 # -- the comparison under concurrency -------------------------------------------------

@@ -102,7 +102,7 @@ async def stream_grant(
         streams.metrics.refused.labels(kind, "ticket").inc()
         raise
     decision = await admit_key(scope, public, granted.owner.id, granted.owner.tier)
-    return StreamGrant(granted.owner, granted, decision)
+    return StreamGrant(granted.owner, granted, decision, watches=granted.watches)
 
 
 def refuse_query_credentials(query_string: bytes) -> None:

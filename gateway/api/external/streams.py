@@ -23,7 +23,7 @@ from gateway.api.permissions import declared
 from gateway.api.sse import EventStreamResponse
 from gateway.core.errors import Forbidden
 from gateway.kit.field_errors import invalid_field
-from gateway.public.permissions import Scope, needs
+from gateway.public.permissions import Scope, allows, needs
 from gateway.public.plane import PublicPlane
 from gateway.streams.plane import StreamsPlane
 from gateway.streams.tickets import IssuedTicket
@@ -181,7 +181,7 @@ class TicketIn(BaseModel):
     summary="A single-use ticket to open a stream without headers (browsers)",
 )
 async def create_stream_ticket(
-    _allowed: Annotated[Caller, requires(Scope.JOBS_READ)],
+    caller: Annotated[Caller, requires(Scope.JOBS_READ)],
     request: Request,
     owner: OwnerDep,
     body: Annotated[TicketIn | None, Body()] = None,
@@ -189,4 +189,8 @@ async def create_stream_ticket(
     """Valid for STREAM_TICKET_TTL_S (60 s), once, for the caller's jobs (all, or those
     listed), on `GET /v1/jobs/{id}/events?ticket=` and `/v1/ws?ticket=` only."""
     streams = streams_plane(request)
-    return await streams.tickets.issue(owner, None if body is None else body.job_ids)
+    return await streams.tickets.issue(
+        owner,
+        None if body is None else body.job_ids,
+        watches=allows(caller.principal, Scope.WATCHES_READ),
+    )
