@@ -84,3 +84,39 @@ async def test_cache_purge_cli(settings: Settings, tmp_path: Path) -> None:
     assert one.returncode == 0, one.stderr
     assert "purged 1 " in one.stdout
     assert "purged 1 " in rest.stdout
+
+
+async def test_users_list_disable_enable(settings: Settings, tmp_path: Path) -> None:
+    tiers = write_tiers(tmp_path / "t.json")
+    env = _env(settings, tiers)
+    created = run_gateway(
+        ["keys", "create", "--name", "alice key", "--tier", "free", "--user", "alice"],
+        env,
+        tmp_path,
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.removesuffix("\n")
+    assert run_gateway(["users", "set-tier", "alice", "free"], env, tmp_path).returncode == 0
+
+    listed = run_gateway(["users", "list", "--query", "ali", "--json"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["uid"], row["disabled_at"]) == ("alice", None)
+
+    disabled = run_gateway(["users", "disable", "alice"], env, tmp_path)
+    assert disabled.returncode == 0, disabled.stderr
+    assert "alice: disabled since" in disabled.stdout
+    async with public_app(settings, tiers_file=tiers, api_key_cache_s=0) as app:
+        refused = await app.client.get("/v1/me", headers={"X-API-Key": key})
+    assert refused.status_code == 401
+
+    enabled = run_gateway(["users", "enable", "alice"], env, tmp_path)
+    assert enabled.returncode == 0, enabled.stderr
+    listed = run_gateway(["users", "list", "--json"], env, tmp_path)
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines() if '"alice"' in line]
+    assert row["disabled_at"] is None
+
+    unknown = run_gateway(["users", "disable", "nobody"], env, tmp_path)
+    assert unknown.returncode != 0
+    assert "Traceback" not in unknown.stderr
+    assert "nobody" in unknown.stderr
